@@ -1,0 +1,47 @@
+"""The FastAPI application: routes are thin, the work is in services and the runtime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from controller.api import announcements, health, nodes
+from controller.runtime import Runtime
+from controller.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(settings)
+        runtime.start()
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.stop()
+
+    app = FastAPI(title="loaxa controller", version="0.1.0", lifespan=lifespan,
+                  description="Commune loudspeakers and cameras: announcements, nodes, plans.")
+    app.include_router(health.router)
+    app.include_router(nodes.router)
+    app.include_router(announcements.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                  for e in exc.errors()]
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        return JSONResponse(status_code=422, content={
+            "detail": f"{first['field']}: {first['message']}", "errors": errors})
+
+    return app

@@ -1,0 +1,67 @@
+"""The fleet: nodes known from their config files and from what they say over MQTT."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controller.models import Node
+from firmware_config.schema import ConfigError, load_node_config
+from mqtt_contract import Status, Telemetry
+
+log = logging.getLogger(__name__)
+
+
+def get_or_create_node(session: Session, commune: str, node_id: str) -> Node:
+    node = session.scalar(select(Node).where(Node.commune == commune, Node.node_id == node_id))
+    if node is None:
+        node = Node(commune=commune, node_id=node_id, zones=[], online=False, plan_version=0)
+        session.add(node)
+        session.flush()
+    return node
+
+
+def register_fleet(session: Session, fleet_dir: Path) -> int:
+    """Register (or update) every node config found under ``fleet_dir``."""
+    count = 0
+    for path in sorted(fleet_dir.rglob("*.yaml")):
+        try:
+            cfg = load_node_config(path)
+        except ConfigError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        node = get_or_create_node(session, cfg.commune, cfg.node_id)
+        node.name, node.zones = cfg.name or cfg.node_id, list(cfg.zones)
+        if cfg.location:
+            node.lat, node.lon = cfg.location.lat, cfg.location.lon
+        count += 1
+    return count
+
+
+def apply_status(session: Session, commune: str, status: Status) -> Node:
+    node = get_or_create_node(session, commune, status.node)
+    if node.status_at and status.at < node.status_at:
+        return node  # an older status replayed after a newer one: ignore
+    node.online, node.status_at = status.online, status.at
+    if status.online:
+        node.last_seen = datetime.now(UTC)
+        node.agent_version = status.version
+        if status.zones and not node.zones:
+            node.zones = list(status.zones)
+    return node
+
+
+def apply_telemetry(session: Session, commune: str, telemetry: Telemetry) -> Node:
+    node = get_or_create_node(session, commune, telemetry.node)
+    node.telemetry = telemetry.model_dump(mode="json")
+    node.last_seen = datetime.now(UTC)
+    node.plan_version_acked = telemetry.plan_version
+    return node
+
+
+def list_nodes(session: Session) -> list[Node]:
+    return list(session.scalars(select(Node).order_by(Node.commune, Node.node_id)))

@@ -1,0 +1,57 @@
+"""Controller settings, from ``LOAXA_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOAXA_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    """SQLAlchemy URL; default: SQLite (WAL) at ``{data_dir}/loaxa.sqlite3``."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str = "loaxa-controller"
+    mqtt_password: str | None = None
+    mqtt_password_file: Path | None = None
+    mqtt_client_id: str = "loaxa-controller-1"
+    mqtt_share_group: str = "loaxa-controllers"
+    """MQTT 5 shared-subscription group: controller replicas split alert ingestion."""
+
+    fleet_dir: Path | None = None
+    """Folder of node YAML files to register at start (names, zones, coordinates)."""
+    default_commune: str = "xa-demo"
+    tts_engine: str = "auto"
+    tts_voice: str = "vi"
+    plan_horizon_h: float = Field(default=48, gt=0, le=24 * 14)
+    start_lead_s: float = Field(default=8, ge=1, le=600)
+    """"Play now" means now + this lead, so every node has the audio and starts together."""
+    plan_refresh_s: float = Field(default=900, ge=10)
+    """How often plans are recompiled to roll the horizon forward."""
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'loaxa.sqlite3').resolve()}"
+
+    def read_mqtt_password(self) -> str | None:
+        if self.mqtt_password is not None:
+            return self.mqtt_password
+        if self.mqtt_password_file is not None:
+            return self.mqtt_password_file.read_text().strip()
+        return None
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"

@@ -1,0 +1,142 @@
+"""Sound output adapters: how a prepared clip reaches a speaker (or a file).
+
+``prepare`` decodes the clip to PCM WAV ahead of the deadline (the slow part), so that
+``play`` at the deadline only has to open the device: that is what lets every node of a
+zone start the same item within milliseconds of one another.
+
+- :class:`FileSink` writes what it "plays" to a WAV file and waits out its duration:
+  tests and the simulator use it, and a preempted clip is cut where it stopped.
+- :class:`AplaySink` plays through ALSA (``aplay``) on a Pi's sound card.
+- :class:`FfplaySink` plays on any desktop with ffplay.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import threading
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 24_000
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    wav: Path
+    duration_s: float
+
+
+class AudioOutput(Protocol):
+    def prepare(self, media: Path, volume: int, work_dir: Path) -> PreparedClip: ...
+
+    def play(self, clip: PreparedClip, label: str, stop: threading.Event) -> float:
+        """Play until done or ``stop`` is set; return the seconds actually played."""
+        ...
+
+
+def decode_to_wav(media: Path, wav: Path, volume: int = 100) -> float:
+    """Decode any ffmpeg-readable file to mono 16-bit WAV at the given volume (0-100)."""
+    tmp = wav.with_name(f".{wav.name}.tmp.wav")
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(media), "-ac", "1",
+           "-ar", str(SAMPLE_RATE), "-af", f"volume={volume / 100:.2f}", "-c:a", "pcm_s16le",
+           str(tmp)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"cannot decode {media.name}: {result.stderr.strip()[:300]}")
+    tmp.replace(wav)
+    return wav_duration(wav)
+
+
+def wav_duration(wav: Path) -> float:
+    with wave.open(str(wav), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+def truncate_wav(wav: Path, seconds: float) -> None:
+    """Cut a WAV to its first ``seconds`` (what a preempted playback really played)."""
+    with wave.open(str(wav), "rb") as r:
+        params = r.getparams()
+        frames = r.readframes(int(seconds * r.getframerate()))
+    with wave.open(str(wav), "wb") as w:
+        w.setparams(params)
+        w.writeframes(frames)
+
+
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:80]
+
+
+class _DecodingOutput:
+    def prepare(self, media: Path, volume: int, work_dir: Path) -> PreparedClip:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        wav = work_dir / f"{media.stem}-v{volume}.wav"
+        if wav.exists():
+            return PreparedClip(wav, wav_duration(wav))
+        return PreparedClip(wav, decode_to_wav(media, wav, volume))
+
+
+class FileSink(_DecodingOutput):
+    def __init__(self, directory: Path, realtime: bool = True) -> None:
+        self.directory = directory
+        self.realtime = realtime
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def play(self, clip: PreparedClip, label: str, stop: threading.Event) -> float:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        out = self.directory / f"{stamp}-{_safe(label)}.wav"
+        out.write_bytes(clip.wav.read_bytes())
+        if not self.realtime:
+            return clip.duration_s
+        started = time.monotonic()
+        stopped = stop.wait(clip.duration_s)
+        played = min(time.monotonic() - started, clip.duration_s)
+        if stopped:
+            truncate_wav(out, played)
+        return played
+
+
+class _ProcessOutput(_DecodingOutput):
+    def command(self, clip: PreparedClip) -> list[str]:
+        raise NotImplementedError
+
+    def play(self, clip: PreparedClip, label: str, stop: threading.Event) -> float:
+        started = time.monotonic()
+        proc = subprocess.Popen(self.command(clip), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        while proc.poll() is None:
+            if stop.wait(0.05):
+                proc.terminate()
+                proc.wait(timeout=5)
+                break
+        if proc.returncode not in (0, -15) and not stop.is_set():
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"player exited with {proc.returncode}: {err[:300]}")
+        return time.monotonic() - started
+
+
+class AplaySink(_ProcessOutput):
+    def __init__(self, device: str = "default") -> None:
+        self.device = device
+
+    def command(self, clip: PreparedClip) -> list[str]:
+        return ["aplay", "-q", "-D", self.device, str(clip.wav)]
+
+
+class FfplaySink(_ProcessOutput):
+    def command(self, clip: PreparedClip) -> list[str]:
+        return ["ffplay", "-nodisp", "-autoexit", "-loglevel", "error", str(clip.wav)]
+
+
+def make_output(kind: str, file_dir: Path, device: str, realtime: bool) -> AudioOutput:
+    if kind == "file":
+        return FileSink(file_dir, realtime)
+    if kind == "alsa":
+        return AplaySink(device)
+    return FfplaySink()

@@ -1,0 +1,135 @@
+"""Content-addressed media cache with resumable, sha256-verified chunk assembly.
+
+Chunks arrive over MQTT in any order, possibly twice, possibly before the plan that
+needs them. Each chunk is written atomically to ``partial/<sha>/<index>``; once all are
+present the file is assembled, its sha256 checked, and moved into ``media/<sha>.<codec>``
+in one rename. A restart keeps the chunks already received, so a download resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+
+from mqtt_contract import MediaRef
+
+log = logging.getLogger(__name__)
+
+MAX_PARTIAL_BYTES = 256 * 1024 * 1024
+"""Cap on chunks kept for media no plan has asked for yet (bounds a flood)."""
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class MediaCache:
+    def __init__(self, root: Path) -> None:
+        self.media_dir = root / "media"
+        self.partial_dir = root / "partial"
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+        self.partial_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def path(self, sha256: str) -> Path | None:
+        found = list(self.media_dir.glob(f"{sha256}.*"))
+        return found[0] if found else None
+
+    def has(self, sha256: str) -> bool:
+        return self.path(sha256) is not None
+
+    def count(self) -> int:
+        return sum(1 for _ in self.media_dir.iterdir())
+
+    def received_chunks(self, sha256: str) -> set[int]:
+        d = self.partial_dir / sha256
+        return {int(p.name) for p in d.iterdir() if p.name.isdigit()} if d.is_dir() else set()
+
+    def missing_chunks(self, ref: MediaRef) -> list[int]:
+        if self.has(ref.sha256):
+            return []
+        got = self.received_chunks(ref.sha256)
+        return [i for i in range(ref.chunks) if i not in got]
+
+    def add_chunk(self, sha256: str, index: int, data: bytes) -> None:
+        """Keep one chunk (idempotent); call :meth:`complete` to try to assemble."""
+        if self.has(sha256) or index < 0 or len(data) > 4 * 1024 * 1024:
+            return
+        d = self.partial_dir / sha256
+        d.mkdir(exist_ok=True)
+        if not (d / str(index)).exists():
+            if self._partial_bytes() + len(data) > MAX_PARTIAL_BYTES:
+                log.warning("partial media store full; dropping chunk %s/%d", sha256[:12], index)
+                return
+            atomic_write(d / str(index), data)
+
+    def complete(self, ref: MediaRef) -> Path | None:
+        """Assemble and verify ``ref`` if every chunk is here; None if some are missing.
+
+        A file whose sha256 does not match is thrown away whole (chunks included), and the
+        node asks for it again.
+        """
+        with self._lock:
+            if existing := self.path(ref.sha256):
+                return existing
+            if self.missing_chunks(ref):
+                return None
+            d = self.partial_dir / ref.sha256
+            h = hashlib.sha256()
+            target = self.media_dir / f"{ref.sha256}.{ref.codec}"
+            tmp = target.with_name(f".{target.name}.tmp")
+            with open(tmp, "wb") as out:
+                for i in range(ref.chunks):
+                    block = (d / str(i)).read_bytes()
+                    h.update(block)
+                    out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            shutil.rmtree(d, ignore_errors=True)
+            if h.hexdigest() != ref.sha256:
+                tmp.unlink(missing_ok=True)
+                log.error("media %s failed its sha256 check; discarded", ref.sha256[:12])
+                return None
+            tmp.replace(target)
+            log.info("media %s complete (%d bytes)", ref.sha256[:12], ref.size)
+            return target
+
+    def put_file(self, ref: MediaRef, src: Path) -> Path:
+        """Add a locally produced file (e.g. a reminder clip rendered on the node)."""
+        if sha256_file(src) != ref.sha256:
+            raise ValueError(f"{src} does not match sha256 {ref.sha256}")
+        target = self.media_dir / f"{ref.sha256}.{ref.codec}"
+        if not target.exists():
+            atomic_write(target, src.read_bytes())
+        return target
+
+    def prune(self, keep: set[str], max_bytes: int = 512 * 1024 * 1024) -> None:
+        """Drop media no plan references, oldest first, once the cache is over ``max_bytes``."""
+        files = sorted(self.media_dir.iterdir(), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        for p in files:
+            if total <= max_bytes:
+                break
+            if p.name.split(".")[0] not in keep:
+                total -= p.stat().st_size
+                p.unlink(missing_ok=True)
+
+    def _partial_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.partial_dir.rglob("*") if p.is_file())

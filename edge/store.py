@@ -1,0 +1,135 @@
+"""The node's own SQLite store: its plan, what it already played, settings and outbox.
+
+Everything that must survive a restart or an outage lives here, so a node that reboots
+mid-day still knows its programme and never plays an item twice (the item states are the
+"exactly-once in effect" half of the contract). One connection guarded by a lock: the
+agent's threads are few and the writes tiny; WAL keeps readers from blocking.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mqtt_contract import Plan
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS plan (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS item_state (
+    item_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS setting (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    msg_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+FINAL_STATES = frozenset({"finished", "failed", "preempted", "skipped", "stopped"})
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    seq: int
+    msg_id: str
+    topic: str
+    payload: bytes
+    qos: int
+
+
+class NodeStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _exec(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # plan -------------------------------------------------------------------------
+    def load_plan(self) -> Plan | None:
+        rows = self._exec("SELECT body FROM plan WHERE id = 1")
+        return Plan.model_validate_json(rows[0][0]) if rows else None
+
+    def save_plan_if_newer(self, plan: Plan) -> bool:
+        """Store ``plan`` unless one of the same or a newer version is held (idempotent)."""
+        with self._lock:
+            row = self._db.execute("SELECT version FROM plan WHERE id = 1").fetchone()
+            if row and row[0] >= plan.version:
+                return False
+            self._db.execute(
+                "INSERT OR REPLACE INTO plan (id, version, body) VALUES (1, ?, ?)",
+                (plan.version, plan.model_dump_json()),
+            )
+            return True
+
+    # item states --------------------------------------------------------------------
+    def item_state(self, item_id: str) -> str | None:
+        rows = self._exec("SELECT state FROM item_state WHERE item_id = ?", (item_id,))
+        return rows[0][0] if rows else None
+
+    def set_item_state(self, item_id: str, state: str) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO item_state (item_id, state, updated_at) VALUES (?, ?, ?)",
+            (item_id, state, time.time()),
+        )
+
+    def is_done(self, item_id: str) -> bool:
+        return self.item_state(item_id) in FINAL_STATES
+
+    def forget_item_states_before(self, cutoff: float) -> None:
+        self._exec("DELETE FROM item_state WHERE updated_at < ?", (cutoff,))
+
+    # settings -----------------------------------------------------------------------
+    def get_setting(self, key: str) -> str | None:
+        rows = self._exec("SELECT value FROM setting WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self._exec("INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)", (key, value))
+
+    # outbox -------------------------------------------------------------------------
+    def enqueue(self, msg_id: str, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Keep a message until the broker acknowledges it; a duplicate id is ignored."""
+        self._exec(
+            "INSERT OR IGNORE INTO outbox (msg_id, topic, payload, qos, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (msg_id, topic, payload, qos, time.time()),
+        )
+
+    def pending(self, limit: int = 100) -> list[OutboxMessage]:
+        rows = self._exec(
+            "SELECT seq, msg_id, topic, payload, qos FROM outbox ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [OutboxMessage(*r) for r in rows]
+
+    def acknowledge(self, seq: int) -> None:
+        self._exec("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def pending_count(self) -> int:
+        return self._exec("SELECT COUNT(*) FROM outbox")[0][0]

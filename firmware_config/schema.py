@@ -1,0 +1,158 @@
+"""Node configuration: the one YAML file an edge node reads at start.
+
+The schema is strict (unknown keys are errors, so a typo fails fast instead of being
+silently ignored) and every error names the field that is wrong. Relative paths are
+resolved against the config file's folder, so a node folder can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mqtt_contract import Segment
+
+try:  # the camera schema arrives with the camera pipeline; nodes without cameras need none
+    from firmware_config.camera import CameraConfig
+except ImportError:  # pragma: no cover - only while the camera package is absent
+    CameraConfig = dict[str, Any]  # type: ignore[misc,assignment]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Location(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class MqttSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    """Defaults to the node id: one broker account per node."""
+    password: str | None = None
+    password_file: Path | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=600)
+    tls: bool = False
+    ca_file: Path | None = None
+
+    def read_password(self) -> str | None:
+        if self.password is not None:
+            return self.password
+        if self.password_file is not None:
+            return self.password_file.read_text().strip()
+        return None
+
+
+class AudioSettings(Strict):
+    output: Literal["file", "alsa", "ffplay"] = "file"
+    """file: WAV sink (tests, simulation); alsa: aplay to a sound card; ffplay: any desktop."""
+    file_dir: Path = Path("sink")
+    device: str = "default"
+    volume: int = Field(default=80, ge=0, le=100)
+    realtime: bool = True
+    """A file sink waits out the clip's duration, so preemption behaves as on a Pi."""
+
+
+class AmplifierSettings(Strict):
+    gpio_pin: int | None = Field(default=None, ge=0, le=40)
+    """BCM pin of the amplifier relay; None = no relay (always-on amp or simulation)."""
+    warmup_s: float = Field(default=0.5, ge=0, le=10)
+    active_high: bool = True
+
+
+class QuietHours(Strict):
+    start: time = time(22, 0)
+    end: time = time(6, 0)
+
+    def contains(self, t: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+
+class NodeConfig(Strict):
+    node_id: Segment
+    commune: Segment
+    name: str = ""
+    zones: list[Segment] = Field(default_factory=list)
+    groups: list[Segment] = Field(default_factory=list)
+    location: Location | None = None
+    timezone: str = "Asia/Ho_Chi_Minh"
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+    amplifier: AmplifierSettings = Field(default_factory=AmplifierSettings)
+    quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    storage_dir: Path = Path("data")
+    telemetry_interval_s: float = Field(default=30, gt=0, le=3600)
+    prepare_ahead_s: float = Field(default=2.0, ge=0.1, le=60)
+    """Decode the clip and open the device this long before the deadline."""
+    media_wait_s: float = Field(default=5.0, ge=0.5, le=600)
+    """How long to wait for broadcast chunks before asking the controller for a resend."""
+    cameras: list[CameraConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def username(self) -> str:
+        return self.mqtt.username or self.node_id
+
+    def resolve_paths(self, base: Path) -> NodeConfig:
+        """Make relative paths absolute against ``base`` (the config file's folder)."""
+
+        def fix(p: Path | None) -> Path | None:
+            return p if p is None or p.is_absolute() else (base / p).resolve()
+
+        copy = self.model_copy(deep=True)
+        copy.storage_dir = fix(copy.storage_dir)  # type: ignore[assignment]
+        copy.audio.file_dir = fix(copy.audio.file_dir)  # type: ignore[assignment]
+        copy.mqtt.password_file = fix(copy.mqtt.password_file)
+        copy.mqtt.ca_file = fix(copy.mqtt.ca_file)
+        return copy
+
+
+class ConfigError(ValueError):
+    """A node config that cannot be used; the message names the file and the field."""
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid node configuration"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_node_config(data: Any, source: str = "<config>", base: Path | None = None) -> NodeConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
+    try:
+        config = NodeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+    return config.resolve_paths(base) if base else config
+
+
+def load_node_config(path: Path) -> NodeConfig:
+    """Read and validate a node YAML file; raise ConfigError naming the bad field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_node_config(data, str(path), path.parent.resolve())
