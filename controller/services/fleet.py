@@ -43,9 +43,11 @@ def register_fleet(session: Session, fleet_dir: Path) -> int:
 
 
 def apply_status(session: Session, commune: str, status: Status) -> Node:
+    """The broker orders one topic's messages, so the newest status is the last one here.
+
+    (The will's ``at`` is when the node connected, not when it dropped: not comparable.)
+    """
     node = get_or_create_node(session, commune, status.node)
-    if node.status_at and status.at < node.status_at:
-        return node  # an older status replayed after a newer one: ignore
     node.online, node.status_at = status.online, status.at
     if status.online:
         node.last_seen = datetime.now(UTC)

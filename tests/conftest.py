@@ -1,0 +1,96 @@
+"""Shared fixtures: a real project-local Mosquitto, the controller, real edge agents.
+
+Every test that needs a broker gets its own mosquitto on a free port, configured by the
+project's own provisioning (passwords, ACL), never the system broker on 1883.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from firmware_config.broker import free_port, running_broker
+from firmware_config.provision import ProvisionedFleet, provision
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "firmware_config" / "examples"
+SHARED = Path(os.environ.get("LOAXA_SHARED_DIR", REPO.parent / "shared")).resolve()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.1,
+             what: str = "condition") -> object:
+    """Poll until ``predicate()`` is truthy; fail the test with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(step)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> ProvisionedFleet:
+    return provision(EXAMPLES, tmp_path / "fleet", free_port())
+
+
+@pytest.fixture
+def broker(fleet: ProvisionedFleet, tmp_path: Path) -> Iterator[ProvisionedFleet]:
+    with running_broker(fleet.broker_conf, fleet.broker_port, tmp_path / "mosquitto.log"):
+        yield fleet
+
+
+@pytest.fixture
+def controller_settings(broker: ProvisionedFleet, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from controller.settings import Settings
+
+    return Settings(data_dir=tmp_path / "controller", mqtt_port=broker.broker_port,
+                    mqtt_username=broker.controller_user,
+                    mqtt_password_file=broker.controller_password_file,
+                    fleet_dir=broker.root / "nodes", start_lead_s=6)
+
+
+@pytest.fixture
+def controller(controller_settings):  # type: ignore[no-untyped-def]
+    """A TestClient around the real app: real runtime, real MQTT link, real SQLite."""
+    from fastapi.testclient import TestClient
+
+    from controller.app import create_app
+
+    with TestClient(create_app(controller_settings)) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        assert runtime.link.wait_connected(10), "controller did not reach the broker"
+        client.runtime = runtime  # type: ignore[attr-defined]
+        yield client
+
+
+@pytest.fixture
+def start_node(broker: ProvisionedFleet):  # type: ignore[no-untyped-def]
+    """Start a real EdgeAgent for one of the example nodes; stopped after the test."""
+    from edge.agent import EdgeAgent
+    from firmware_config.schema import load_node_config
+
+    agents: list[EdgeAgent] = []
+
+    def start(node_id: str, **overrides: object) -> EdgeAgent:
+        cfg = load_node_config(broker.node_configs[node_id])
+        cfg = cfg.model_copy(update={"media_wait_s": 1.0, **overrides})
+        agent = EdgeAgent(cfg)
+        agent.start()
+        assert agent.connected.wait(10), f"{node_id} did not connect"
+        agents.append(agent)
+        return agent
+
+    yield start
+    for agent in agents:
+        if not agent._stop.is_set():
+            agent.stop()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_libraries() -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
