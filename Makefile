@@ -1,0 +1,53 @@
+# loaxa: two commands do everything. `make demo` runs the system; `make test` tests it.
+# Both set themselves up: system packages (apt-get, as root), a virtual environment, and
+# the project with its extras.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# command:package pairs the project needs from the system
+SYSTEM_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients ffmpeg:ffmpeg \
+	ffprobe:ffmpeg espeak-ng:espeak-ng
+export PATH := /usr/sbin:/sbin:$(PATH)
+
+.PHONY: demo test lint system-deps venv clean
+
+demo: system-deps $(STAMP)
+	$(BIN)/loaxa demo
+
+test: system-deps $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+system-deps:
+	@missing=""; for pair in $(SYSTEM_DEPS); do \
+		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$$(echo $$missing | tr -d ' ')" ]; then \
+		if [ "$$(id -u)" = "0" ]; then \
+			echo "installing system packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "missing system packages:$$missing"; \
+			echo "install them with: sudo apt-get install$$missing   (then run make again)"; \
+			exit 1; \
+		fi; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+clean:
+	rm -rf .run .pytest_cache .ruff_cache
