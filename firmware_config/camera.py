@@ -99,6 +99,12 @@ class MotionSettings(_Strict):
         le=1,
         description="Learning rate everywhere, so stopped objects fade into the background.",
     )
+    absorb_frames: int = Field(
+        default=90,
+        ge=0,
+        le=255,
+        description="A pixel moving this many frames in a row is learnt (ghosts, parked cars).",
+    )
     lighting_threshold: float = Field(
         default=0.35,
         gt=0,

@@ -75,12 +75,14 @@ class MotionDetector:
         self._keep: np.ndarray | None = None
         self._zone_masks: list[tuple[ZoneConfig, np.ndarray]] = []
         self._background: np.ndarray | None = None
+        self._fg_age: np.ndarray | None = None
         self._frames = 0
         self._motion_since: float | None = None
 
     def reset(self) -> None:
         """Forget the background (after a reconnect the scene may have changed)."""
         self._background = None
+        self._fg_age = None
         self._frames = 0
         self._motion_since = None
 
@@ -139,9 +141,28 @@ class MotionDetector:
         return boxes
 
     def _learn(self, small: np.ndarray, fg: np.ndarray) -> None:
-        """Selective update where still, plus a slow global one so stopped things fade in."""
+        """Selective update where still, plus a slow global one so stopped things fade in.
+
+        Pixels moving for ``absorb_frames`` frames in a row are learnt at the normal rate
+        too: that removes ghosts (an object present when learning started, then gone) and
+        lets a parked car join the background within seconds rather than minutes.
+        """
         assert self._background is not None
-        cv2.accumulateWeighted(small, self._background, self.settings.alpha, mask=255 - fg)
+        learn = 255 - fg
+        limit = self.settings.absorb_frames
+        if limit:
+            if self._fg_age is None:
+                self._fg_age = np.zeros_like(fg)
+            # consecutive moving frames per pixel: +1 (saturating at 255), reset where still
+            age = cv2.bitwise_and(cv2.add(self._fg_age, 1), fg)
+            self._fg_age = age
+            stale = cv2.compare(age, limit, cv2.CMP_GE)
+            if cv2.countNonZero(stale):
+                # take the current value outright: blending at ``alpha`` would need ~80 more
+                # frames to close a large difference, keeping the ghost that long
+                cv2.accumulateWeighted(small, self._background, 1.0, mask=stale)
+                age[stale > 0] = 0
+        cv2.accumulateWeighted(small, self._background, self.settings.alpha, mask=learn)
         if self.settings.slow_alpha > 0:
             cv2.accumulateWeighted(small, self._background, self.settings.slow_alpha)
 
