@@ -10,9 +10,7 @@ broker acknowledged it. Malformed input is logged and dropped: the agent keeps r
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -213,6 +211,8 @@ class EdgeAgent:
             self._note_wanted(item.media)
         self.scheduler.set_plan(plan)
         self.cache.prune({i.media.sha256 for i in plan.items})
+        if self.connected.is_set():
+            self.publish_telemetry()  # tells the controller at once which plan we hold
 
     # media ---------------------------------------------------------------------------------
     def _note_wanted(self, ref: MediaRef) -> None:
@@ -375,7 +375,3 @@ def _cpu_temperature() -> float | None:
         return round(int(path.read_text()) / 1000.0, 1)
     except (OSError, ValueError):
         return None
-
-
-def hostname() -> str:
-    return os.environ.get("HOSTNAME") or socket.gethostname()

@@ -200,8 +200,8 @@ class LocalScheduler:
         return clip
 
     def _blocked_by_quiet_hours(self, job: Job) -> bool:
-        if job.priority == Priority.emergency or job.ignore_quiet_hours:
-            return False
+        if job.priority != Priority.routine or job.ignore_quiet_hours:
+            return False  # quiet hours hold back routine items and reminders only
         local = datetime.fromtimestamp(max(job.start_at, time.time()), self.tz).time()
         return self.quiet_hours.contains(local)
 
