@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -51,9 +61,9 @@ class Node(Base):
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
     telemetry: Mapped[dict | None] = mapped_column(JSON)
     agent_version: Mapped[str | None] = mapped_column(String(32))
-    plan_version: Mapped[int] = mapped_column(Integer, default=0)
+    plan_version: Mapped[int] = mapped_column(BigInteger, default=0)
     """The newest plan version published for this node."""
-    plan_version_acked: Mapped[int | None] = mapped_column(Integer)
+    plan_version_acked: Mapped[int | None] = mapped_column(BigInteger)
     """The plan version the node last said it holds (from telemetry)."""
 
 
@@ -95,7 +105,7 @@ class Delivery(Base):
                                                             ondelete="CASCADE"))
     node_pk: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="planned")
-    plan_version: Mapped[int | None] = mapped_column(Integer)
+    plan_version: Mapped[int | None] = mapped_column(BigInteger)
     planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
     actual_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
