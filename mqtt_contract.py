@@ -223,6 +223,8 @@ class Telemetry(Payload):
     clock: ClockState
     cache_items: int = 0
     outbox_pending: int = 0
+    cameras: list[dict[str, Any]] = []
+    """Per camera: state, fps, frames, alerts, reminders, reconnects, last error."""
 
 
 class MediaRef(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
+import threading
 from pathlib import Path
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -27,13 +27,16 @@ class MediaStore:
 
     def add(self, src: Path, codec: str) -> tuple[str, int]:
         """Copy ``src`` in under its sha256 (atomic); return (sha256, size)."""
-        digest = hashlib.sha256(src.read_bytes()).hexdigest()
+        return self.add_bytes(src.read_bytes(), codec)
+
+    def add_bytes(self, data: bytes, codec: str) -> tuple[str, int]:
+        digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest, codec)
         if not target.exists():
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            shutil.copyfile(src, tmp)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
             tmp.replace(target)
-        return digest, target.stat().st_size
+        return digest, len(data)
 
     def read_chunk(self, sha256: str, codec: str, index: int, chunk_size: int) -> bytes:
         with open(self.path(sha256, codec), "rb") as f:

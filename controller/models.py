@@ -133,3 +133,22 @@ class PlaybackLog(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     clock_offset_ms: Mapped[float | None] = mapped_column(Float)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CameraAlertRecord(Base):
+    """A camera alert from a node, stored once by its id; the snapshot is a file by sha256."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(128), unique=True)
+    commune: Mapped[str] = mapped_column(String(64), index=True)
+    node_id: Mapped[str] = mapped_column(String(64), index=True)
+    camera: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    boxes: Mapped[list] = mapped_column(JSON, default=list)
+    snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="new")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -16,10 +16,12 @@ from controller.db import Database, migrate
 from controller.media_store import MediaStore
 from controller.models import Node
 from controller.mqtt_link import MqttLink
-from controller.services import fleet, playback
+from controller.services import alerts, fleet, playback
 from controller.services.plans import compile_plan, media_ref
 from controller.settings import Settings
 from mqtt_contract import (
+    Alert,
+    ContractError,
     MediaRequest,
     PlaybackReport,
     Status,
@@ -31,6 +33,12 @@ from mqtt_contract import (
 
 log = logging.getLogger(__name__)
 RESEND_COOLDOWN_S = 2.0
+
+
+def same_node(info: TopicInfo, claimed: str) -> None:
+    """A payload speaks for the node whose topic it came on (the ACL vouches for that)."""
+    if info.target != claimed:
+        raise ContractError(f"payload for node {claimed!r} on {info.target!r}'s topic")
 
 
 class Runtime:
@@ -49,6 +57,7 @@ class Runtime:
         self.link.on("playback", self._on_playback)
         self.link.on("reply", self._on_reply)
         self.link.on("media/request", self._on_media_request)
+        self.link.on("alert", self._on_alert)
 
     @property
     def horizon(self) -> timedelta:
@@ -104,19 +113,30 @@ class Runtime:
     # ingest ------------------------------------------------------------------------------
     def _on_status(self, info: TopicInfo, payload: bytes) -> None:
         status = parse(Status, payload)
+        same_node(info, status.node)
         with self.db.session() as s:
             fleet.apply_status(s, info.commune, status)
 
     def _on_telemetry(self, info: TopicInfo, payload: bytes) -> None:
         telemetry = parse(Telemetry, payload)
+        same_node(info, telemetry.node)
         with self.db.session() as s:
             node = fleet.apply_telemetry(s, info.commune, telemetry)
             playback.mark_delivered(s, node)
 
     def _on_playback(self, info: TopicInfo, payload: bytes) -> None:
         report = parse(PlaybackReport, payload)
+        same_node(info, report.node)
         with self.db.session() as s:
             playback.record_report(s, info.commune, report)
+
+    def _on_alert(self, info: TopicInfo, payload: bytes) -> None:
+        alert = parse(Alert, payload)
+        same_node(info, alert.node)
+        with self.db.session() as s:
+            if alerts.record_alert(s, info.commune, alert, self.media):
+                log.info("alert %s from %s/%s: %s", alert.id, alert.node, alert.camera,
+                         alert.kind)
 
     def _on_reply(self, info: TopicInfo, payload: bytes) -> None:
         log.info("reply from %s/%s: %s", info.commune, info.target, payload[:200])
@@ -124,6 +144,7 @@ class Runtime:
     def _on_media_request(self, info: TopicInfo, payload: bytes) -> None:
         """Re-send the chunks one node lacks, on its own media topic."""
         request = parse(MediaRequest, payload)
+        same_node(info, request.node)
         key = (f"{info.commune}/{request.node}", request.sha256)
         now = time.monotonic()
         with self._resend_lock:

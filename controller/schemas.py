@@ -77,3 +77,24 @@ class Health(BaseModel):
     database: bool
     mqtt: bool
     version: str
+
+
+class AlertOut(BaseModel):
+    alert_id: str
+    commune: str
+    node_id: str
+    camera: str
+    kind: str
+    at: datetime
+    confidence: float
+    boxes: list[dict]
+    state: str
+    snapshot_url: str | None
+    received_at: datetime
+
+    @classmethod
+    def from_record(cls, r: object) -> AlertOut:
+        data = {k: getattr(r, k) for k in ("alert_id", "commune", "node_id", "camera", "kind",
+                                           "at", "confidence", "boxes", "state", "received_at")}
+        url = f"/api/alerts/{r.alert_id}/snapshot" if r.snapshot_sha256 else None  # type: ignore[attr-defined]
+        return cls(**data, snapshot_url=url)

@@ -22,12 +22,14 @@ from paho.mqtt.properties import Properties
 
 from edge.amplifier import Amplifier
 from edge.audio_output import AudioOutput, make_output
+from edge.cameras import CameraHost
 from edge.clock import read_clock_state
 from edge.media_cache import MediaCache
 from edge.scheduler import Job, LocalScheduler
 from edge.store import NodeStore
 from firmware_config.schema import NodeConfig
 from mqtt_contract import (
+    Alert,
     Command,
     CommandKind,
     ContractError,
@@ -77,6 +79,9 @@ class EdgeAgent:
             self._want_media, self.volume, config.quiet_hours, config.timezone,
             config.prepare_ahead_s, storage / "prepared",
         )
+        self.cameras = CameraHost(
+            self.node, list(config.cameras), self.scheduler, self.cache.put_file,
+            self._send_alert, storage / "reminders") if config.cameras else None
         self.started_at = time.monotonic()
         self.connected = threading.Event()
         self.dropped_messages = 0
@@ -114,6 +119,8 @@ class EdgeAgent:
         for item in plan.items if plan else []:
             self._note_wanted(item.media)
         self.scheduler.start()
+        if self.cameras:
+            self.cameras.start()
         cfg = self.config.mqtt
         self.client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s,
                                   clean_start=False, properties=connect_properties())
@@ -132,6 +139,8 @@ class EdgeAgent:
                 node=self.node, online=False, zones=self.config.zones).to_bytes(), 1, True)
             info.wait_for_publish(timeout=2)
             self.client.disconnect()
+        if self.cameras:
+            self.cameras.stop()
         self.client.loop_stop()
         if not graceful:
             self.client.socket() and self.client.socket().close()
@@ -323,6 +332,9 @@ class EdgeAgent:
         log.info("%s %s (late by %.3f s)", job.item_id, event.value, actual_at - job.start_at)
         self.send_reliably(report, self.topics.playback(self.node), report.id)
 
+    def _send_alert(self, alert: Alert) -> None:
+        self.send_reliably(alert, self.topics.alert(self.node), alert.id)
+
     def send_reliably(self, payload: Payload, topic: str, msg_id: str) -> None:
         """Outbox first, wire second: survives outages and restarts."""
         self.store.enqueue(msg_id, topic, payload.to_bytes())
@@ -363,6 +375,7 @@ class EdgeAgent:
             now_playing=(playing.title or playing.item_id) if playing else None,
             plan_version=plan.version if plan else None, clock=read_clock_state(),
             cache_items=self.cache.count(), outbox_pending=self.store.pending_count(),
+            cameras=self.cameras.stats() if self.cameras else [],
         )
 
     def publish_telemetry(self) -> None:

@@ -15,12 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from firmware_config.camera import CameraConfig
 from mqtt_contract import Segment
-
-try:  # the camera schema arrives with the camera pipeline; nodes without cameras need none
-    from firmware_config.camera import CameraConfig
-except ImportError:  # pragma: no cover - only while the camera package is absent
-    CameraConfig = dict[str, Any]  # type: ignore[misc,assignment]
 
 
 class Strict(BaseModel):
@@ -122,6 +118,12 @@ class NodeConfig(Strict):
         copy.audio.file_dir = fix(copy.audio.file_dir)  # type: ignore[assignment]
         copy.mqtt.password_file = fix(copy.mqtt.password_file)
         copy.mqtt.ca_file = fix(copy.mqtt.ca_file)
+        for cam in copy.cameras:
+            if isinstance(cam.source, str) and "://" not in cam.source:
+                cam.source = str(fix(Path(cam.source)))
+            cam.helmet.model = fix(cam.helmet.model)
+            for reminder in cam.reminders.values():
+                reminder.clip = fix(reminder.clip)
         return copy
 
 

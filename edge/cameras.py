@@ -1,0 +1,122 @@
+"""The node's cameras, wired to the rest of the agent.
+
+One :class:`~edge.camera.worker.CameraWorker` per configured camera. Their alerts become
+contract :class:`~mqtt_contract.Alert` messages in the outbox; their reminder requests
+become routine jobs for the local scheduler, played only when nothing else is playing
+and outside quiet hours (the scheduler enforces those; a reminder never interrupts).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge.scheduler import Job, LocalScheduler
+from mqtt_contract import Alert, Box, MediaRef, Priority
+
+log = logging.getLogger(__name__)
+
+
+def to_contract_alert(node: str, event: Any) -> Alert:
+    """A camera worker's event as the wire payload (snapshot inline, base64)."""
+    boxes = [Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3], label=str(b[4]),
+                 confidence=min(1.0, max(0.0, float(b[5])))) for b in event.boxes]
+    snapshot = base64.b64encode(event.snapshot_jpeg).decode() if event.snapshot_jpeg else None
+    return Alert(id=str(event.id), node=node, camera=event.camera, kind=event.kind, at=event.at,
+                 confidence=min(1.0, max(0.0, float(event.confidence))), boxes=boxes,
+                 snapshot_jpeg_b64=snapshot)
+
+
+class ReminderClips:
+    """Reminder audio per text, rendered once on the node by the content pipeline."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._refs: dict[str, tuple[MediaRef, Path]] = {}
+
+    def get(self, text: str, clip: Path | None) -> tuple[MediaRef, Path]:
+        key = str(clip) if clip else text
+        with self._lock:
+            if key not in self._refs:
+                self._refs[key] = self._load(clip) if clip else self._render(text)
+            return self._refs[key]
+
+    def _render(self, text: str) -> tuple[MediaRef, Path]:
+        from broadcasts import render_text
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        audio = render_text(text, self.directory, chime=False, engine="espeak-ng")
+        ref = MediaRef(sha256=audio.sha256, size=audio.size, codec=audio.codec,
+                       duration_s=audio.duration_s)
+        return ref, audio.path
+
+    def _load(self, clip: Path) -> tuple[MediaRef, Path]:
+        from edge.audio_output import decode_to_wav, wav_duration
+
+        data = clip.read_bytes()
+        wav = self.directory / f"{hashlib.sha256(data).hexdigest()}.wav"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not wav.exists():
+            decode_to_wav(clip, wav)
+        wav_data = wav.read_bytes()
+        return MediaRef(sha256=hashlib.sha256(wav_data).hexdigest(), size=len(wav_data),
+                        codec="wav", duration_s=wav_duration(wav)), wav
+
+
+class CameraHost:
+    def __init__(self, node: str, cameras: list[Any], scheduler: LocalScheduler,
+                 put_media: Callable[[MediaRef, Path], object],
+                 send_alert: Callable[[Alert], None], clips_dir: Path) -> None:
+        self.node, self.cameras, self.scheduler = node, cameras, scheduler
+        self.put_media, self.send_alert = put_media, send_alert
+        self.clips = ReminderClips(clips_dir)
+        self.workers: list[Any] = []
+        self.reminders_played = 0
+
+    def start(self) -> None:
+        from edge.camera.worker import CameraWorker
+
+        for cam in self.cameras:
+            if not cam.enabled:
+                continue
+            worker = CameraWorker(cam, self._on_alert, self._request_reminder)
+            worker.start()
+            self.workers.append(worker)
+        if self.workers:
+            log.info("%d camera workers running", len(self.workers))
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def stats(self) -> list[dict]:
+        return [w.stats().as_dict() for w in self.workers]
+
+    def _on_alert(self, event: Any) -> None:
+        self.send_alert(to_contract_alert(self.node, event))
+
+    def _request_reminder(self, camera_id: str, kind: str) -> bool:
+        """Play the camera's reminder now, unless anything else is playing."""
+        cam = next((c for c in self.cameras if c.id == camera_id), None)
+        reminder = cam.reminders.get(kind) if cam else None
+        if reminder is None or self.scheduler.now_playing() is not None:
+            return False
+        try:
+            ref, path = self.clips.get(reminder.text, reminder.clip)
+        except Exception:
+            log.exception("cannot prepare the %s reminder for %s", kind, camera_id)
+            return False
+        self.put_media(ref, path)
+        self.scheduler.submit(Job(f"reminder-{camera_id}-{uuid.uuid4().hex[:12]}", ref,
+                                  time.time(), Priority.routine,
+                                  f"reminder {kind} ({camera_id})"))
+        self.reminders_played += 1
+        return True
