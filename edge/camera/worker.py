@@ -73,7 +73,8 @@ class CameraWorker:
         self._reminded = 0
         self._reconnects = 0
         self._fps = 0.0
-        self._last_frame_t: float | None = None
+        self._window_start: float | None = None
+        self._window_frames = 0
         self._last_error: str | None = None
 
     # -- public API ------------------------------------------------------------------------
@@ -124,10 +125,14 @@ class CameraWorker:
             self._dispatch(alert, t)
         with self._lock:
             self._frames += 1
-            if self._last_frame_t is not None and t > self._last_frame_t:
-                rate = 1.0 / (t - self._last_frame_t)
-                self._fps = rate if self._fps == 0 else 0.9 * self._fps + 0.1 * rate
-            self._last_frame_t = t
+            # frames counted over windows of at least 2 s: a mean of instantaneous rates
+            # would be inflated by frames read back to back after a stall
+            if self._window_start is None:
+                self._window_start, self._window_frames = t, 0
+            self._window_frames += 1
+            if t - self._window_start >= 2.0:
+                self._fps = (self._window_frames - 1) / (t - self._window_start)
+                self._window_start, self._window_frames = t, 1
         return alerts
 
     # -- internals ---------------------------------------------------------------------------
@@ -205,5 +210,6 @@ class CameraWorker:
             now = self._monotonic()
             if now < next_due:
                 continue
-            next_due = max(next_due + period, now - period)
+            # at most one frame per period on average, and no catch-up burst after a stall
+            next_due = max(next_due + period, now)
             self.handle_frame(frame, now)
