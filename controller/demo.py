@@ -22,9 +22,7 @@ from firmware_config.broker import free_port, running_broker, wait_for_port
 from firmware_config.provision import provision
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "firmware_config" / "examples"
-WELCOME = ("Chào mừng bà con đến với hệ thống truyền thanh thông minh của xã. "
-           "Hôm nay, ngày 25/11/2026, UBND xã thông báo lịch tiêm chủng lúc 7h30 "
-           "tại trạm y tế.")
+WELCOME = "Chào mừng bà con đến với hệ thống truyền thanh thông minh của UBND xã."
 WELCOME_DEADLINE_S = 30.0
 
 
@@ -73,7 +71,8 @@ def run_demo(workdir: Path, http_port: int, exit_after_welcome: bool) -> int:
            "LOAXA_MQTT_PORT": str(broker_port),
            "LOAXA_MQTT_USERNAME": fleet.controller_user,
            "LOAXA_MQTT_PASSWORD_FILE": str(fleet.controller_password_file),
-           "LOAXA_FLEET_DIR": str(workdir / "nodes"), "LOAXA_PORT": str(http_port)}
+           "LOAXA_FLEET_DIR": str(workdir / "nodes"), "LOAXA_PORT": str(http_port),
+           "LOAXA_START_LEAD_S": "4"}
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
     stop = threading.Event()
