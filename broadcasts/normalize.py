@@ -147,8 +147,15 @@ def _clean(text: str) -> str:
 
 
 def _is_case_sensitive_key(key: str) -> bool:
-    """Abbreviation-like keys (two capitals or a digit) match case-sensitively."""
-    return sum(ch.isupper() for ch in key) >= 2 or any(ch.isdigit() for ch in key)
+    """Abbreviation-like keys (a word with two capitals, or a digit) match case-sensitively.
+
+    "UBND", "VNeID" and "Đề án 06" are exact; "Keng Đu" (a capitalised place name) also
+    matches "keng đu".
+    """
+    words = key.split()
+    return any(sum(ch.isupper() for ch in w) >= 2 for w in words) or any(
+        ch.isdigit() for ch in key
+    )
 
 
 @lru_cache(maxsize=64)
@@ -405,7 +412,8 @@ _UNIT = re.compile(rf"(?<![\w.,])(?P<n>{_NUM})\s?(?P<u>{_alternation(UNITS)})(?!
 _NEGATIVE = re.compile(r"(?<![\w.,])-(?=\d)")
 _LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
 _DOTTED = re.compile(r"(?<![\w.,])(\d+)\.(\d{1,2}|\d{4,})(?![\w]|[.,]\d)")
-_NUMBER = re.compile(rf"(?<![\w.,])(?:{_NUM})(?!\w)")
+_NUMBER = re.compile(rf"(?<!\w)(?<!\d[.,])(?:{_NUM})(?!\w)")
+_LEFTOVER_DIGITS = re.compile(r"\d+")
 
 
 _PER_UNIT = re.compile(rf"(?<=\S)\s?/\s?(?P<u>{_alternation(UNITS)})(?!\w)")
@@ -422,7 +430,9 @@ def _numbers(text: str) -> str:
     text = _DOTTED.sub(
         lambda m: f"{read_cardinal(int(m.group(1)))} chấm {read_digits(m.group(2))}", text
     )
-    return _NUMBER.sub(lambda m: _read_number_token(m.group(0)), text)
+    text = _NUMBER.sub(lambda m: _read_number_token(m.group(0)), text)
+    # Whatever digits no rule claimed ("1,2,3", "5.5.5") are still read, never spelt as symbols.
+    return _LEFTOVER_DIGITS.sub(lambda m: f" {_read_number_token(m.group(0))} ", text)
 
 
 # --------------------------------------------------------------------------- acronyms
@@ -537,8 +547,8 @@ def normalize_vi(text: str, lexicon: Mapping[str, str] | None = None) -> str:
     """Rewrite Vietnamese text into the words an announcer would say.
 
     ``lexicon`` adds a commune's own words (place names, local abbreviations) on top of the
-    built-in table, whole-word; keys with two capitals or a digit match case-sensitively,
-    other keys case-insensitively. It wins over the built-in table.
+    built-in table, whole-word; keys with a two-capital word or a digit match
+    case-sensitively, other keys case-insensitively. It wins over the built-in table.
 
     Never raises: an announcement must still be read if a rule trips on odd input, so a
     failure is logged and the cleaned text is returned as is.
