@@ -52,9 +52,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="loaxa-bench-") as tmp:
         root = Path(tmp)
-        synth = SpeechSynthesizer(
-            default_engines(), TtsCache(root / "cache"), EngineHealth()
-        )
+        synth = SpeechSynthesizer(default_engines(), TtsCache(root / "cache"), EngineHealth())
         options = dict(
             engine=args.engine, cache_dir=root / "cache", codec=args.codec, synthesizer=synth
         )

@@ -51,7 +51,10 @@ def encode_pcm16(
     # Encoder effort: LAME -q 5 and Opus complexity 5 are several times faster than the
     # defaults (-q 3, complexity 10) with no audible loss for speech at these bitrates.
     if codec == "opus":
+        # Opus always decodes at 48 kHz; the stream records 24 kHz input and -cutoff keeps its
+        # bandwidth to 12 kHz, i.e. what a 24 kHz file can hold.
         command += ["-application", "audio", "-vbr", "constrained", "-compression_level", "5"]
+        command += ["-cutoff", "12000"]
     else:
         command += ["-compression_level", "5"]
     command += ["-f", container, str(dst)]

@@ -153,9 +153,7 @@ def _is_case_sensitive_key(key: str) -> bool:
     matches "keng đu".
     """
     words = key.split()
-    return any(sum(ch.isupper() for ch in w) >= 2 for w in words) or any(
-        ch.isdigit() for ch in key
-    )
+    return any(sum(ch.isupper() for ch in w) >= 2 for w in words) or any(ch.isdigit() for ch in key)
 
 
 @lru_cache(maxsize=64)
