@@ -48,15 +48,16 @@ def encode_pcm16(
         "-c:a", encoder, "-b:a", f"{bitrate_kbps}k", "-ar", str(rate), "-ac", "1",
         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
     ]  # fmt: skip
-    # Encoder effort: LAME -q 5 and Opus complexity 5 are several times faster than the
-    # defaults (-q 3, complexity 10) with no audible loss for speech at these bitrates.
+    # Encoder effort: LAME -q 7 ("fast, ok quality") and Opus complexity 5 are 2-3x faster
+    # than the defaults (-q 3, complexity 10); at 24 kbit/s speech on horn loudspeakers the
+    # difference is not what limits quality. Choose Opus when quality matters more.
     if codec == "opus":
         # Opus always decodes at 48 kHz; the stream records 24 kHz input and -cutoff keeps its
         # bandwidth to 12 kHz, i.e. what a 24 kHz file can hold.
         command += ["-application", "audio", "-vbr", "constrained", "-compression_level", "5"]
         command += ["-cutoff", "12000"]
     else:
-        command += ["-compression_level", "5"]
+        command += ["-compression_level", "7"]
     command += ["-f", container, str(dst)]
     done = subprocess.run(command, input=pcm, capture_output=True)
     if done.returncode != 0:

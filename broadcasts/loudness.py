@@ -135,19 +135,29 @@ def normalize_loudness(
     """Measure, apply one gain, limit; re-measure only if the limiter changed anything.
 
     Loudness is linear in gain (L(g*x) = L(x) + 20*log10(g)), so without limiting one
-    measurement is exact; the limiter lowers loudness slightly, and at most two corrective
-    rounds bring it back within ``tolerance_lu``.
+    measurement is exact; the limiter lowers loudness slightly, and a secant step on the gain
+    (usually one) brings it back within ``tolerance_lu``.
     """
-    out = samples.astype(np.float32, copy=False)
-    measured = loudness(out, rate)
-    for _ in range(3):
-        if measured is None or abs(measured - target_lufs) <= tolerance_lu:
-            break
-        gained = out * np.float32(db_to_gain(target_lufs - measured))
+    original = samples.astype(np.float32, copy=False)
+    measured = loudness(original, rate)
+    if measured is None:
+        return original
+    previous = (0.0, measured)  # (gain dB, loudness reached)
+    gain_db = target_lufs - measured
+    out = original
+    for _ in range(4):
+        gained = original * np.float32(db_to_gain(gain_db))
         out = limit(gained, ceiling_dbfs, rate)
         if out is gained:
-            break  # no limiting: the gain was exact
-        measured = loudness(out, rate)
+            break  # no limiting: by linearity the gain was exact
+        reached = loudness(out, rate)
+        if reached is None or abs(reached - target_lufs) <= tolerance_lu:
+            break
+        # Secant step: the limiter makes loudness grow slower than the gain.
+        step = gain_db - previous[0]
+        slope = (reached - previous[1]) / step if step else 1.0
+        previous = (gain_db, reached)
+        gain_db += (target_lufs - reached) / min(1.0, max(0.2, slope))
     return out
 
 
