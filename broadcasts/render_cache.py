@@ -44,6 +44,8 @@ def file_sha256(path: Path) -> str:
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 sha.update(block)
+        if len(_file_digests) >= 4096:  # a long-running controller: keep the memo bounded
+            _file_digests.clear()
         digest = _file_digests[memo] = sha.hexdigest()
     return digest
 
