@@ -182,10 +182,15 @@ class Payload(BaseModel):
 
 
 class Priority(StrEnum):
-    """Thông tư 39/2020 priorities, lowest first; see :data:`PRIORITY_RANK`."""
+    """Priorities, lowest first (:data:`PRIORITY_RANK`); names follow Thông tư 39/2020.
 
-    routine = "routine"
-    scheduled = "scheduled"
+    ordinary (thông thường) < priority (ưu tiên) < live (a live relay) < emergency
+    (khẩn cấp). A higher one preempts a lower one; quiet hours hold back ordinary items
+    and camera reminders only.
+    """
+
+    ordinary = "ordinary"
+    priority = "priority"
     live = "live"
     emergency = "emergency"
 
@@ -248,10 +253,17 @@ class PlanItem(BaseModel):
     title: str = ""
     media: MediaRef
     start_at: datetime
-    priority: Priority = Priority.scheduled
+    priority: Priority = Priority.priority
     volume: int | None = Field(default=None, ge=0, le=100)
     repeat: int = Field(default=1, ge=1, le=20)
     ignore_quiet_hours: bool = False
+
+
+class QuietWindow(BaseModel):
+    """Local wall-clock window (may wrap midnight) when ordinary items and reminders wait."""
+
+    start: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+    end: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
 class Plan(Payload):
@@ -266,6 +278,8 @@ class Plan(Payload):
     generated_at: datetime = Field(default_factory=utcnow)
     horizon_until: datetime | None = None
     items: list[PlanItem] = []
+    quiet_hours: QuietWindow | None = None
+    """The node's zone's quiet hours, set at the controller (overrides the node config)."""
 
 
 class CommandKind(StrEnum):

@@ -10,7 +10,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from controller.api import alerts, announcements, health, nodes
+from controller.api import (
+    alerts,
+    announcements,
+    auth,
+    broadcast_log,
+    calendar,
+    emergency,
+    health,
+    nodes,
+    schedules,
+)
 from controller.runtime import Runtime
 from controller.settings import Settings
 
@@ -32,10 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="loaxa controller", version="0.1.0", lifespan=lifespan,
                   description="Commune loudspeakers and cameras: announcements, nodes, plans.")
-    app.include_router(health.router)
-    app.include_router(nodes.router)
-    app.include_router(announcements.router)
-    app.include_router(alerts.router)
+    for module in (health, auth, nodes, announcements, schedules, emergency, calendar,
+                   broadcast_log, alerts):
+        app.include_router(module.router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,23 +15,32 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from firmware_config.broker import free_port, running_broker, wait_for_port
-from firmware_config.provision import provision
+from firmware_config.provision import ensure_password, provision
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "firmware_config" / "examples"
 WELCOME = "Chào mừng bà con đến với hệ thống truyền thanh thông minh của UBND xã."
 WELCOME_DEADLINE_S = 30.0
 
 
-def _http(method: str, url: str, body: dict | None = None) -> dict | list:
+def _http(method: str, url: str, body: dict | None = None, token: str = "") -> dict | list:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
+
+
+def _login(base: str, username: str, password: str) -> str:
+    form = urllib.parse.urlencode({"username": username, "password": password}).encode()
+    with urllib.request.urlopen(f"{base}/api/auth/token", data=form, timeout=30) as resp:
+        return json.loads(resp.read())["access_token"]
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -51,9 +60,10 @@ def _stop_all(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-def _wait_played(base: str, announcement_id: int, nodes: int, deadline: float) -> dict:
+def _wait_played(base: str, announcement_id: int, nodes: int, deadline: float,
+                 token: str) -> dict:
     while True:
-        a = _http("GET", f"{base}/api/announcements/{announcement_id}")
+        a = _http("GET", f"{base}/api/announcements/{announcement_id}", token=token)
         assert isinstance(a, dict)
         done = [d for d in a["deliveries"] if d["status"] == "finished"]
         if len(done) >= nodes or time.monotonic() > deadline:
@@ -66,13 +76,14 @@ def run_demo(workdir: Path, http_port: int, exit_after_welcome: bool) -> int:
     workdir = workdir.resolve()
     broker_port = free_port()
     fleet = provision(EXAMPLES, workdir, broker_port)
+    admin_password = ensure_password(workdir / "secrets", "admin").read_text().strip()
     exe = [sys.executable, "-m", "loaxa_cli"]
     env = {**os.environ, "LOAXA_DATA_DIR": str(workdir / "controller"),
            "LOAXA_MQTT_PORT": str(broker_port),
            "LOAXA_MQTT_USERNAME": fleet.controller_user,
            "LOAXA_MQTT_PASSWORD_FILE": str(fleet.controller_password_file),
            "LOAXA_FLEET_DIR": str(workdir / "nodes"), "LOAXA_PORT": str(http_port),
-           "LOAXA_START_LEAD_S": "4"}
+           "LOAXA_START_LEAD_S": "4", "LOAXA_ADMIN_PASSWORD": admin_password}
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
     stop = threading.Event()
@@ -87,15 +98,18 @@ def run_demo(workdir: Path, http_port: int, exit_after_welcome: bool) -> int:
             wait_for_port("127.0.0.1", http_port, timeout=60)
             print(f"loaxa controller: {base}  (API docs: {base}/docs)")
             print(f"broker: 127.0.0.1:{broker_port}   logs: {logs}")
-            _wait_nodes_online(base, 3, time.monotonic() + 20)
+            print(f"sign in as admin / {admin_password}  (kept in {workdir}/secrets/admin.pass)")
+            token = _login(base, "admin", admin_password)
+            _wait_nodes_online(base, 3, time.monotonic() + 20, token)
             a = _http("POST", f"{base}/api/announcements",
-                      {"title": "Chào mừng", "text": WELCOME})
+                      {"title": "Chào mừng", "text": WELCOME, "play_now": True}, token)
             assert isinstance(a, dict)
-            print(f"welcome announcement #{a['id']} scheduled for {a['start_at']} "
+            print(f"welcome announcement #{a['id']} scheduled for "
+                  f"{a['schedules'][0]['start_at']} "
                   f"(voice: {a['engine_used']}"
                   + (f"; fell back: {a['fallback_reason']}" if a["fallback_reason"] else "")
                   + ")")
-            result = _wait_played(base, a["id"], 3, time.monotonic() + WELCOME_DEADLINE_S)
+            result = _wait_played(base, a["id"], 3, time.monotonic() + WELCOME_DEADLINE_S, token)
             played = [d["node_id"] for d in result["deliveries"] if d["status"] == "finished"]
             print(f"played on {len(played)}/3 nodes ({', '.join(played)}) "
                   f"{time.monotonic() - t0:.1f} s after start; sinks: {workdir}/nodes/*/sink/")
@@ -114,9 +128,9 @@ def run_demo(workdir: Path, http_port: int, exit_after_welcome: bool) -> int:
             print("stopped broker, controller and nodes")
 
 
-def _wait_nodes_online(base: str, count: int, deadline: float) -> None:
+def _wait_nodes_online(base: str, count: int, deadline: float, token: str) -> None:
     while time.monotonic() < deadline:
-        nodes = _http("GET", f"{base}/api/nodes")
+        nodes = _http("GET", f"{base}/api/nodes", token=token)
         if sum(1 for n in nodes if n["online"]) >= count:  # type: ignore[index,union-attr]
             return
         time.sleep(0.3)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -68,15 +69,20 @@ class Node(Base):
 
 
 class Announcement(Base):
+    """Content (text rendered to audio) with its approval state.
+
+    draft → submitted → approved (leader) → scheduled (an active schedule exists);
+    editing the content sends it back to draft. Timing lives in :class:`Schedule`.
+    """
+
     __tablename__ = "announcements"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200), default="")
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    start_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    priority: Mapped[str] = mapped_column(String(16), default="scheduled")
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="draft")
     engine_requested: Mapped[str] = mapped_column(String(32), default="auto")
     engine_used: Mapped[str | None] = mapped_column(String(32))
     fallback_reason: Mapped[str | None] = mapped_column(Text)
@@ -85,35 +91,71 @@ class Announcement(Base):
     media_codec: Mapped[str | None] = mapped_column(String(16))
     duration_s: Mapped[float | None] = mapped_column(Float)
 
-    deliveries: Mapped[list[Delivery]] = relationship(
-        back_populates="announcement", cascade="all, delete-orphan", order_by="Delivery.id"
-    )
-
-    @property
-    def item_id(self) -> str:
-        return f"a{self.id}"
+    schedules: Mapped[list[Schedule]] = relationship(
+        back_populates="announcement", cascade="all, delete-orphan", order_by="Schedule.id")
 
 
-class Delivery(Base):
-    """One announcement on one node: planned → delivered → started → finished/failed."""
+class Schedule(Base):
+    """An announcement × targets × timing × priority × volume × repeat."""
 
-    __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("announcement_id", "node_pk"),)
+    __tablename__ = "schedules"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    announcement_id: Mapped[int] = mapped_column(ForeignKey("announcements.id",
-                                                            ondelete="CASCADE"))
-    node_pk: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="planned")
-    plan_version: Mapped[int | None] = mapped_column(BigInteger)
-    planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    actual_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    duration_s: Mapped[float | None] = mapped_column(Float)
-    detail: Mapped[str] = mapped_column(Text, default="")
+    announcement_id: Mapped[int] = mapped_column(
+        ForeignKey("announcements.id", ondelete="CASCADE"), index=True)
+    targets: Mapped[dict] = mapped_column(JSON, default=dict)
+    """{"all": bool, "zones": [...], "groups": [...], "nodes": [...]}"""
+    kind: Mapped[str] = mapped_column(String(8))  # once | rrule | cron
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """The time (once), DTSTART (rrule) or the first moment (cron)."""
+    rule: Mapped[str | None] = mapped_column(Text)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Ho_Chi_Minh")
+    priority: Mapped[str] = mapped_column(String(16), default="priority")
+    volume: Mapped[int | None] = mapped_column(Integer)
+    repeat: Mapped[int] = mapped_column(Integer, default=1)
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    """Staff's order for clashing priority items: lower plays first."""
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | cancelled
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Plans compiled at or after this (ms) include the schedule's current form."""
 
-    announcement: Mapped[Announcement] = relationship(back_populates="deliveries")
-    node: Mapped[Node] = relationship()
+    announcement: Mapped[Announcement] = relationship(back_populates="schedules")
+
+
+class Zone(Base):
+    """A village (thôn) and its quiet hours; nodes name their zones in their config."""
+
+    __tablename__ = "zones"
+    __table_args__ = (UniqueConstraint("commune", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    quiet_start: Mapped[str] = mapped_column(String(5), default="22:00")
+    quiet_end: Mapped[str] = mapped_column(String(5), default="06:00")
+
+
+class NodeGroup(Base):
+    __tablename__ = "node_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    node_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class CalendarException(Base):
+    """A day (holiday) on which ordinary and priority items do not play."""
+
+    __tablename__ = "calendar_exceptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    commune: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
 
 
 class PlaybackLog(Base):
@@ -152,3 +194,29 @@ class CameraAlertRecord(Base):
     snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="new")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who did what, when: every approval transition and every sensitive action."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64), index=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)

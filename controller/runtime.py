@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -14,14 +15,19 @@ from sqlalchemy import select
 
 from controller.db import Database, migrate
 from controller.media_store import MediaStore
-from controller.models import Node
+from controller.models import Announcement, Node
 from controller.mqtt_link import MqttLink
+from controller.security import LoginRateLimiter, load_or_create_secret
 from controller.services import alerts, fleet, playback
-from controller.services.plans import compile_plan, media_ref
+from controller.services import targets as target_rules
+from controller.services.plans import CompileContext, compile_plan, media_ref
+from controller.services.users import ensure_bootstrap_admin
 from controller.settings import Settings
 from mqtt_contract import (
     Alert,
+    Command,
     ContractError,
+    MediaRef,
     MediaRequest,
     PlaybackReport,
     Status,
@@ -50,14 +56,17 @@ class Runtime:
                              settings.read_mqtt_password(), settings.mqtt_client_id,
                              settings.mqtt_share_group)
         self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.secret_key = settings.secret_key or load_or_create_secret(
+            settings.data_dir / "secret_key")
+        self.login_limiter = LoginRateLimiter(settings.login_attempts, settings.login_window_s)
         self._recent_resends: dict[tuple[str, str], float] = {}
         self._resend_lock = threading.Lock()
-        self.link.on("status", self._on_status)
-        self.link.on("telemetry", self._on_telemetry)
-        self.link.on("playback", self._on_playback)
-        self.link.on("reply", self._on_reply)
-        self.link.on("media/request", self._on_media_request)
-        self.link.on("alert", self._on_alert)
+        self._compile_lock = threading.Lock()
+        for kind, handler in {"status": self._on_status, "telemetry": self._on_telemetry,
+                              "playback": self._on_playback, "reply": self._on_reply,
+                              "media/request": self._on_media_request,
+                              "alert": self._on_alert}.items():
+            self.link.on(kind, handler)
 
     @property
     def horizon(self) -> timedelta:
@@ -69,12 +78,13 @@ class Runtime:
 
     def start(self) -> None:
         migrate(self.db.url)
-        if self.settings.fleet_dir:
-            with self.db.session() as s:
+        with self.db.session() as s:
+            ensure_bootstrap_admin(s, self.settings.admin_username, self.settings.admin_password)
+            if self.settings.fleet_dir:
                 n = fleet.register_fleet(s, self.settings.fleet_dir)
-            log.info("registered %d nodes from %s", n, self.settings.fleet_dir)
+                log.info("registered %d nodes from %s", n, self.settings.fleet_dir)
         self.link.start()
-        self.scheduler.add_job(self.republish_all_plans, "interval",
+        self.scheduler.add_job(self.publish_plans, "interval",
                                seconds=self.settings.plan_refresh_s, id="roll-horizon",
                                max_instances=1, coalesce=True)
         self.scheduler.start()
@@ -84,30 +94,56 @@ class Runtime:
         self.link.stop()
         self.db.dispose()
 
-    # plans -------------------------------------------------------------------------------
-    def publish_plans(self, node_pks: list[int]) -> None:
-        """Recompile and publish (retained) the plans of these nodes."""
+    # plans and media -----------------------------------------------------------------------
+    def publish_plans(self, targets: Iterable[dict] | None = None) -> int:
+        """Recompile and publish (retained) the plans of nodes matched by any of ``targets``
+        (all nodes when None). Returns how many plans went out."""
+        with self._compile_lock, self.db.session() as s:
+            ctx = CompileContext.load(s, self.horizon)
+            nodes = list(s.scalars(select(Node)))
+            if targets is not None:
+                wanted = list(targets)
+                nodes = [n for n in nodes
+                         if any(target_rules.matches(t, n, ctx.groups) for t in wanted)]
+            for node in nodes:
+                self.link.publish_plan(node.commune, compile_plan(s, node, ctx))
+            return len(nodes)
+
+    def broadcast_media(self, announcement_id: int, targets: Iterable[dict]) -> None:
+        """Publish an announcement's audio once per commune it reaches (broker fan-out)."""
         with self.db.session() as s:
-            for node in s.scalars(select(Node).where(Node.id.in_(node_pks))):
-                self.link.publish_plan(node.commune, compile_plan(s, node, self.horizon))
-
-    def republish_all_plans(self) -> None:
-        with self.db.session() as s:
-            pks = list(s.scalars(select(Node.id)))
-        self.publish_plans(pks)
-
-    def broadcast_media(self, communes: set[str], sha256: str, size: int, codec: str,
-                        duration_s: float) -> None:
-        """Publish a file's chunks once per commune: the broker fans them out to nodes."""
-        from mqtt_contract import MediaRef
-
-        ref = MediaRef(sha256=sha256, size=size, codec=codec, duration_s=duration_s)
+            a = s.get(Announcement, announcement_id)
+            if a is None or a.media_sha256 is None:
+                return
+            ref = media_ref(a)
+            nodes = [n for t in targets for n in target_rules.resolve(s, t)]
+            communes = {n.commune for n in nodes}
         for commune in sorted(communes):
             topics = Topics(commune)
-            self.link.publish_media(lambda i, t=topics: t.media_chunk(sha256, i), ref,
+            self.link.publish_media(lambda i, t=topics: t.media_chunk(ref.sha256, i), ref,
                                     self._chunk_reader(ref))
 
-    def _chunk_reader(self, ref):  # type: ignore[no-untyped-def]
+    def send_commands(self, targets: dict, command: Command) -> int:
+        """Send ``command`` to every target (one publish per commune, zone or node)."""
+        with self.db.session() as s:
+            nodes = target_rules.resolve(s, targets)
+        topics_sent = set()
+        for node in nodes:
+            t = Topics(node.commune)
+            if targets.get("all"):
+                topic = t.all_cmd()
+            elif zone := next((z for z in targets.get("zones", ()) if z in (node.zones or ())),
+                              None):
+                topic = t.zone_cmd(zone)
+            else:
+                topic = t.node_cmd(node.node_id)
+            if topic not in topics_sent:
+                topics_sent.add(topic)
+                reply = t.reply(node.node_id) if topic == t.node_cmd(node.node_id) else None
+                self.link.send_command(topic, command, reply)
+        return len(nodes)
+
+    def _chunk_reader(self, ref: MediaRef):  # type: ignore[no-untyped-def]
         return lambda i: self.media.read_chunk(ref.sha256, ref.codec, i, ref.chunk_size)
 
     # ingest ------------------------------------------------------------------------------
@@ -121,8 +157,7 @@ class Runtime:
         telemetry = parse(Telemetry, payload)
         same_node(info, telemetry.node)
         with self.db.session() as s:
-            node = fleet.apply_telemetry(s, info.commune, telemetry)
-            playback.mark_delivered(s, node)
+            fleet.apply_telemetry(s, info.commune, telemetry)
 
     def _on_playback(self, info: TopicInfo, payload: bytes) -> None:
         report = parse(PlaybackReport, payload)
@@ -160,9 +195,7 @@ class Runtime:
             lambda i: topics.node_media_chunk(request.node, request.sha256, i), ref,
             self._chunk_reader(ref), request.chunks or None)
 
-    def _known_media(self, sha256: str):  # type: ignore[no-untyped-def]
-        from controller.models import Announcement
-
+    def _known_media(self, sha256: str) -> MediaRef | None:
         with self.db.session() as s:
             a = s.scalar(select(Announcement).where(Announcement.media_sha256 == sha256)
                          .limit(1))

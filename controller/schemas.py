@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mqtt_contract import Priority
+from mqtt_contract import CommandKind
+
+TimeOfDay = str
+SEGMENT = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 class NodeOut(BaseModel):
@@ -27,23 +34,66 @@ class NodeOut(BaseModel):
     telemetry: dict | None
 
 
-class AnnouncementIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Targets(In):
+    all: bool = False
+    zones: list[str] = Field(default_factory=list, max_length=500)
+    groups: list[str] = Field(default_factory=list, max_length=100)
+    nodes: list[str] = Field(default_factory=list, max_length=10_000)
 
+
+class TimingIn(In):
+    kind: Literal["once", "rrule", "cron"] = "once"
+    start_at: datetime = Field(description="the time (once), DTSTART (rrule), first moment (cron)")
+    rule: str | None = Field(default=None, max_length=500,
+                             description="RRULE (e.g. FREQ=WEEKLY;BYDAY=MO,FR;BYHOUR=6) "
+                                         "or cron (e.g. 0 7-11 * * 1-5)")
+    until: datetime | None = None
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+
+class ScheduleIn(In):
+    announcement_id: int
+    targets: Targets
+    timing: TimingIn
+    priority: Literal["ordinary", "priority", "emergency"] = "priority"
+    volume: int | None = Field(default=None, ge=0, le=100)
+    repeat: int = Field(default=1, ge=1, le=20)
+    sequence: int | None = Field(default=None, ge=0, le=1000,
+                                 description="order among clashing priority items")
+
+
+class AnnouncementIn(In):
     text: str = Field(min_length=1, max_length=5000, description="Vietnamese text to speak")
     title: str = Field(default="", max_length=200)
-    start_at: datetime | None = Field(
-        default=None, description="When to play (with a time zone); omitted = now")
-    priority: Priority = Priority.scheduled
-    engine: Literal["auto", "gtts", "espeak-ng", "espeak"] = "auto"
+    engine: Literal["auto", "gtts", "espeak-ng", "piper"] = "auto"
     voice: str = Field(default="vi", pattern=r"^[a-z0-9-]{1,32}$")
-    nodes: list[str] | None = Field(
-        default=None, description="node ids to play on; omitted = every node")
+    play_now: bool = Field(default=False, description="schedule at once, a few seconds ahead")
+    start_at: datetime | None = Field(default=None, description="schedule once at this time")
+    nodes: list[str] | None = Field(default=None, description="targets; omitted = every node")
+    zones: list[str] | None = None
+    priority: Literal["ordinary", "priority"] = "priority"
+
+    @property
+    def wants_schedule(self) -> bool:
+        return self.play_now or self.start_at is not None
+
+
+class AnnouncementEdit(In):
+    text: str | None = Field(default=None, min_length=1, max_length=5000)
+    title: str | None = Field(default=None, max_length=200)
+    engine: Literal["auto", "gtts", "espeak-ng", "piper"] = "auto"
+    voice: str = Field(default="vi", pattern=r"^[a-z0-9-]{1,32}$")
+
+
+class TransitionIn(In):
+    note: str = Field(default="", max_length=1000)
 
 
 class DeliveryOut(BaseModel):
     node_id: str
     commune: str
+    schedule_id: int
+    item_id: str
     status: str
     planned_at: datetime
     actual_start: datetime | None
@@ -53,13 +103,40 @@ class DeliveryOut(BaseModel):
     detail: str
 
 
+class ScheduleOut(BaseModel):
+    id: int
+    announcement_id: int
+    title: str
+    targets: dict
+    kind: str
+    start_at: datetime
+    rule: str | None
+    until: datetime | None
+    timezone: str
+    priority: str
+    volume: int | None
+    repeat: int
+    sequence: int | None
+    status: str
+    created_by: str
+    next_occurrences: list[datetime]
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor: str
+    action: str
+    detail: dict
+
+
 class AnnouncementOut(BaseModel):
     id: int
     title: str
     text: str
     created_at: datetime
-    start_at: datetime
-    priority: str
+    created_by: str
     status: str
     engine_requested: str
     engine_used: str | None
@@ -68,8 +145,100 @@ class AnnouncementOut(BaseModel):
     media_codec: str | None
     media_size: int | None
     duration_s: float | None
+    schedules: list[ScheduleOut]
     deliveries: list[DeliveryOut]
     summary: dict[str, int]
+    history: list[AuditOut]
+
+
+class EmergencyIn(In):
+    text: str | None = Field(default=None, min_length=1, max_length=5000)
+    announcement_id: int | None = None
+    title: str = Field(default="Khẩn cấp", max_length=200)
+    targets: Targets = Field(default_factory=lambda: Targets(all=True))
+    repeat: int = Field(default=1, ge=1, le=20)
+    volume: int | None = Field(default=100, ge=0, le=100)
+    engine: Literal["auto", "gtts", "espeak-ng", "piper"] = "auto"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EmergencyIn:
+        if (self.text is None) == (self.announcement_id is None):
+            raise ValueError("give either text or announcement_id")
+        return self
+
+
+class EmergencyOut(BaseModel):
+    announcement_id: int
+    schedule_id: int
+    item_id: str
+    nodes: int
+    sent_at: datetime
+
+
+class StopIn(In):
+    targets: Targets = Field(default_factory=lambda: Targets(all=True))
+
+
+class NodeCommandIn(In):
+    kind: Literal["volume", "test_tone", "resync", "stop", "reboot"]
+    volume: int | None = Field(default=None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _volume_given(self) -> NodeCommandIn:
+        if self.kind == CommandKind.volume and self.volume is None:
+            raise ValueError("a volume command needs volume (0-100)")
+        return self
+
+
+class CommandOut(BaseModel):
+    command_id: str
+    nodes: int
+
+
+class ZoneIn(In):
+    commune: str = Field(pattern=SEGMENT)
+    code: str = Field(pattern=SEGMENT)
+    name: str = Field(default="", max_length=200)
+    quiet_start: TimeOfDay = Field(default="22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_end: TimeOfDay = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ZoneOut(ZoneIn):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+    nodes: list[str] = []
+
+
+class GroupIn(In):
+    name: str = Field(pattern=SEGMENT)
+    node_ids: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class GroupOut(GroupIn):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+
+
+class HolidayIn(In):
+    day: date
+    name: str = Field(default="", max_length=200)
+    commune: str | None = Field(default=None, pattern=SEGMENT)
+
+
+class HolidayOut(HolidayIn):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+    id: int
+
+
+class LogEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    node_id: str
+    item_id: str
+    event: str
+    planned_at: datetime
+    actual_at: datetime
+    duration_s: float | None
+    detail: str
+    clock_offset_ms: float | None
 
 
 class Health(BaseModel):
@@ -96,5 +265,31 @@ class AlertOut(BaseModel):
     def from_record(cls, r: object) -> AlertOut:
         data = {k: getattr(r, k) for k in ("alert_id", "commune", "node_id", "camera", "kind",
                                            "at", "confidence", "boxes", "state", "received_at")}
-        url = f"/api/alerts/{r.alert_id}/snapshot" if r.snapshot_sha256 else None  # type: ignore[attr-defined]
+        url = (f"/api/alerts/{data['alert_id']}/snapshot"
+               if getattr(r, "snapshot_sha256", None) else None)
         return cls(**data, snapshot_url=url)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    role: str
+    expires_in: int
+
+
+class UserIn(In):
+    username: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{2,63}$")
+    password: str = Field(min_length=10, max_length=256)
+    role: Literal["admin", "staff", "leader", "officer"]
+    full_name: str = Field(default="", max_length=200)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    username: str
+    full_name: str
+    role: str
+    active: bool
+
+

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     plan_refresh_s: float = Field(default=900, ge=10)
     """How often plans are recompiled to roll the horizon forward."""
 
+    secret_key: str | None = None
+    """Signs access tokens; default: a random key kept in ``{data_dir}/secret_key``."""
+    token_ttl_h: float = Field(default=12, gt=0, le=24 * 30)
+    admin_username: str = "admin"
+    admin_password: str | None = None
+    """If set and there are no users yet, this admin account is created at start."""
+    login_attempts: int = Field(default=5, ge=1)
+    login_window_s: float = Field(default=300, gt=0)
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

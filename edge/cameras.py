@@ -116,7 +116,7 @@ class CameraHost:
             return False
         self.put_media(ref, path)
         self.scheduler.submit(Job(f"reminder-{camera_id}-{uuid.uuid4().hex[:12]}", ref,
-                                  time.time(), Priority.routine,
+                                  time.time(), Priority.ordinary,
                                   f"reminder {kind} ({camera_id})"))
         self.reminders_played += 1
         return True

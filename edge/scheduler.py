@@ -4,7 +4,7 @@ Nothing here waits for the network. The plan and the media are already on the no
 scheduler picks the most urgent due job, decodes it ahead of the deadline, waits out the
 last milliseconds precisely, and plays. Priorities decide clashes (DESIGN.md, principle
 5): a higher priority preempts a lower one; an equal or lower one waits its turn; quiet
-hours skip routine items and reminders, never emergencies.
+hours skip ordinary items and reminders, never emergencies.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from datetime import time as time_of_day_type
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -66,6 +67,10 @@ class Running:
 Report = Callable[[Job, PlaybackEvent, float, float | None, str], None]
 
 
+def time_of_day(text: str) -> time_of_day_type:
+    return time_of_day_type.fromisoformat(text)
+
+
 def sleep_until(deadline: float) -> None:
     """Sleep until the wall clock reaches ``deadline``, the last 2 ms spinning."""
     while (remaining := deadline - time.time()) > 0:
@@ -93,6 +98,9 @@ class LocalScheduler:
 
     # inputs from the agent -------------------------------------------------------
     def set_plan(self, plan: Plan | None) -> None:
+        if plan and plan.quiet_hours:
+            self.quiet_hours = QuietHours(start=time_of_day(plan.quiet_hours.start),
+                                          end=time_of_day(plan.quiet_hours.end))
         with self._lock:
             self._plan_jobs = Job.from_plan(plan) if plan else {}
             current = self._current
@@ -200,8 +208,8 @@ class LocalScheduler:
         return clip
 
     def _blocked_by_quiet_hours(self, job: Job) -> bool:
-        if job.priority != Priority.routine or job.ignore_quiet_hours:
-            return False  # quiet hours hold back routine items and reminders only
+        if job.priority != Priority.ordinary or job.ignore_quiet_hours:
+            return False  # quiet hours hold back ordinary items and reminders only
         local = datetime.fromtimestamp(max(job.start_at, time.time()), self.tz).time()
         return self.quiet_hours.contains(local)
 

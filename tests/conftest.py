@@ -19,6 +19,7 @@ from firmware_config.provision import ProvisionedFleet, provision
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "firmware_config" / "examples"
+ADMIN_PASSWORD = "admin-password-for-tests"
 SHARED = Path(os.environ.get("LOAXA_SHARED_DIR", REPO.parent / "shared")).resolve()
 
 
@@ -51,7 +52,8 @@ def controller_settings(broker: ProvisionedFleet, tmp_path: Path):  # type: igno
     return Settings(data_dir=tmp_path / "controller", mqtt_port=broker.broker_port,
                     mqtt_username=broker.controller_user,
                     mqtt_password_file=broker.controller_password_file,
-                    fleet_dir=broker.root / "nodes", start_lead_s=6)
+                    fleet_dir=broker.root / "nodes", start_lead_s=6,
+                    admin_password=ADMIN_PASSWORD)
 
 
 @pytest.fixture
@@ -65,7 +67,24 @@ def controller(controller_settings):  # type: ignore[no-untyped-def]
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
         assert runtime.link.wait_connected(10), "controller did not reach the broker"
         client.runtime = runtime  # type: ignore[attr-defined]
+        client.headers["Authorization"] = f"Bearer {login(client, 'admin', ADMIN_PASSWORD)}"
         yield client
+
+
+def login(client, username: str, password: str) -> str:  # type: ignore[no-untyped-def]
+    r = client.post("/api/auth/token", data={"username": username, "password": password},
+                    headers={"Authorization": ""})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def make_user(client, username: str, role: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Create an account through the admin API; return headers carrying its token."""
+    password = f"{username}-password-123"
+    r = client.post("/api/users", json={"username": username, "password": password,
+                                        "role": role})
+    assert r.status_code in (201, 409), r.text
+    return {"Authorization": f"Bearer {login(client, username, password)}"}
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from controller.db import Database, migrate
-from controller.models import Announcement, Delivery, PlaybackLog
+from controller.models import Announcement, PlaybackLog, Schedule
+from controller.services.deliveries import deliveries_for
 from controller.services.fleet import get_or_create_node
-from controller.services.plans import compile_plan
+from controller.services.plans import CompileContext, compile_plan
 from controller.services.playback import record_report
 from mqtt_contract import PlaybackEvent, PlaybackReport
 
@@ -54,24 +55,27 @@ def test_migrated_schema_plans_and_idempotent_reports(database: Database) -> Non
     start = datetime.now(UTC) + timedelta(minutes=5)
     with database.session() as s:
         node = get_or_create_node(s, "xa-demo", "node-1")
-        a = Announcement(text="Xin chào", start_at=start, media_sha256="a" * 64,
+        a = Announcement(text="Xin chào", status="scheduled", media_sha256="a" * 64,
                          media_size=1000, media_codec="mp3", duration_s=2.0)
         s.add(a)
         s.flush()
-        s.add(Delivery(announcement_id=a.id, node_pk=node.id, planned_at=start))
+        s.add(Schedule(announcement_id=a.id, targets={"all": True}, kind="once",
+                       start_at=start, priority="priority"))
         s.flush()
-        plan = compile_plan(s, node, timedelta(hours=48))
-        assert [i.id for i in plan.items] == [a.item_id]
-        assert plan.items[0].start_at == start
-        version = plan.version
-    report = PlaybackReport(node="node-1", item_id=f"a{a.id}", event=PlaybackEvent.finished,
+        plan = compile_plan(s, node, CompileContext.load(s, timedelta(hours=48)))
+        assert len(plan.items) == 1 and plan.items[0].start_at == start
+        item, version = plan.items[0].id, plan.version
+    report = PlaybackReport(node="node-1", item_id=item, event=PlaybackEvent.finished,
                             planned_at=start, actual_at=start, duration_s=2.0)
     with database.session() as s:
         assert record_report(s, "xa-demo", report)
     with database.session() as s:
         assert not record_report(s, "xa-demo", report)  # replayed: changes nothing
         assert s.query(PlaybackLog).count() == 1
-        delivery = s.query(Delivery).one()
-        assert delivery.status == "finished" and delivery.duration_s == 2.0
+        views = deliveries_for(s, list(s.scalars(select(Schedule))), start - timedelta(1),
+                               start + timedelta(1))
+        assert [(v.node_id, v.status, v.duration_s) for v in views] == [
+            ("node-1", "finished", 2.0)]
         node = get_or_create_node(s, "xa-demo", "node-1")
-        assert compile_plan(s, node, timedelta(hours=48)).version > version
+        ctx = CompileContext.load(s, timedelta(hours=48))
+        assert compile_plan(s, node, ctx).version > version

@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
-from controller.api.deps import RuntimeDep, SessionDep
+from controller.api.deps import Officer, RuntimeDep, SessionDep
 from controller.schemas import AlertOut
 from controller.services import alerts as service
 
@@ -12,7 +12,8 @@ router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 
 @router.get("", response_model=list[AlertOut])
-def list_alerts(session: SessionDep, node: str | None = None, camera: str | None = None,
+def list_alerts(user: Officer, session: SessionDep, node: str | None = None,
+                camera: str | None = None,
                 kind: str | None = None, state: str | None = None,
                 since: datetime | None = None, until: datetime | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AlertOut]:
@@ -24,7 +25,8 @@ def list_alerts(session: SessionDep, node: str | None = None, camera: str | None
 
 @router.get("/{alert_id}/snapshot", response_class=FileResponse,
             responses={200: {"content": {"image/jpeg": {}}}})
-def snapshot(alert_id: str, session: SessionDep, runtime: RuntimeDep) -> FileResponse:
+def snapshot(alert_id: str, user: Officer, session: SessionDep,
+             runtime: RuntimeDep) -> FileResponse:
     """The alert's JPEG snapshot, boxes drawn."""
     record = service.get_alert(session, alert_id)
     if record is None or record.snapshot_sha256 is None:

@@ -1,89 +1,166 @@
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, status
 
-from controller.api.deps import RuntimeDep, SessionDep
+from controller.api.deps import Leader, RuntimeDep, SessionDep, Staff, UserDep
+from controller.api.schedules import schedule_out
 from controller.models import Announcement
-from controller.schemas import AnnouncementIn, AnnouncementOut, DeliveryOut
+from controller.schemas import (
+    AnnouncementEdit,
+    AnnouncementIn,
+    AnnouncementOut,
+    AuditOut,
+    DeliveryOut,
+    TransitionIn,
+)
+from controller.security import Role
 from controller.services import announcements as service
-from controller.services import fleet
+from controller.services import approval, audit
+from controller.services.deliveries import deliveries_for
+from controller.services.schedules import ScheduleConflict, ScheduleError, create_schedule
+from controller.services.timing import Timing
 
 router = APIRouter(prefix="/api/announcements", tags=["announcements"])
+LEADERS = (Role.leader, Role.admin)
 
 
-def to_out(a: Announcement) -> AnnouncementOut:
-    deliveries = [
-        DeliveryOut(
-            node_id=d.node.node_id, commune=d.node.commune, status=d.status,
-            planned_at=d.planned_at, actual_start=d.actual_start, finished_at=d.finished_at,
-            duration_s=d.duration_s, detail=d.detail,
-            start_offset_ms=round((d.actual_start - d.planned_at).total_seconds() * 1000, 1)
-            if d.actual_start else None)
-        for d in a.deliveries
-    ]
+def to_out(session, runtime, a: Announcement) -> AnnouncementOut:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    since = min([a.created_at, *(s.start_at for s in a.schedules)]) - timedelta(minutes=1)
+    views = deliveries_for(session, list(a.schedules), max(since, now - timedelta(days=2)),
+                           now + runtime.horizon)
+    deliveries = [DeliveryOut(**{**v.__dict__, "start_offset_ms": v.start_offset_ms})
+                  for v in views]
     return AnnouncementOut(
-        id=a.id, title=a.title, text=a.text, created_at=a.created_at, start_at=a.start_at,
-        priority=a.priority, status=a.status, engine_requested=a.engine_requested,
-        engine_used=a.engine_used, fallback_reason=a.fallback_reason,
-        media_sha256=a.media_sha256, media_codec=a.media_codec, media_size=a.media_size,
-        duration_s=a.duration_s, deliveries=deliveries,
-        summary=dict(Counter(d.status for d in deliveries)))
+        id=a.id, title=a.title, text=a.text, created_at=a.created_at, created_by=a.created_by,
+        status=a.status, engine_requested=a.engine_requested, engine_used=a.engine_used,
+        fallback_reason=a.fallback_reason, media_sha256=a.media_sha256,
+        media_codec=a.media_codec, media_size=a.media_size, duration_s=a.duration_s,
+        schedules=[schedule_out(s) for s in a.schedules], deliveries=deliveries,
+        summary=dict(Counter(d.status for d in deliveries)),
+        history=[AuditOut.model_validate(e) for e in audit.history(session, "announcement",
+                                                                      a.id)])
+
+
+def load(session, announcement_id: int) -> Announcement:  # type: ignore[no-untyped-def]
+    a = service.get_announcement(session, announcement_id)
+    if a is None:
+        raise HTTPException(404, f"announcement {announcement_id} not found")
+    return a
 
 
 @router.post("", response_model=AnnouncementOut, status_code=status.HTTP_201_CREATED)
-def create(body: AnnouncementIn, runtime: RuntimeDep) -> AnnouncementOut:
-    """Render the text to speech and schedule it on the chosen nodes (default: all).
+def create(body: AnnouncementIn, user: Staff, runtime: RuntimeDep) -> AnnouncementOut:
+    """Render the text to speech; the announcement starts as a draft.
 
-    Without ``start_at`` it plays as soon as every node can have the audio (a few
-    seconds' lead), all nodes starting at the same instant.
+    With ``play_now`` or ``start_at`` it is also scheduled once on ``nodes``/``zones``
+    (default: every node): at once when a leader (or admin) creates it, otherwise it waits
+    for a leader's approval. ``play_now`` starts a few seconds ahead, so every node has the
+    audio and they all start at the same instant.
     """
+    targets = ({"nodes": body.nodes or [], "zones": body.zones or []}
+               if body.nodes is not None or body.zones is not None else {"all": True})
     with runtime.db.session() as s:
-        nodes = fleet.list_nodes(s)
-        if body.nodes is not None:
-            unknown = set(body.nodes) - {n.node_id for n in nodes}
-            if unknown:
-                raise HTTPException(422, f"unknown nodes: {', '.join(sorted(unknown))}")
-            nodes = [n for n in nodes if n.node_id in body.nodes]
-        try:
-            a = service.create_announcement(
-                s, text=body.text, title=body.title, start_at=body.start_at,
-                priority=body.priority.value, engine=body.engine, voice=body.voice,
-                store=runtime.media, lead=runtime.start_lead, nodes=nodes)
-        except service.AnnouncementError as exc:
-            raise HTTPException(422, str(exc)) from None
-        announcement_id = a.id
-        node_pks = [n.id for n in nodes]
-        communes = {n.commune for n in nodes}
-        media = (a.media_sha256, a.media_size, a.media_codec, a.duration_s)
-    runtime.publish_plans(node_pks)
-    runtime.broadcast_media(communes, *media)
-    return get(announcement_id, runtime)
+        a = service.create_announcement(s, text=body.text, title=body.title, engine=body.engine,
+                                        voice=body.voice, store=runtime.media,
+                                        actor=user.username)
+        if body.wants_schedule:
+            start = body.start_at or datetime.now(UTC) + runtime.start_lead
+            if user.role in LEADERS:
+                approval.approve_directly(s, a, user.username, "approved by its author")
+            else:
+                approval.transition(s, a, "submit", user.username, "submitted with a schedule")
+            try:
+                create_schedule(s, a, targets=targets, timing=Timing("once", start),
+                                priority=body.priority, volume=None, repeat=1, sequence=None,
+                                actor=user.username)
+            except ScheduleError as exc:
+                raise HTTPException(422, str(exc)) from None
+            except ScheduleConflict as exc:
+                raise HTTPException(409, {"message": "the schedule clashes with others",
+                                          "conflicts": [c.as_dict() for c in exc.clashes]}
+                                    ) from None
+        announcement_id, playable = a.id, a.status == "scheduled"
+    if playable:
+        runtime.publish_plans([targets])
+        runtime.broadcast_media(announcement_id, [targets])
+    return get(announcement_id, user, runtime)
 
 
 @router.get("", response_model=list[AnnouncementOut])
-def list_all(session: SessionDep) -> list[AnnouncementOut]:
-    return [to_out(a) for a in service.list_announcements(session)]
+def list_all(user: UserDep, session: SessionDep, runtime: RuntimeDep) -> list[AnnouncementOut]:
+    return [to_out(session, runtime, a) for a in service.list_announcements(session)]
 
 
 @router.get("/{announcement_id}", response_model=AnnouncementOut)
-def get(announcement_id: int, runtime: RuntimeDep) -> AnnouncementOut:
-    """The announcement with each node's delivery and playback status."""
+def get(announcement_id: int, user: UserDep, runtime: RuntimeDep) -> AnnouncementOut:
+    """The announcement, its schedules, each node's delivery and playback, its history."""
     with runtime.db.session() as s:
-        a = service.get_announcement(s, announcement_id)
-        if a is None:
-            raise HTTPException(404, f"announcement {announcement_id} not found")
-        return to_out(a)
+        return to_out(s, runtime, load(s, announcement_id))
+
+
+@router.patch("/{announcement_id}", response_model=AnnouncementOut)
+def edit(announcement_id: int, body: AnnouncementEdit, user: Staff,
+         runtime: RuntimeDep) -> AnnouncementOut:
+    """Edit title or text; new text is rendered again and sends it back to draft."""
+    with runtime.db.session() as s:
+        a = load(s, announcement_id)
+        try:
+            service.update_content(s, a, text=body.text, title=body.title, engine=body.engine,
+                                   voice=body.voice, store=runtime.media, actor=user.username)
+        except service.AnnouncementError as exc:
+            raise HTTPException(409, str(exc)) from None
+        targets = [sch.targets for sch in a.schedules]
+    runtime.publish_plans(targets)
+    return get(announcement_id, user, runtime)
+
+
+def _transition(announcement_id: int, action: str, note: str, user, runtime):  # type: ignore[no-untyped-def]
+    with runtime.db.session() as s:
+        a = load(s, announcement_id)
+        try:
+            approval.transition(s, a, action, user.username, note)
+        except approval.TransitionError as exc:
+            raise HTTPException(409, str(exc)) from None
+        targets = [sch.targets for sch in a.schedules if sch.status == "active"]
+        playable = a.status == "scheduled"
+    if targets:
+        runtime.publish_plans(targets)
+        if playable:
+            runtime.broadcast_media(announcement_id, targets)
+    return get(announcement_id, user, runtime)
+
+
+@router.post("/{announcement_id}/submit", response_model=AnnouncementOut)
+def submit(announcement_id: int, body: TransitionIn, user: Staff,
+           runtime: RuntimeDep) -> AnnouncementOut:
+    return _transition(announcement_id, "submit", body.note, user, runtime)
+
+
+@router.post("/{announcement_id}/approve", response_model=AnnouncementOut)
+def approve(announcement_id: int, body: TransitionIn, user: Leader,
+            runtime: RuntimeDep) -> AnnouncementOut:
+    """A leader approves; with an active schedule it goes on the nodes' plans at once."""
+    return _transition(announcement_id, "approve", body.note, user, runtime)
+
+
+@router.post("/{announcement_id}/reject", response_model=AnnouncementOut)
+def reject(announcement_id: int, body: TransitionIn, user: Leader,
+           runtime: RuntimeDep) -> AnnouncementOut:
+    """A leader sends it back to draft, with a note saying why."""
+    return _transition(announcement_id, "reject", body.note, user, runtime)
 
 
 @router.post("/{announcement_id}/cancel", response_model=AnnouncementOut)
-def cancel(announcement_id: int, runtime: RuntimeDep) -> AnnouncementOut:
-    """Cancel: every node's plan drops the item (or stops it if it is playing)."""
+def cancel(announcement_id: int, user: Staff, runtime: RuntimeDep) -> AnnouncementOut:
+    """Cancel: every node's plan drops it (a node playing it stops)."""
     with runtime.db.session() as s:
-        a = service.get_announcement(s, announcement_id)
-        if a is None:
-            raise HTTPException(404, f"announcement {announcement_id} not found")
-        if a.status == "cancelled":
-            raise HTTPException(409, "announcement already cancelled")
-        node_pks = [n.id for n in service.cancel_announcement(s, a)]
-    runtime.publish_plans(node_pks)
-    return get(announcement_id, runtime)
+        a = load(s, announcement_id)
+        try:
+            service.cancel_announcement(s, a, user.username)
+        except service.AnnouncementError as exc:
+            raise HTTPException(409, str(exc)) from None
+        targets = [sch.targets for sch in a.schedules]
+    runtime.publish_plans(targets)
+    return get(announcement_id, user, runtime)

@@ -1,10 +1,9 @@
-"""Announcements: render the text to audio, target nodes, and hand plans to the link."""
+"""Announcements: text rendered to audio (content-addressed), then approved and scheduled."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -12,7 +11,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from broadcasts import render_text
 from controller.media_store import MediaStore
-from controller.models import Announcement, Delivery, Node
+from controller.models import Announcement
+from controller.services import approval, audit
 
 log = logging.getLogger(__name__)
 
@@ -33,48 +33,51 @@ def render_to_store(text: str, store: MediaStore, engine: str, voice: str) -> di
             "fallback_reason": audio.fallback_reason}
 
 
-def create_announcement(session: Session, *, text: str, title: str, start_at: datetime | None,
-                        priority: str, engine: str, voice: str, store: MediaStore,
-                        lead: timedelta, nodes: list[Node]) -> Announcement:
-    now = datetime.now(UTC)
-    if start_at is None:
-        start_at = now + lead
-    elif start_at.tzinfo is None:
-        raise AnnouncementError("start_at must carry a time zone (e.g. +07:00 or Z)")
-    elif start_at < now:
-        raise AnnouncementError("start_at is in the past")
-    if not nodes:
-        raise AnnouncementError("no nodes to play on: register nodes first")
+def create_announcement(session: Session, *, text: str, title: str, engine: str, voice: str,
+                        store: MediaStore, actor: str) -> Announcement:
     media = render_to_store(text, store, engine, voice)
-    announcement = Announcement(text=text, title=title, start_at=start_at, priority=priority,
-                                engine_requested=engine, status="scheduled", **media)
-    session.add(announcement)
+    a = Announcement(text=text, title=title, engine_requested=engine, status="draft",
+                     created_by=actor, **media)
+    session.add(a)
     session.flush()
-    for node in nodes:
-        session.add(Delivery(announcement_id=announcement.id, node_pk=node.id,
-                             planned_at=start_at, status="planned"))
-    session.flush()
-    return announcement
+    audit.record(session, actor, "create", "announcement", a.id, after="draft")
+    return a
+
+
+def update_content(session: Session, a: Announcement, *, text: str | None, title: str | None,
+                   engine: str, voice: str, store: MediaStore, actor: str) -> Announcement:
+    if a.status == "cancelled":
+        raise AnnouncementError("announcement is cancelled")
+    if title is not None:
+        a.title = title
+    if text is not None and text != a.text:
+        for key, value in render_to_store(text, store, engine, voice).items():
+            setattr(a, key, value)
+        a.text, a.engine_requested = text, engine
+        approval.back_to_draft(session, a, actor, "content edited")
+    audit.record(session, actor, "edit", "announcement", a.id, title=title,
+                 text_changed=text is not None)
+    return a
+
+
+def cancel_announcement(session: Session, a: Announcement, actor: str) -> None:
+    if a.status == "cancelled":
+        raise AnnouncementError("announcement already cancelled")
+    before = a.status
+    a.status = "cancelled"
+    for s in a.schedules:
+        s.status = "cancelled"
+    approval.touch_schedules(a)
+    audit.record(session, actor, "cancel", "announcement", a.id, before=before,
+                 after="cancelled")
 
 
 def get_announcement(session: Session, announcement_id: int) -> Announcement | None:
-    return session.scalar(
-        select(Announcement).where(Announcement.id == announcement_id)
-        .options(selectinload(Announcement.deliveries).selectinload(Delivery.node))
-    )
+    return session.scalar(select(Announcement).where(Announcement.id == announcement_id)
+                          .options(selectinload(Announcement.schedules)))
 
 
 def list_announcements(session: Session, limit: int = 100) -> list[Announcement]:
     return list(session.scalars(
         select(Announcement).order_by(Announcement.id.desc()).limit(limit)
-        .options(selectinload(Announcement.deliveries).selectinload(Delivery.node))
-    ))
-
-
-def cancel_announcement(session: Session, announcement: Announcement) -> list[Node]:
-    """Cancel; return the nodes whose plans must drop it."""
-    announcement.status = "cancelled"
-    for d in announcement.deliveries:
-        if d.status in ("planned", "delivered"):
-            d.status = "cancelled"
-    return [d.node for d in announcement.deliveries]
+        .options(selectinload(Announcement.schedules))))

@@ -1,28 +1,46 @@
 """Plan compiler: each node's desired schedule for the horizon, versioned.
 
 A plan is the whole truth for a node (principle 1): every item it should play between
-now and the horizon. Publishing it retained means a node that reconnects gets it at
-once; the version (never decreasing, even across controller restarts: it is at least
-the compile time in milliseconds) lets a node ignore a stale copy.
+now and the horizon, after holidays, quiet hours and priorities have been applied.
+Publishing it retained means a node that reconnects gets it at once; the version (never
+decreasing, even across controller restarts: at least the compile time in ms) lets a node
+ignore a stale copy. Schedules are expanded once per compile and shared by all nodes, so
+compiling a thousand nodes costs little more than compiling one.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from controller.models import Announcement, Delivery, Node
-from mqtt_contract import MediaRef, Plan, PlanItem, Priority
+from controller.models import Announcement, CalendarException, Node, Schedule, Zone
+from controller.services import targets as target_rules
+from controller.services.timing import Timing, occurrences
+from mqtt_contract import PRIORITY_RANK, MediaRef, Plan, PlanItem, Priority, QuietWindow
 
-OPEN_STATES = ("planned", "delivered", "started")
 PAST_GRACE = timedelta(minutes=5)
+"""Items that started this recently stay in the plan (a node that is just back plays them
+late rather than never, within its own grace)."""
+PLAYABLE = ("approved", "scheduled")
+DEFAULT_QUIET = QuietWindow(start="22:00", end="06:00")
 
 
 def next_version(node: Node) -> int:
     return max(node.plan_version + 1, int(time.time() * 1000))
+
+
+def timing_of(s: Schedule) -> Timing:
+    return Timing(s.kind, s.start_at, s.rule, s.until, s.timezone)
+
+
+def item_id(schedule_id: int, occurrence: datetime) -> str:
+    return f"s{schedule_id}-{int(occurrence.timestamp())}"
 
 
 def media_ref(a: Announcement) -> MediaRef:
@@ -31,27 +49,120 @@ def media_ref(a: Announcement) -> MediaRef:
                     duration_s=a.duration_s)
 
 
-def plan_item(a: Announcement) -> PlanItem:
-    return PlanItem(id=a.item_id, title=a.title or a.text[:60], media=media_ref(a),
-                    start_at=a.start_at, priority=Priority(a.priority),
-                    ignore_quiet_hours=a.priority == Priority.emergency)
+def in_quiet_hours(window: QuietWindow, local: dtime) -> bool:
+    start, end = dtime.fromisoformat(window.start), dtime.fromisoformat(window.end)
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end
 
 
-def compile_plan(session: Session, node: Node, horizon: timedelta,
-                 now: datetime | None = None) -> Plan:
-    """Build (and version) ``node``'s plan; deliveries in it record that version."""
-    now = now or datetime.now(UTC)
-    rows = session.execute(
-        select(Delivery, Announcement)
-        .join(Announcement, Delivery.announcement_id == Announcement.id)
-        .where(Delivery.node_pk == node.id, Delivery.status.in_(OPEN_STATES),
-               Announcement.status == "scheduled",
-               Announcement.start_at >= now - PAST_GRACE,
-               Announcement.start_at <= now + horizon)
-        .order_by(Announcement.start_at)
-    ).all()
+@dataclass
+class Occurrence:
+    schedule: Schedule
+    at: datetime
+    media: MediaRef
+
+    @property
+    def rank(self) -> int:
+        return PRIORITY_RANK[Priority(self.schedule.priority)]
+
+    @property
+    def length_s(self) -> float:
+        return self.media.duration_s * self.schedule.repeat
+
+
+@dataclass
+class CompileContext:
+    """Everything a compile needs, loaded once for all nodes."""
+
+    now: datetime
+    horizon: timedelta
+    occurrences: list[Occurrence] = field(default_factory=list)
+    holidays: dict[str | None, set[date]] = field(default_factory=dict)
+    quiet: dict[tuple[str, str], QuietWindow] = field(default_factory=dict)
+    groups: dict[str, set[str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, horizon: timedelta, now: datetime | None = None
+             ) -> CompileContext:
+        now = now or datetime.now(UTC)
+        ctx = cls(now=now, horizon=horizon)
+        schedules = session.scalars(
+            select(Schedule).join(Announcement)
+            .where(Schedule.status == "active", Announcement.status.in_(PLAYABLE),
+                   Announcement.media_sha256.is_not(None))
+            .options(selectinload(Schedule.announcement)))
+        for s in schedules:
+            ref = media_ref(s.announcement)
+            for at in occurrences(timing_of(s), now - PAST_GRACE, now + horizon):
+                ctx.occurrences.append(Occurrence(s, at, ref))
+        for ex in session.scalars(select(CalendarException).where(
+                CalendarException.day >= (now - timedelta(days=1)).date())):
+            ctx.holidays.setdefault(ex.commune, set()).add(ex.day)
+        for z in session.scalars(select(Zone)):
+            ctx.quiet[(z.commune, z.code)] = QuietWindow(start=z.quiet_start, end=z.quiet_end)
+        ctx.groups = target_rules.group_members(session)
+        return ctx
+
+    def quiet_window(self, node: Node) -> QuietWindow:
+        zones = node.zones or []
+        return self.quiet.get((node.commune, zones[0]), DEFAULT_QUIET) if zones else DEFAULT_QUIET
+
+    def is_holiday(self, node: Node, occ: Occurrence) -> bool:
+        day = occ.at.astimezone(ZoneInfo(occ.schedule.timezone)).date()
+        return day in self.holidays.get(None, ()) or day in self.holidays.get(node.commune, ())
+
+
+def node_occurrences(ctx: CompileContext, node: Node) -> list[Occurrence]:
+    """What ``node`` should play: targeted, not on a holiday, not in its quiet hours."""
+    quiet = ctx.quiet_window(node)
+    kept = []
+    for occ in ctx.occurrences:
+        s = occ.schedule
+        if not target_rules.matches(s.targets, node, ctx.groups):
+            continue
+        emergency = s.priority == Priority.emergency
+        if not emergency and ctx.is_holiday(node, occ):
+            continue
+        local = occ.at.astimezone(ZoneInfo(s.timezone)).time()
+        if s.priority == Priority.ordinary and in_quiet_hours(quiet, local):
+            continue
+        kept.append(occ)
+    return kept
+
+
+def sequence(occs: list[Occurrence]) -> list[tuple[Occurrence, datetime]]:
+    """Order clashing items: higher priority first, then staff's sequence; later ones are
+    moved to start when the earlier ends (an emergency keeps its time: it preempts)."""
+    ordered = sorted(occs, key=lambda o: (o.at, -o.rank, o.schedule.sequence or 0,
+                                          o.schedule.id))
+    result: list[tuple[Occurrence, datetime]] = []
+    busy_until: datetime | None = None
+    for occ in ordered:
+        start = occ.at
+        if occ.schedule.priority != Priority.emergency:
+            if busy_until and start < busy_until:
+                start = busy_until
+            busy_until = start + timedelta(seconds=occ.length_s)
+        result.append((occ, start))
+    return result
+
+
+def build_plan(ctx: CompileContext, node: Node, version: int) -> Plan:
+    items = [
+        PlanItem(id=item_id(o.schedule.id, o.at), title=o.schedule.announcement.title
+                 or o.schedule.announcement.text[:60], media=o.media, start_at=start,
+                 priority=Priority(o.schedule.priority), volume=o.schedule.volume,
+                 repeat=o.schedule.repeat,
+                 ignore_quiet_hours=o.schedule.priority == Priority.emergency)
+        for o, start in sequence(node_occurrences(ctx, node))
+    ]
+    return Plan(node=node.node_id, version=version, generated_at=ctx.now,
+                horizon_until=ctx.now + ctx.horizon, items=items,
+                quiet_hours=ctx.quiet_window(node))
+
+
+def compile_plan(session: Session, node: Node, ctx: CompileContext) -> Plan:
+    """Build ``node``'s plan and record its new version."""
     node.plan_version = next_version(node)
-    for delivery, _ in rows:
-        delivery.plan_version = node.plan_version
-    return Plan(node=node.node_id, version=node.plan_version, generated_at=now,
-                horizon_until=now + horizon, items=[plan_item(a) for _, a in rows])
+    return build_plan(ctx, node, node.plan_version)

@@ -1,4 +1,4 @@
-"""Playback reports from nodes: the broadcast log, and each delivery's status.
+"""Playback reports from nodes: the broadcast log (nhật ký phát).
 
 Reports arrive at least once (the node's outbox resends until acknowledged), so each is
 stored once by its id and a replay changes nothing.
@@ -6,31 +6,18 @@ stored once by its id and a replay changes nothing.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controller.models import Delivery, Node, PlaybackLog
-from controller.services.fleet import get_or_create_node
-from mqtt_contract import PlaybackEvent, PlaybackReport
-
-STATUS_BY_EVENT = {
-    PlaybackEvent.started: "started",
-    PlaybackEvent.finished: "finished",
-    PlaybackEvent.failed: "failed",
-    PlaybackEvent.preempted: "preempted",
-    PlaybackEvent.stopped: "stopped",
-    PlaybackEvent.skipped: "skipped",
-}
-FINAL = {"finished", "failed", "preempted", "stopped", "skipped"}
-PLAYED = {PlaybackEvent.started, PlaybackEvent.finished, PlaybackEvent.preempted,
-          PlaybackEvent.stopped}
+from controller.models import PlaybackLog
+from mqtt_contract import PlaybackReport
 
 
 def record_report(session: Session, commune: str, report: PlaybackReport) -> bool:
-    """Store a report once; update its delivery. False when it was a duplicate."""
+    """Store a report once. False when it was a duplicate."""
     if session.scalar(select(PlaybackLog.id).where(PlaybackLog.report_id == report.id)):
         return False
     try:
@@ -42,37 +29,19 @@ def record_report(session: Session, commune: str, report: PlaybackReport) -> boo
                 clock_offset_ms=report.clock_offset_ms))
     except IntegrityError:
         return False  # another replica stored it first
-    node = get_or_create_node(session, commune, report.node)
-    delivery = find_delivery(session, node, report.item_id)
-    if delivery is not None:
-        apply_to_delivery(delivery, report)
     return True
 
 
-def find_delivery(session: Session, node: Node, item_id: str) -> Delivery | None:
-    if not (item_id.startswith("a") and item_id[1:].isdigit()):
-        return None
-    return session.scalar(select(Delivery).where(
-        Delivery.node_pk == node.id, Delivery.announcement_id == int(item_id[1:])))
-
-
-def apply_to_delivery(delivery: Delivery, report: PlaybackReport) -> None:
-    status = STATUS_BY_EVENT[report.event]
-    if delivery.status in FINAL and status == "started":
-        return  # reports may arrive out of order: never step back from a final state
-    delivery.status, delivery.detail = status, report.detail
-    if report.event in PLAYED and delivery.actual_start is None:
-        delivery.actual_start = report.actual_at
-    if status in FINAL and report.duration_s is not None:
-        delivery.duration_s = report.duration_s
-        delivery.finished_at = report.actual_at + timedelta(seconds=report.duration_s)
-
-
-def mark_delivered(session: Session, node: Node) -> None:
-    """A node's telemetry says which plan it holds: its planned items are delivered."""
-    if node.plan_version_acked is None:
-        return
-    for d in session.scalars(select(Delivery).where(
-            Delivery.node_pk == node.id, Delivery.status == "planned",
-            Delivery.plan_version <= node.plan_version_acked)):
-        d.status = "delivered"
+def log_entries(session: Session, *, since: datetime | None = None,
+                until: datetime | None = None, node: str | None = None,
+                item: str | None = None, limit: int = 1000) -> list[PlaybackLog]:
+    q = select(PlaybackLog).order_by(PlaybackLog.actual_at.desc(), PlaybackLog.id.desc())
+    if since is not None:
+        q = q.where(PlaybackLog.actual_at >= since)
+    if until is not None:
+        q = q.where(PlaybackLog.actual_at < until)
+    if node is not None:
+        q = q.where(PlaybackLog.node_id == node)
+    if item is not None:
+        q = q.where(PlaybackLog.item_id == item)
+    return list(session.scalars(q.limit(limit)))

@@ -40,7 +40,8 @@ def test_announcement_reaches_three_nodes_and_api_shows_playback(controller, sta
     wait_for(lambda: sum(n["online"] for n in controller.get("/api/nodes").json()) == 3, 10,
              what="three nodes online in the API")
 
-    r = controller.post("/api/announcements", json={"title": "Tiêm chủng", "text": TEXT})
+    r = controller.post("/api/announcements", json={"title": "Tiêm chủng", "text": TEXT,
+                                                    "play_now": True})
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["engine_used"] in ("espeak-ng", "gtts")
@@ -102,9 +103,10 @@ def test_node_that_never_saw_the_broadcast_fetches_media_on_request(controller, 
 def test_past_start_time_and_unknown_node_are_refused(controller):
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     r = controller.post("/api/announcements", json={"text": "x", "start_at": past})
-    assert r.status_code == 422 and "past" in r.json()["detail"]
-    r = controller.post("/api/announcements", json={"text": "x", "nodes": ["nope"]})
-    assert r.status_code == 422 and "nope" in r.json()["detail"]
+    assert r.status_code == 422 and "past" in r.json()["detail"], r.text
+    r = controller.post("/api/announcements", json={"text": "x", "nodes": ["nope"],
+                                                    "play_now": True})
+    assert r.status_code == 422 and "nope" in r.json()["detail"], r.text
     r = controller.post("/api/announcements", json={"text": ""})
     assert r.status_code == 422 and "text" in r.json()["detail"]
     assert controller.get("/api/announcements/999").status_code == 404

@@ -101,7 +101,7 @@ def test_acl_keeps_a_node_to_its_own_topics(controller, broker):
     seen: list[str] = []
     node1.on_message = lambda c, u, m: seen.append(m.topic)
     node1.subscribe(T.plan("node-2"), 1)
-    controller.runtime.republish_all_plans()
+    controller.runtime.publish_plans()
     node1.publish(T.status("node-1"), Status(node="node-1", online=True).to_bytes(), 1,
                   retain=True).wait_for_publish(5)
     wait_for(lambda: {n["node_id"]: n for n in controller.get("/api/nodes").json()}

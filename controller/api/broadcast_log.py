@@ -1,0 +1,41 @@
+"""The broadcast log (nhật ký phát) and the daily report, as JSON or CSV."""
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+
+from controller.api.deps import SessionDep, Staff
+from controller.schemas import LogEntryOut
+from controller.services import playback, reports
+
+router = APIRouter(tags=["broadcast log"])
+
+
+@router.get("/api/log", response_model=list[LogEntryOut])
+def broadcast_log(user: Staff, session: SessionDep, since: datetime | None = None,
+                  until: datetime | None = None, node: str | None = None,
+                  item: str | None = None,
+                  limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[LogEntryOut]:
+    """Every playback report: planned and actual start, duration, outcome."""
+    return [LogEntryOut.model_validate(r) for r in
+            playback.log_entries(session, since=since, until=until, node=node, item=item,
+                                 limit=limit)]
+
+
+@router.get("/api/reports/daily", response_model=None)
+def daily_report(user: Staff, session: SessionDep, day: date,
+                 format: Literal["json", "csv"] = "json",
+                 timezone: str = "Asia/Ho_Chi_Minh") -> dict | PlainTextResponse:
+    """Play count and total duration per item, per node and per zone for one local day."""
+    try:
+        report = reports.daily_report(session, day, timezone)
+    except (KeyError, ValueError) as exc:
+        from fastapi import HTTPException
+
+        raise HTTPException(422, f"timezone: {exc}") from None
+    if format == "csv":
+        return PlainTextResponse(reports.report_csv(report), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="loaxa-report-{day}.csv"'})
+    return report

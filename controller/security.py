@@ -1,0 +1,99 @@
+"""Passwords (argon2), access tokens (JWT), roles and a login rate limiter.
+
+The same signed token works as an API bearer token and inside the HttpOnly session
+cookie of the web pages, so one check guards both.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ALGORITHM = "HS256"
+_hasher = PasswordHasher()
+
+
+class Role(StrEnum):
+    admin = "admin"  # nodes, users
+    staff = "staff"  # biên tập: compose and schedule
+    leader = "leader"  # lãnh đạo: approve, emergency
+    officer = "officer"  # an ninh: camera alerts
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def load_or_create_secret(path: Path) -> str:
+    """The signing key: kept in the data folder so tokens survive a restart."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def create_token(secret: str, username: str, role: str, ttl: timedelta) -> str:
+    now = datetime.now(UTC)
+    claims = {"sub": username, "role": role, "iat": now, "exp": now + ttl,
+              "jti": secrets.token_hex(8)}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_token(secret: str, token: str) -> dict | None:
+    try:
+        return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp"]})
+    except jwt.PyJWTError:
+        return None
+
+
+class LoginRateLimiter:
+    """At most ``attempts`` failed logins per key (user and client address) per window.
+
+    In memory, per controller process: enough to stop password guessing against one
+    replica; a multi-replica deployment also rate-limits at its reverse proxy.
+    """
+
+    def __init__(self, attempts: int = 5, window_s: float = 300.0) -> None:
+        self.attempts, self.window_s = attempts, window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until ``key`` may try again (0 = now)."""
+        now = time.monotonic()
+        with self._lock:
+            failures = self._failures.get(key)
+            if not failures:
+                return 0.0
+            while failures and now - failures[0] > self.window_s:
+                failures.popleft()
+            if len(failures) < self.attempts:
+                return 0.0
+            return self.window_s - (now - failures[0])
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            self._failures.setdefault(key, deque()).append(time.monotonic())
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
