@@ -90,6 +90,9 @@ class Announcement(Base):
     media_size: Mapped[int | None] = mapped_column(Integer)
     media_codec: Mapped[str | None] = mapped_column(String(16))
     duration_s: Mapped[float | None] = mapped_column(Float)
+    items: Mapped[list | None] = mapped_column(JSON)
+    """The composition (chime, speech, recording, silence, outro), when not plain text."""
+    repeat: Mapped[int] = mapped_column(Integer, default=1)
 
     schedules: Mapped[list[Schedule]] = relationship(
         back_populates="announcement", cascade="all, delete-orphan", order_by="Schedule.id")
@@ -220,3 +223,31 @@ class AuditEvent(Base):
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[str] = mapped_column(String(64), index=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class LexiconEntry(Base):
+    """A commune's own word (place name, local abbreviation) and how to read it aloud."""
+
+    __tablename__ = "lexicon_entries"
+    __table_args__ = (UniqueConstraint("commune", "term"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune: Mapped[str] = mapped_column(String(64))
+    term: Mapped[str] = mapped_column(String(100))
+    reading: Mapped[str] = mapped_column(String(300))
+
+
+class Upload(Base):
+    """An uploaded recording, stored by content (never under the name the user sent)."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    format: Mapped[str] = mapped_column(String(16))
+    duration_s: Mapped[float] = mapped_column(Float)
+    size: Mapped[int] = mapped_column(Integer)
+    original_name: Mapped[str] = mapped_column(String(255), default="")
+    """Shown to staff only; never used as a path."""
+    uploaded_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
