@@ -16,6 +16,7 @@ from controller.api import (
     auth,
     broadcast_log,
     calendar,
+    content,
     emergency,
     health,
     nodes,
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="loaxa controller", version="0.1.0", lifespan=lifespan,
                   description="Commune loudspeakers and cameras: announcements, nodes, plans.")
     for module in (health, auth, nodes, announcements, schedules, emergency, calendar,
-                   broadcast_log, alerts):
+                   content, broadcast_log, alerts):
         app.include_router(module.router)
 
     @app.exception_handler(RequestValidationError)

@@ -20,6 +20,7 @@ from controller.mqtt_link import MqttLink
 from controller.security import LoginRateLimiter, load_or_create_secret
 from controller.services import alerts, fleet, playback
 from controller.services import targets as target_rules
+from controller.services.content import ContentRenderer
 from controller.services.plans import CompileContext, compile_plan, media_ref
 from controller.services.users import ensure_bootstrap_admin
 from controller.settings import Settings
@@ -52,6 +53,8 @@ class Runtime:
         self.settings = settings
         self.db = Database(settings.resolved_database_url)
         self.media = MediaStore(settings.media_dir)
+        self.content = ContentRenderer(self.media, settings.data_dir / "cache",
+                                       settings.default_commune)
         self.link = MqttLink(settings.mqtt_host, settings.mqtt_port, settings.mqtt_username,
                              settings.read_mqtt_password(), settings.mqtt_client_id,
                              settings.mqtt_share_group)

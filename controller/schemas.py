@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -62,8 +62,40 @@ class ScheduleIn(In):
                                  description="order among clashing priority items")
 
 
+class ChimeIn(In):
+    kind: Literal["chime"]
+
+
+class OutroIn(In):
+    kind: Literal["outro"]
+
+
+class SpeechIn(In):
+    kind: Literal["speech"]
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class RecordingIn(In):
+    kind: Literal["recording"]
+    upload: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 from POST /api/uploads")
+
+
+class SilenceIn(In):
+    kind: Literal["silence"]
+    seconds: float = Field(gt=0, le=60)
+
+
+ItemIn = Annotated[ChimeIn | OutroIn | SpeechIn | RecordingIn | SilenceIn,
+                   Field(discriminator="kind")]
+
+
 class AnnouncementIn(In):
-    text: str = Field(min_length=1, max_length=5000, description="Vietnamese text to speak")
+    text: str | None = Field(default=None, min_length=1, max_length=5000,
+                             description="Vietnamese text: read between two chimes")
+    items: list[ItemIn] | None = Field(
+        default=None, min_length=1, max_length=50,
+        description="or a composition: chime, speech, recording (an upload), silence, outro")
+    repeat: int = Field(default=1, ge=1, le=10, description="times the whole is played")
     title: str = Field(default="", max_length=200)
     engine: Literal["auto", "gtts", "espeak-ng", "piper"] = "auto"
     voice: str = Field(default="vi", pattern=r"^[a-z0-9-]{1,32}$")
@@ -73,9 +105,18 @@ class AnnouncementIn(In):
     zones: list[str] | None = None
     priority: Literal["ordinary", "priority"] = "priority"
 
+    @model_validator(mode="after")
+    def _text_or_items(self) -> AnnouncementIn:
+        if (self.text is None) == (self.items is None):
+            raise ValueError("give either text or items")
+        return self
+
     @property
     def wants_schedule(self) -> bool:
         return self.play_now or self.start_at is not None
+
+    def item_dicts(self) -> list[dict] | None:
+        return [i.model_dump() for i in self.items] if self.items is not None else None
 
 
 class AnnouncementEdit(In):

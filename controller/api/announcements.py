@@ -17,6 +17,7 @@ from controller.schemas import (
 from controller.security import Role
 from controller.services import announcements as service
 from controller.services import approval, audit
+from controller.services.content import ContentError
 from controller.services.deliveries import deliveries_for
 from controller.services.schedules import ScheduleConflict, ScheduleError, create_schedule
 from controller.services.timing import Timing
@@ -62,9 +63,13 @@ def create(body: AnnouncementIn, user: Staff, runtime: RuntimeDep) -> Announceme
     targets = ({"nodes": body.nodes or [], "zones": body.zones or []}
                if body.nodes is not None or body.zones is not None else {"all": True})
     with runtime.db.session() as s:
-        a = service.create_announcement(s, text=body.text, title=body.title, engine=body.engine,
-                                        voice=body.voice, store=runtime.media,
-                                        actor=user.username)
+        try:
+            a = service.create_announcement(
+                s, text=body.text, items=body.item_dicts(), repeat=body.repeat,
+                title=body.title, engine=body.engine, voice=body.voice,
+                renderer=runtime.content, actor=user.username)
+        except ContentError as exc:
+            raise HTTPException(422, str(exc)) from None
         if body.wants_schedule:
             start = body.start_at or datetime.now(UTC) + runtime.start_lead
             if user.role in LEADERS:
@@ -108,9 +113,12 @@ def edit(announcement_id: int, body: AnnouncementEdit, user: Staff,
         a = load(s, announcement_id)
         try:
             service.update_content(s, a, text=body.text, title=body.title, engine=body.engine,
-                                   voice=body.voice, store=runtime.media, actor=user.username)
+                                   voice=body.voice, renderer=runtime.content,
+                                   actor=user.username)
         except service.AnnouncementError as exc:
             raise HTTPException(409, str(exc)) from None
+        except ContentError as exc:
+            raise HTTPException(422, str(exc)) from None
         targets = [sch.targets for sch in a.schedules]
     runtime.publish_plans(targets)
     return get(announcement_id, user, runtime)

@@ -23,7 +23,7 @@ def send(body: EmergencyIn, user: Leader, runtime: RuntimeDep) -> EmergencyOut:
         else:
             a = announcements.create_announcement(
                 s, text=body.text or "", title=body.title, engine=body.engine, voice="vi",
-                store=runtime.media, actor=user.username)
+                renderer=runtime.content, actor=user.username)
         try:
             schedule, command = emergency.start_emergency(s, a, targets, body.repeat,
                                                           body.volume, user.username)

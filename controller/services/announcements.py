@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from broadcasts import render_text
-from controller.media_store import MediaStore
 from controller.models import Announcement
 from controller.services import approval, audit
+from controller.services.content import ContentRenderer, text_items
 
 log = logging.getLogger(__name__)
 
@@ -21,23 +18,20 @@ class AnnouncementError(ValueError):
     """A request the API answers with a 4xx."""
 
 
-def render_to_store(text: str, store: MediaStore, engine: str, voice: str) -> dict:
-    """Synthesise ``text`` (chime + speech) and keep the result in the media store."""
-    with tempfile.TemporaryDirectory() as tmp:
-        audio = render_text(text, Path(tmp), engine=engine, voice=voice)
-        sha, size = store.add(audio.path, audio.codec)
-    if audio.fallback_reason:
-        log.warning("TTS fell back to %s: %s", audio.engine, audio.fallback_reason)
-    return {"media_sha256": sha, "media_size": size, "media_codec": audio.codec,
-            "duration_s": audio.duration_s, "engine_used": audio.engine,
-            "fallback_reason": audio.fallback_reason}
+def speech_text(items: list[dict]) -> str:
+    """The words of an announcement, for lists and the log."""
+    return " ".join(i["text"] for i in items if i.get("kind") == "speech") or "(recording)"
 
 
-def create_announcement(session: Session, *, text: str, title: str, engine: str, voice: str,
-                        store: MediaStore, actor: str) -> Announcement:
-    media = render_to_store(text, store, engine, voice)
-    a = Announcement(text=text, title=title, engine_requested=engine, status="draft",
-                     created_by=actor, **media)
+def create_announcement(session: Session, *, text: str | None, title: str, engine: str,
+                        voice: str, renderer: ContentRenderer, actor: str,
+                        items: list[dict] | None = None, repeat: int = 1) -> Announcement:
+    """Render ``text`` (chime + speech + outro) or ``items``; the announcement is a draft."""
+    composed = items if items is not None else text_items(text or "")
+    _, media = renderer.render(session, composed, repeat=repeat, engine=engine, voice=voice)
+    a = Announcement(text=text if text is not None else speech_text(composed), title=title,
+                     engine_requested=engine, status="draft", created_by=actor,
+                     items=items, repeat=repeat, **media)
     session.add(a)
     session.flush()
     audit.record(session, actor, "create", "announcement", a.id, after="draft")
@@ -45,15 +39,18 @@ def create_announcement(session: Session, *, text: str, title: str, engine: str,
 
 
 def update_content(session: Session, a: Announcement, *, text: str | None, title: str | None,
-                   engine: str, voice: str, store: MediaStore, actor: str) -> Announcement:
+                   engine: str, voice: str, renderer: ContentRenderer,
+                   actor: str) -> Announcement:
     if a.status == "cancelled":
         raise AnnouncementError("announcement is cancelled")
     if title is not None:
         a.title = title
     if text is not None and text != a.text:
-        for key, value in render_to_store(text, store, engine, voice).items():
+        _, media = renderer.render(session, text_items(text), repeat=a.repeat, engine=engine,
+                                   voice=voice)
+        for key, value in media.items():
             setattr(a, key, value)
-        a.text, a.engine_requested = text, engine
+        a.text, a.items, a.engine_requested = text, None, engine
         approval.back_to_draft(session, a, actor, "content edited")
     audit.record(session, actor, "edit", "announcement", a.id, title=title,
                  text_changed=text is not None)

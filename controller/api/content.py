@@ -1,0 +1,172 @@
+"""Content: templates, uploaded recordings, a preview to listen to, the commune's words."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from broadcasts.templates import TemplateError, list_templates, render_template
+from broadcasts.uploads import MAX_BYTES, UploadRejected, store_upload
+from controller.api.deps import RuntimeDep, SessionDep, Staff
+from controller.models import LexiconEntry, Upload
+from controller.schemas import AnnouncementIn, In
+from controller.services import audit
+from controller.services.content import ContentError, text_items
+
+router = APIRouter(tags=["content"])
+READ_BLOCK = 1 << 20
+
+
+class TemplateOut(BaseModel):
+    id: str
+    title: str
+    body: str
+    fields: list[dict[str, str]]
+
+
+class TemplateValues(In):
+    values: dict[str, str] = Field(default_factory=dict)
+
+
+class UploadOut(BaseModel):
+    sha256: str
+    format: str
+    duration_s: float
+    size: int
+    original_name: str
+
+
+class LexiconIn(In):
+    term: str = Field(min_length=1, max_length=100)
+    reading: str = Field(min_length=1, max_length=300)
+
+
+class PreviewIn(AnnouncementIn):
+    """The same body as an announcement; only the audio comes back."""
+
+
+@router.get("/api/templates", response_model=list[TemplateOut])
+def templates(user: Staff) -> list[TemplateOut]:
+    """Vietnamese announcement templates with their fields."""
+    return [TemplateOut(id=t.id, title=t.title, body=t.body,
+                        fields=[{"name": f.name, "label": f.label, "example": f.example}
+                                for f in t.fields]) for t in list_templates()]
+
+
+@router.post("/api/templates/{template_id}/render")
+def render(template_id: str, body: TemplateValues, user: Staff) -> dict[str, str]:
+    """Fill a template's fields; missing or unknown fields are named in a 422."""
+    try:
+        return {"text": render_template(template_id, body.values)}
+    except TemplateError as exc:
+        raise HTTPException(404 if "unknown template" in str(exc) else 422, str(exc)) from None
+
+
+@router.post("/api/uploads", response_model=UploadOut, status_code=201,
+             responses={413: {"description": "over 50 MB"},
+                        415: {"description": "not audio"}, 422: {"description": "too long"}})
+def upload(file: Annotated[UploadFile, File(description="WAV, MP3, M4A or OGG")],
+           user: Staff, runtime: RuntimeDep) -> UploadOut:
+    """Upload a recording. It is probed with ffprobe and stored by its sha256 (the name
+    you send is only shown back to you); non-audio, over 50 MB or over 30 min is refused."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "upload"
+        size = copy_limited(file, src, MAX_BYTES)
+        try:
+            stored = store_upload(src, runtime.media.root)
+        except UploadRejected as exc:
+            raise HTTPException(upload_status(str(exc)), f"upload refused: {exc}") from None
+    name = Path(file.filename or "").name[:255]
+    with runtime.db.session() as s:
+        row = s.scalar(select(Upload).where(Upload.sha256 == stored.sha256))
+        if row is None:
+            row = Upload(sha256=stored.sha256, format=stored.format,
+                         duration_s=stored.duration_s, size=size, original_name=name,
+                         uploaded_by=user.username)
+            s.add(row)
+            audit.record(s, user.username, "upload", "upload", stored.sha256, name=name)
+        return UploadOut(sha256=row.sha256, format=row.format, duration_s=row.duration_s,
+                         size=row.size, original_name=row.original_name)
+
+
+def upload_status(reason: str) -> int:
+    """413 for size, 422 for a recording that is empty or too long, 415 for the rest
+    (not audio, a video, an unsupported format or codec)."""
+    if reason.startswith("file too big"):
+        return 413
+    if "too long" in reason or "empty" in reason or "duration" in reason:
+        return 422
+    return 415
+
+
+def copy_limited(file: UploadFile, dst: Path, limit: int) -> int:
+    """Copy at most ``limit`` bytes; refuse (413) as soon as the upload is larger."""
+    size = 0
+    with open(dst, "wb") as out:
+        while block := file.file.read(READ_BLOCK):
+            size += len(block)
+            if size > limit:
+                raise HTTPException(413, f"upload refused: over {limit // 2**20} MB")
+            out.write(block)
+    if size == 0:
+        raise HTTPException(422, "upload refused: the file is empty")
+    return size
+
+
+@router.post("/api/preview", response_class=FileResponse,
+             responses={200: {"content": {"audio/mpeg": {}}}})
+def preview(body: PreviewIn, user: Staff, runtime: RuntimeDep) -> FileResponse:
+    """The assembled, loudness-normalised audio, to listen to before scheduling."""
+    items = body.item_dicts() or text_items(body.text or "")
+    with runtime.db.session() as s:
+        try:
+            audio, media = runtime.content.render(s, items, repeat=body.repeat,
+                                                  engine=body.engine, voice=body.voice)
+        except ContentError as exc:
+            raise HTTPException(422, str(exc)) from None
+    path = runtime.media.path(media["media_sha256"], media["media_codec"])
+    headers = {"X-Loaxa-Engine": audio.engine, "X-Loaxa-Duration": f"{audio.duration_s:.2f}"}
+    if audio.fallback_reason:
+        headers["X-Loaxa-Fallback"] = audio.fallback_reason.encode("ascii", "replace").decode()
+    media_type = "audio/mpeg" if audio.codec == "mp3" else "audio/ogg"
+    return FileResponse(path, media_type=media_type, headers=headers)
+
+
+@router.get("/api/lexicon", response_model=list[LexiconIn])
+def get_lexicon(user: Staff, session: SessionDep, runtime: RuntimeDep) -> list[LexiconIn]:
+    """The commune's own words and how they are read aloud."""
+    rows = session.scalars(select(LexiconEntry).where(
+        LexiconEntry.commune == runtime.settings.default_commune).order_by(LexiconEntry.term))
+    return [LexiconIn(term=r.term, reading=r.reading) for r in rows]
+
+
+@router.put("/api/lexicon", response_model=LexiconIn)
+def put_word(body: LexiconIn, user: Staff, session: SessionDep,
+             runtime: RuntimeDep) -> LexiconIn:
+    """Add or change a word (a place name, a local abbreviation): no code change needed."""
+    commune = runtime.settings.default_commune
+    row = session.scalar(select(LexiconEntry).where(LexiconEntry.commune == commune,
+                                                    LexiconEntry.term == body.term))
+    if row is None:
+        row = LexiconEntry(commune=commune, term=body.term, reading=body.reading)
+        session.add(row)
+    row.reading = body.reading
+    audit.record(session, user.username, "lexicon", "lexicon", body.term, reading=body.reading)
+    return body
+
+
+@router.delete("/api/lexicon/{term}", status_code=204)
+def delete_word(term: str, user: Staff, session: SessionDep, runtime: RuntimeDep) -> None:
+    row = session.scalar(select(LexiconEntry).where(
+        LexiconEntry.commune == runtime.settings.default_commune, LexiconEntry.term == term))
+    if row is None:
+        raise HTTPException(404, f"no word {term!r}")
+    session.delete(row)
+
+

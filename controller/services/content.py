@@ -1,0 +1,77 @@
+"""The controller's side of the content pipeline: render items to stored audio.
+
+One :class:`ContentRenderer` per controller shares the TTS engines, their failure memory
+and the speech cache (under the data folder), and reads the commune's own words (the
+lexicon) from the database, so staff can teach it a place name without a code change.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcasts import RenderedAudio, render_announcement
+from broadcasts.tts import SpeechSynthesizer, TtsCache
+from controller.media_store import MediaStore
+from controller.models import LexiconEntry, Upload
+
+log = logging.getLogger(__name__)
+
+
+class ContentError(ValueError):
+    """Content that cannot be rendered (4xx), e.g. an unknown upload."""
+
+
+def text_items(text: str) -> list[dict[str, Any]]:
+    """Plain text: intro chime, the text read aloud, outro chime."""
+    return [{"kind": "chime"}, {"kind": "speech", "text": text}, {"kind": "outro"}]
+
+
+def lexicon(session: Session, commune: str) -> dict[str, str]:
+    return {e.term: e.reading for e in
+            session.scalars(select(LexiconEntry).where(LexiconEntry.commune == commune))}
+
+
+def resolve_uploads(session: Session, items: Sequence[dict], store: MediaStore) -> list[dict]:
+    """API items name uploads by sha256; the pipeline wants the stored file's path."""
+    resolved = []
+    for item in items:
+        if item.get("kind") == "recording":
+            upload = session.scalar(select(Upload).where(Upload.sha256 == item.get("upload")))
+            if upload is None:
+                raise ContentError(f"items: unknown upload {item.get('upload')!r}")
+            item = {"kind": "recording", "path": str(store.path(upload.sha256, upload.format))}
+        resolved.append(item)
+    return resolved
+
+
+class ContentRenderer:
+    def __init__(self, store: MediaStore, cache_dir: Path, commune: str) -> None:
+        self.store, self.cache_dir, self.commune = store, cache_dir, commune
+        self.synth = SpeechSynthesizer(cache=TtsCache(cache_dir / "tts"))
+
+    def render(self, session: Session, items: Sequence[dict], *, repeat: int = 1,
+               engine: str = "auto", voice: str = "vi") -> tuple[RenderedAudio, dict]:
+        """Render and keep the result in the media store; return it and its DB fields."""
+        pipeline_items = resolve_uploads(session, items, self.store)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                audio = render_announcement(
+                    pipeline_items, Path(tmp), repeat=repeat, engine=engine, voice=voice,
+                    lexicon=lexicon(session, self.commune), cache_dir=self.cache_dir,
+                    synthesizer=self.synth)
+            except ValueError as exc:
+                raise ContentError(str(exc)) from None
+            sha, size = self.store.add(audio.path, audio.codec)
+        if audio.fallback_reason:
+            log.warning("TTS fell back to %s: %s", audio.engine, audio.fallback_reason)
+        fields = {"media_sha256": sha, "media_size": size, "media_codec": audio.codec,
+                  "duration_s": audio.duration_s, "engine_used": audio.engine,
+                  "fallback_reason": audio.fallback_reason}
+        return audio, fields
