@@ -61,6 +61,11 @@ class Occurrence:
     schedule: Schedule
     at: datetime
     media: MediaRef
+    local: datetime = field(init=False)
+    """``at`` on the schedule's own wall clock (holidays and quiet hours are local)."""
+
+    def __post_init__(self) -> None:
+        self.local = self.at.astimezone(ZoneInfo(self.schedule.timezone))
 
     @property
     def rank(self) -> int:
@@ -73,7 +78,12 @@ class Occurrence:
 
 @dataclass
 class CompileContext:
-    """Everything a compile needs, loaded once for all nodes."""
+    """Everything a compile needs, loaded once for all nodes.
+
+    Nodes that match the same schedules and share a commune and quiet window get the same
+    items, so the sequenced items are memoised by that key: a thousand nodes over a few
+    dozen zones cost a few dozen sequencings, not a thousand (benchmarks/compile.py).
+    """
 
     now: datetime
     horizon: timedelta
@@ -81,6 +91,8 @@ class CompileContext:
     holidays: dict[str | None, set[date]] = field(default_factory=dict)
     quiet: dict[tuple[str, str], QuietWindow] = field(default_factory=dict)
     groups: dict[str, set[str]] = field(default_factory=dict)
+    _by_schedule: dict[int, list[Occurrence]] | None = field(default=None, repr=False)
+    _items: dict[tuple, list[PlanItem]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, session: Session, horizon: timedelta, now: datetime | None = None
@@ -109,25 +121,34 @@ class CompileContext:
         return self.quiet.get((node.commune, zones[0]), DEFAULT_QUIET) if zones else DEFAULT_QUIET
 
     def is_holiday(self, node: Node, occ: Occurrence) -> bool:
-        day = occ.at.astimezone(ZoneInfo(occ.schedule.timezone)).date()
+        day = occ.local.date()
         return day in self.holidays.get(None, ()) or day in self.holidays.get(node.commune, ())
+
+    def by_schedule(self) -> dict[int, list[Occurrence]]:
+        """Occurrences grouped by schedule, in load order (built once, on first use)."""
+        if self._by_schedule is None:
+            self._by_schedule = {}
+            for occ in self.occurrences:
+                self._by_schedule.setdefault(id(occ.schedule), []).append(occ)
+        return self._by_schedule
 
 
 def node_occurrences(ctx: CompileContext, node: Node) -> list[Occurrence]:
     """What ``node`` should play: targeted, not on a holiday, not in its quiet hours."""
     quiet = ctx.quiet_window(node)
     kept = []
-    for occ in ctx.occurrences:
-        s = occ.schedule
+    for occs in ctx.by_schedule().values():
+        s = occs[0].schedule
         if not target_rules.matches(s.targets, node, ctx.groups):
-            continue
+            continue  # targets are per schedule: one check covers all its occurrences
         emergency = s.priority == Priority.emergency
-        if not emergency and ctx.is_holiday(node, occ):
-            continue
-        local = occ.at.astimezone(ZoneInfo(s.timezone)).time()
-        if s.priority == Priority.ordinary and in_quiet_hours(quiet, local):
-            continue
-        kept.append(occ)
+        ordinary = s.priority == Priority.ordinary
+        for occ in occs:
+            if not emergency and ctx.is_holiday(node, occ):
+                continue
+            if ordinary and in_quiet_hours(quiet, occ.local.time()):
+                continue
+            kept.append(occ)
     return kept
 
 
@@ -148,17 +169,34 @@ def sequence(occs: list[Occurrence]) -> list[tuple[Occurrence, datetime]]:
     return result
 
 
+def plan_items(ctx: CompileContext, node: Node) -> list[PlanItem]:
+    """``node``'s sequenced items, shared with every node that gets the same ones.
+
+    The key is what the items depend on: which schedules target the node, its commune
+    (holidays) and its quiet window. PlanItems are immutable once built, so sharing them
+    between plans is safe.
+    """
+    matched = tuple(sid for sid, occs in ctx.by_schedule().items()
+                    if target_rules.matches(occs[0].schedule.targets, node, ctx.groups))
+    quiet = ctx.quiet_window(node)
+    key = (matched, node.commune, quiet.start, quiet.end)
+    items = ctx._items.get(key)
+    if items is None:
+        items = [
+            PlanItem(id=item_id(o.schedule.id, o.at), title=o.schedule.announcement.title
+                     or o.schedule.announcement.text[:60], media=o.media, start_at=start,
+                     priority=Priority(o.schedule.priority), volume=o.schedule.volume,
+                     repeat=o.schedule.repeat,
+                     ignore_quiet_hours=o.schedule.priority == Priority.emergency)
+            for o, start in sequence(node_occurrences(ctx, node))
+        ]
+        ctx._items[key] = items
+    return items
+
+
 def build_plan(ctx: CompileContext, node: Node, version: int) -> Plan:
-    items = [
-        PlanItem(id=item_id(o.schedule.id, o.at), title=o.schedule.announcement.title
-                 or o.schedule.announcement.text[:60], media=o.media, start_at=start,
-                 priority=Priority(o.schedule.priority), volume=o.schedule.volume,
-                 repeat=o.schedule.repeat,
-                 ignore_quiet_hours=o.schedule.priority == Priority.emergency)
-        for o, start in sequence(node_occurrences(ctx, node))
-    ]
     return Plan(node=node.node_id, version=version, generated_at=ctx.now,
-                horizon_until=ctx.now + ctx.horizon, items=items,
+                horizon_until=ctx.now + ctx.horizon, items=list(plan_items(ctx, node)),
                 quiet_hours=ctx.quiet_window(node))
 
 
