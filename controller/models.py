@@ -181,7 +181,12 @@ class PlaybackLog(Base):
 
 
 class CameraAlertRecord(Base):
-    """A camera alert from a node, stored once by its id; the snapshot is a file by sha256."""
+    """A camera alert from a node, stored once by its id; the snapshot is a file by sha256.
+
+    Lifecycle (the alert desk): new → acknowledged → resolved | false_alarm. Who and when
+    are kept per step here (for the desk's filters and cards) and every step, with its
+    note, also goes to the audit log (the full history).
+    """
 
     __tablename__ = "alerts"
 
@@ -195,8 +200,15 @@ class CameraAlertRecord(Base):
     confidence: Mapped[float] = mapped_column(Float)
     boxes: Mapped[list] = mapped_column(JSON, default=list)
     snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="new")
+    state: Mapped[str] = mapped_column(String(16), default="new", index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handled_by: Mapped[str | None] = mapped_column(String(64))
+    """Who closed it (resolved or false alarm)."""
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text, default="")
+    """The officers' notes, one line per step ("acknowledged: …", "resolved: …")."""
 
 
 class User(Base):
