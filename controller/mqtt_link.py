@@ -45,6 +45,8 @@ class MqttLink:
         self.connected = threading.Event()
         self.handlers: dict[str, Handler] = {}
         self.dropped_messages = 0
+        self.on_connected: Callable[[], None] | None = None
+        """Called (in its own thread) after every (re)connection."""
 
     def on(self, kind: str, handler: Handler) -> None:
         """Route messages whose topic kind is ``kind`` (status, telemetry, …) to handler."""
@@ -70,6 +72,8 @@ class MqttLink:
         subs.append((f"$share/{self.share_group}/{ALERT_SUBSCRIPTION}", 1))
         client.subscribe(subs)
         self.connected.set()
+        if self.on_connected:
+            threading.Thread(target=self.on_connected, name="on-connected", daemon=True).start()
         log.info("controller connected to the broker at %s:%d", self.host, self.port)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,

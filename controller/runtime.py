@@ -70,6 +70,7 @@ class Runtime:
                               "media/request": self._on_media_request,
                               "alert": self._on_alert}.items():
             self.link.on(kind, handler)
+        self.link.on_connected = self._republish_after_connect
 
     @property
     def horizon(self) -> timedelta:
@@ -96,6 +97,14 @@ class Runtime:
         self.scheduler.shutdown(wait=False)
         self.link.stop()
         self.db.dispose()
+
+    def _republish_after_connect(self) -> None:
+        """After a (re)connection the plans go out again: the horizon may have rolled while
+        the link was down, and a restarted controller resumes where it stood."""
+        try:
+            self.publish_plans()
+        except Exception:
+            log.exception("republishing plans after connecting failed")
 
     # plans and media -----------------------------------------------------------------------
     def publish_plans(self, targets: Iterable[dict] | None = None) -> int:
@@ -172,9 +181,12 @@ class Runtime:
         alert = parse(Alert, payload)
         same_node(info, alert.node)
         with self.db.session() as s:
-            if alerts.record_alert(s, info.commune, alert, self.media):
-                log.info("alert %s from %s/%s: %s", alert.id, alert.node, alert.camera,
-                         alert.kind)
+            record = alerts.store_alert(s, info.commune, alert, self.media)
+            event = alerts.event_of(record, alerts.node_names(s)) if record else None
+        if event is not None:  # committed: the open alert desks may fetch it now
+            log.info("alert %s from %s/%s: %s", alert.id, alert.node, alert.camera,
+                     alert.kind)
+            alerts.hub_for(self).publish("alert", event)
 
     def _on_reply(self, info: TopicInfo, payload: bytes) -> None:
         log.info("reply from %s/%s: %s", info.commune, info.target, payload[:200])

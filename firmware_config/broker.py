@@ -139,20 +139,38 @@ def mosquitto_binary() -> str:
     return found
 
 
+class BrokerProcess:
+    """A project-local mosquitto that can be stopped and started again on the same port
+    (its persistence file keeps sessions and retained plans across, as in the field)."""
+
+    def __init__(self, conf: Path, port: int, log: Path | None = None) -> None:
+        self.conf, self.port, self.log = conf, port, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stdout=out,
+                                     stderr=subprocess.STDOUT)
+        if self.log:
+            out.close()  # type: ignore[union-attr]  # the child keeps its own descriptor
+        wait_for_port("127.0.0.1", self.port)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 @contextmanager
-def running_broker(conf: Path, port: int, log: Path | None = None) -> Iterator[subprocess.Popen]:
+def running_broker(conf: Path, port: int, log: Path | None = None) -> Iterator[BrokerProcess]:
     """Run a project-local mosquitto with ``conf`` until the block ends."""
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=out,
-                            stderr=subprocess.STDOUT)
+    broker = BrokerProcess(conf, port, log)
+    broker.start()
     try:
-        wait_for_port("127.0.0.1", port)
-        yield proc
+        yield broker
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if log:
-            out.close()  # type: ignore[union-attr]
+        broker.stop()

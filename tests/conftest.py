@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_config.broker import free_port, running_broker
+from firmware_config.broker import BrokerProcess, free_port, running_broker
 from firmware_config.provision import ProvisionedFleet, provision
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,9 +40,16 @@ def fleet(tmp_path: Path) -> ProvisionedFleet:
 
 
 @pytest.fixture
-def broker(fleet: ProvisionedFleet, tmp_path: Path) -> Iterator[ProvisionedFleet]:
-    with running_broker(fleet.broker_conf, fleet.broker_port, tmp_path / "mosquitto.log"):
-        yield fleet
+def broker_process(fleet: ProvisionedFleet, tmp_path: Path) -> Iterator[BrokerProcess]:
+    """The test's own mosquitto; tests may stop and start it to cut every link."""
+    with running_broker(fleet.broker_conf, fleet.broker_port,
+                        tmp_path / "mosquitto.log") as process:
+        yield process
+
+
+@pytest.fixture
+def broker(fleet: ProvisionedFleet, broker_process: BrokerProcess) -> ProvisionedFleet:
+    return fleet
 
 
 @pytest.fixture
