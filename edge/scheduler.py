@@ -141,11 +141,15 @@ class LocalScheduler:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop playing and wait for the player, so its last report is written first."""
         self._stopping.set()
+        current = self._current
         self.stop_playback()
         self.wake()
         if self._thread:
             self._thread.join(timeout=5)
+        if current and current.thread:
+            current.thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
