@@ -19,6 +19,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from firmware_config.broker import free_port, running_broker, wait_for_port
 from firmware_config.provision import ensure_password, provision
 
@@ -71,11 +73,45 @@ def _wait_played(base: str, announcement_id: int, nodes: int, deadline: float,
         time.sleep(0.5)
 
 
+DEMO_CAMERAS = {"node-1": "thai_campus_motorbike_test2.mp4",
+                "node-2": "thai_campus_motorbike_test2.mp4",
+                "node-3": "thai_campus_motorbike_test3.mp4"}
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("LOAXA_SHARED_DIR", EXAMPLES.parents[2] / "shared")).resolve()
+
+
+def add_demo_cameras(node_configs: dict[str, Path], shared: Path) -> int:
+    """Give each demo node a camera looping one of the shared street clips (the helmet
+    check runs where the model is present). Returns how many cameras were added."""
+    model = shared / "models" / "helmet-yolov12m-320.onnx"
+    added = 0
+    for node_id, clip_name in DEMO_CAMERAS.items():
+        clip = shared / "data" / "video" / clip_name
+        if node_id not in node_configs or not clip.exists():
+            continue
+        path = node_configs[node_id]
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc["cameras"] = [{
+            "id": "cong-chinh", "name": "Cổng chính", "source": str(clip), "fps": 10,
+            "helmet": {"model": str(model) if model.exists() else None, "threads": 1,
+                       "max_rate_hz": 2},
+            "cooldowns": {"per_camera_s": 60, "reminder_s": 120},
+        }]
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
+        added += 1
+    return added
+
+
 def run_demo(workdir: Path, http_port: int, exit_after_welcome: bool) -> int:
     t0 = time.monotonic()
     workdir = workdir.resolve()
     broker_port = free_port()
     fleet = provision(EXAMPLES, workdir, broker_port)
+    cameras = add_demo_cameras(fleet.node_configs, shared_dir())
+    if not cameras:
+        print(f"no shared street clips under {shared_dir()}: nodes run without cameras")
     admin_password = ensure_password(workdir / "secrets", "admin").read_text().strip()
     exe = [sys.executable, "-m", "loaxa_cli"]
     env = {**os.environ, "LOAXA_DATA_DIR": str(workdir / "controller"),
