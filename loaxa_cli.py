@@ -81,16 +81,28 @@ def edge_run(config: Annotated[Path, typer.Option("--config", "-c", help="node Y
 def simulate(nodes: Annotated[int, typer.Option("--nodes", "-n", min=1)] = 3,
              fleet: Annotated[Path, typer.Option(help="provisioned fleet folder")] = Path(
                  ".run/demo"),
+             processes: Annotated[int | None, typer.Option(
+                 "--processes", "-p", min=1,
+                 help="worker processes (default: one per 125 nodes; 1 = this process)")] = None,
              log_level: LogLevel = "info") -> None:
-    """Run N simulated nodes (real agents with WAV file sinks) from a provisioned fleet."""
-    from edge.simulator import find_node_configs, run_simulation
+    """Run N simulated nodes (real agents with WAV file sinks) from a provisioned fleet.
+
+    Past about 150 nodes per process paho's select() loop runs out of descriptors, so
+    larger swarms are spread over worker processes.
+    """
+    from edge.simulator import default_processes, find_node_configs, run_simulation, run_swarm
 
     setup_logging(log_level)
     configs = find_node_configs(fleet)
     if len(configs) < nodes:
         raise fail(f"{fleet} holds {len(configs)} node configs, {nodes} asked: run "
                    f"`loaxa fleet provision --nodes {nodes} --out {fleet}` first")
-    run_simulation(configs[:nodes], wait_for_signal())
+    workers = processes if processes is not None else default_processes(nodes)
+    if workers == 1:
+        run_simulation(configs[:nodes], wait_for_signal())
+        return
+    if run_swarm(configs[:nodes], workers, wait_for_signal(), log_level):
+        raise typer.Exit(1)
 
 
 @fleet_app.command("provision")
@@ -142,21 +154,27 @@ def demo(workdir: Annotated[Path, typer.Option()] = Path(".run/demo"),
     raise typer.Exit(run_demo(workdir, port, exit_after_welcome))
 
 
+OPTIONAL_PACKAGES = {"numpy", "scipy", "pydub", "gtts", "cv2", "onnxruntime"}
+
+
 def _mount_optional() -> None:
-    """Commands of parts that may be absent on a node (content, cameras)."""
+    """Commands whose packages an install may lack (``loaxa[content]``, ``loaxa[edge]``):
+    absent extras hide the command; any other import error is a bug and is raised."""
     try:
         from broadcasts.cli import text_app, tts_command
 
         app.command("tts")(tts_command)
         app.add_typer(text_app, name="text")
-    except ImportError:
-        pass
+    except ModuleNotFoundError as exc:
+        if exc.name not in OPTIONAL_PACKAGES:
+            raise
     try:
         from edge.camera.cli import eval_app
 
         app.add_typer(eval_app, name="eval")
-    except ImportError:
-        pass
+    except ModuleNotFoundError as exc:
+        if exc.name not in OPTIONAL_PACKAGES:
+            raise
 
 
 _mount_optional()
