@@ -1,20 +1,47 @@
-"""Camera alerts from nodes: stored once by id, snapshot kept as a content-addressed file."""
+"""Camera alerts from nodes: stored once by id, snapshot kept as a content-addressed file;
+the officers' lifecycle (new → acknowledged → resolved | false alarm); and the in-process
+hub that pushes each new alert to the open alert desks (Server-Sent Events).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-from datetime import datetime
+import logging
+import threading
+import weakref
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controller.media_store import MediaStore
-from controller.models import CameraAlertRecord
+from controller.models import CameraAlertRecord, Node
+from controller.services import audit
 from mqtt_contract import Alert, ContractError
 
+log = logging.getLogger(__name__)
 JPEG_MAGIC = b"\xff\xd8\xff"
+LOCAL_TZ = "Asia/Ho_Chi_Minh"
+
+STATES = ("new", "acknowledged", "resolved", "false_alarm")
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    # action: (states it may start from, state it leads to)
+    "acknowledge": (frozenset({"new"}), "acknowledged"),
+    "resolve": (frozenset({"new", "acknowledged"}), "resolved"),
+    "false_alarm": (frozenset({"new", "acknowledged"}), "false_alarm"),
+}
+"""An officer on the spot may close an alert without acknowledging it first; a closed
+alert stays closed (a second officer's late click is a 409, not a silent overwrite)."""
+
+
+class AlertTransitionError(ValueError):
+    """Not allowed from the alert's current state (409)."""
 
 
 def decode_snapshot(b64: str) -> bytes:
@@ -27,33 +54,59 @@ def decode_snapshot(b64: str) -> bytes:
     return data
 
 
-def record_alert(session: Session, commune: str, alert: Alert, store: MediaStore) -> bool:
-    """Store ``alert`` once; False when its id is already known (a replay)."""
+def store_alert(session: Session, commune: str, alert: Alert,
+                store: MediaStore) -> CameraAlertRecord | None:
+    """Store ``alert`` once and return its row; None when its id is already known (a replay,
+    or another controller replica stored it first)."""
     if session.scalar(select(CameraAlertRecord.id).where(CameraAlertRecord.alert_id == alert.id)):
-        return False
+        return None
     snapshot = None
     if alert.snapshot_jpeg_b64:
         snapshot, _ = store.add_bytes(decode_snapshot(alert.snapshot_jpeg_b64), "jpg")
+    record = CameraAlertRecord(
+        alert_id=alert.id, commune=commune, node_id=alert.node, camera=alert.camera,
+        kind=alert.kind, at=alert.at, confidence=alert.confidence,
+        boxes=[b.model_dump() for b in alert.boxes], snapshot_sha256=snapshot, state="new",
+        note="")
     try:
         with session.begin_nested():
-            session.add(CameraAlertRecord(
-                alert_id=alert.id, commune=commune, node_id=alert.node, camera=alert.camera,
-                kind=alert.kind, at=alert.at, confidence=alert.confidence,
-                boxes=[b.model_dump() for b in alert.boxes], snapshot_sha256=snapshot))
+            session.add(record)
     except IntegrityError:
-        return False  # another controller replica stored it first
-    return True
+        return None
+    return record
+
+
+def record_alert(session: Session, commune: str, alert: Alert, store: MediaStore) -> bool:
+    """Store ``alert`` once; False when its id is already known (a replay)."""
+    return store_alert(session, commune, alert, store) is not None
+
+
+def zone_nodes(session: Session, zone: str) -> list[str]:
+    """Ids of the nodes in ``zone`` (a node may sit in several zones, so this is looked up
+    rather than copied onto each alert)."""
+    return [n.node_id for n in session.scalars(select(Node)) if zone in (n.zones or ())]
+
+
+def day_range(day: date, tz: str = LOCAL_TZ) -> tuple[datetime, datetime]:
+    """A local calendar day as a UTC range: officers think in local days, rows are UTC."""
+    start = datetime.combine(day, time(0), ZoneInfo(tz))
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 
 
 def list_alerts(session: Session, *, node: str | None = None, camera: str | None = None,
-                kind: str | None = None, state: str | None = None,
+                kind: str | None = None, state: str | None = None, zone: str | None = None,
                 since: datetime | None = None, until: datetime | None = None,
-                limit: int = 100) -> list[CameraAlertRecord]:
+                day: date | None = None, limit: int = 100) -> list[CameraAlertRecord]:
     q = select(CameraAlertRecord).order_by(CameraAlertRecord.at.desc()).limit(limit)
     filters = {"node_id": node, "camera": camera, "kind": kind, "state": state}
     for column, value in filters.items():
         if value is not None:
             q = q.where(getattr(CameraAlertRecord, column) == value)
+    if zone is not None:
+        q = q.where(CameraAlertRecord.node_id.in_(zone_nodes(session, zone)))
+    if day is not None:
+        start, end = day_range(day)
+        q = q.where(CameraAlertRecord.at >= start, CameraAlertRecord.at < end)
     if since is not None:
         q = q.where(CameraAlertRecord.at >= since)
     if until is not None:
@@ -61,5 +114,156 @@ def list_alerts(session: Session, *, node: str | None = None, camera: str | None
     return list(session.scalars(q))
 
 
+def received_since(session: Session, after: datetime,
+                   limit: int = 200) -> list[CameraAlertRecord]:
+    """Alerts this database received after ``after``, oldest first: how a desk catches up
+    with alerts that another controller replica ingested (or that it missed meanwhile)."""
+    return list(session.scalars(
+        select(CameraAlertRecord).where(CameraAlertRecord.received_at > after)
+        .order_by(CameraAlertRecord.id).limit(limit)))
+
+
+def newer_than(session: Session, row_id: int, limit: int = 200) -> list[CameraAlertRecord]:
+    """Alerts stored after row ``row_id``: replayed to a desk that reconnects with
+    ``Last-Event-ID``, so a dropped phone connection loses nothing."""
+    return list(session.scalars(
+        select(CameraAlertRecord).where(CameraAlertRecord.id > row_id)
+        .order_by(CameraAlertRecord.id).limit(limit)))
+
+
 def get_alert(session: Session, alert_id: str) -> CameraAlertRecord | None:
     return session.scalar(select(CameraAlertRecord).where(CameraAlertRecord.alert_id == alert_id))
+
+
+def transition(session: Session, record: CameraAlertRecord, action: str, actor: str,
+               note: str = "") -> CameraAlertRecord:
+    """Move an alert along its lifecycle, recording who, when and the note."""
+    allowed_from, target = TRANSITIONS[action]
+    if record.state not in allowed_from:
+        raise AlertTransitionError(
+            f"cannot {action.replace('_', ' ')} an alert that is {record.state} "
+            f"(only from {', '.join(sorted(allowed_from))})")
+    now = datetime.now(UTC)
+    before = record.state
+    record.state = target
+    if action == "acknowledge":
+        record.acknowledged_by, record.acknowledged_at = actor, now
+    else:
+        record.handled_by, record.handled_at = actor, now
+    note = " ".join(note.split())
+    if note:
+        line = f"{actor} ({target}): {note}"
+        record.note = f"{record.note}\n{line}" if record.note else line
+    audit.record(session, actor, f"alert_{action}", "alert", record.alert_id, before=before,
+                 after=target, note=note or None)
+    return record
+
+
+def history(session: Session, alert_id: str) -> list[Any]:
+    return audit.history(session, "alert", alert_id)
+
+
+def node_names(session: Session) -> dict[str, tuple[str, list[str]]]:
+    """node id → (display name, zones), for alert cards."""
+    return {n.node_id: (n.name or n.node_id, list(n.zones or ()))
+            for n in session.scalars(select(Node))}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def event_of(record: CameraAlertRecord,
+             names: dict[str, tuple[str, list[str]]] | None = None) -> dict[str, Any]:
+    """What a desk needs to draw (or redraw) an alert card: JSON-ready, no secrets."""
+    name, zones = (names or {}).get(record.node_id, (record.node_id, []))
+    return {
+        "row": record.id, "alert_id": record.alert_id, "commune": record.commune,
+        "node_id": record.node_id, "node_name": name, "zones": zones,
+        "camera": record.camera, "kind": record.kind, "at": _iso(record.at),
+        "confidence": record.confidence, "state": record.state,
+        "snapshot_url": (f"/api/alerts/{record.alert_id}/snapshot"
+                         if record.snapshot_sha256 else None),
+        "received_at": _iso(record.received_at),
+        "acknowledged_by": record.acknowledged_by, "acknowledged_at": _iso(record.acknowledged_at),
+        "handled_by": record.handled_by, "handled_at": _iso(record.handled_at),
+        "note": record.note or "",
+    }
+
+
+# ------------------------------------------------------------------------ live push (SSE)
+
+@dataclass(frozen=True)
+class HubEvent:
+    """``kind`` is ``alert`` (a new alert) or ``update`` (its state changed)."""
+
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(eq=False)
+class Subscription:
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[HubEvent] = field(default_factory=lambda: asyncio.Queue(maxsize=500))
+    overflowed: bool = False
+
+    def offer(self, event: HubEvent) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # a stalled browser: it will catch up from the database on its next poll
+            self.overflowed = True
+
+
+class AlertHub:
+    """Fan-out of alert events from the MQTT thread to every open desk's event loop.
+
+    In process and per replica: an alert reaches the desks connected to the replica that
+    ingested it at once; desks on other replicas pick it up from the database within the
+    stream's poll interval (see ``controller/api/alerts.py``).
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+        self._lock = threading.Lock()
+        self.published = 0
+
+    def subscribe(self) -> Subscription:
+        sub = Subscription(asyncio.get_running_loop())
+        with self._lock:
+            self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subscribers.discard(sub)
+
+    @property
+    def subscribers(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        """Thread-safe: hand the event to each subscriber's own loop."""
+        event = HubEvent(kind, data)
+        with self._lock:
+            subs = list(self._subscribers)
+        self.published += 1
+        for sub in subs:
+            try:
+                sub.loop.call_soon_threadsafe(sub.offer, event)
+            except RuntimeError:  # that loop is closed: the desk is gone
+                self.unsubscribe(sub)
+
+
+_hubs: weakref.WeakKeyDictionary[object, AlertHub] = weakref.WeakKeyDictionary()
+_hubs_lock = threading.Lock()
+
+
+def hub_for(owner: object) -> AlertHub:
+    """The hub of one controller runtime (each app, and each test, has its own)."""
+    with _hubs_lock:
+        hub = _hubs.get(owner)
+        if hub is None:
+            hub = _hubs[owner] = AlertHub()
+        return hub
