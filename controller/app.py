@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
+from controller import web
 from controller.api import (
     alerts,
     announcements,
@@ -46,6 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, auth, nodes, announcements, schedules, emergency, calendar,
                    content, broadcast_log, alerts):
         app.include_router(module.router)
+    # the pages (web/), their static files, and CSRF checks for forms and cookie-auth API
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    app.add_middleware(web.CSRFMiddleware)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

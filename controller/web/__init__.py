@@ -1,0 +1,10 @@
+"""The web pages of the controller: staff, leaders, officers and admins use these.
+
+``router`` holds the pages, ``STATIC_DIR`` their CSS and scripts (no build step), and
+``CSRFMiddleware`` protects every form and every cookie-authenticated API call.
+"""
+
+from controller.web.csrf import CSRFMiddleware
+from controller.web.pages import STATIC_DIR, router
+
+__all__ = ["STATIC_DIR", "CSRFMiddleware", "router"]

@@ -1,0 +1,384 @@
+"""The staff, leader, officer and admin pages (Vietnamese), rendered on the server.
+
+Every page route takes a role dependency (``PageStaff``, ``PageOfficer``, ``PageAdmin``,
+``PageUser``) just as the API routes do; the role-matrix test walks them all. A visitor
+without a session is sent to the login form, a signed-in user without the role gets a
+403 page. Changes go through the JSON API (from the pages' scripts, session cookie plus
+CSRF header), so the rules live in one place; the only forms handled here are login,
+logout and the admin's new-account form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+
+from broadcasts.templates import list_templates
+from controller.api.auth import client_key
+from controller.api.deps import SESSION_COOKIE, CurrentUser, RuntimeDep, current_user
+from controller.api.deps import SessionDep as DbSession
+from controller.models import CameraAlertRecord
+from controller.security import Role, create_token
+from controller.services import alerts as alert_service
+from controller.services import announcements as announcement_service
+from controller.services import audit, fleet, playback, reports, users
+from controller.services import schedules as schedule_service
+from controller.web import views
+from controller.web.csrf import CSRF_COOKIE, new_token, well_signed
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                  autoescape=select_autoescape(default=True, default_for_string=True),
+                  undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+env.filters.update(time=views.fmt_time, ago=views.ago)
+env.globals.update(
+    ROLE_LABELS=views.ROLE_LABELS, STATUS_LABELS=views.STATUS_LABELS,
+    PRIORITY_LABELS=views.PRIORITY_LABELS, DELIVERY_LABELS=views.DELIVERY_LABELS,
+    ALERT_STATE_LABELS=views.ALERT_STATE_LABELS, ALERT_KIND_LABELS=views.ALERT_KIND_LABELS,
+    KIND_LABELS=views.KIND_LABELS, WEEKDAYS=views.WEEKDAYS)
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "media-src 'self' blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+       "frame-ancestors 'none'")
+"""No inline script or style anywhere: an injected tag could not run even if escaping
+were ever missed."""
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+class PageForbidden(Exception):
+    def __init__(self, user: CurrentUser, needed: tuple[Role, ...]) -> None:
+        self.user, self.needed = user, needed
+
+
+class PageRoute(APIRoute):
+    """Turns the page dependencies' refusals into a redirect to the login form or an HTML
+    403 page (the API keeps its JSON 401/403)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequired as exc:
+                return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", 303)
+            except PageForbidden as exc:
+                needed = ", ".join(views.ROLE_LABELS[r.value] for r in exc.needed)
+                return render(request, "error.html", exc.user, status=403,
+                              title="Không có quyền truy cập",
+                              message=f"Trang này dành cho: {needed}.")
+
+        return page_handler
+
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+# ------------------------------------------------------------------------- access
+
+def page_user(request: Request, runtime: RuntimeDep) -> CurrentUser:
+    """The session cookie's user (pages never take bearer tokens)."""
+    try:
+        return current_user(request, runtime, None)
+    except HTTPException:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(path) from None
+
+
+def page_require(*roles: Role) -> Callable[[CurrentUser], CurrentUser]:
+    needed = (*roles, Role.admin)
+
+    def check(user: Annotated[CurrentUser, Depends(page_user)]) -> CurrentUser:
+        if user.role not in needed:
+            raise PageForbidden(user, needed)
+        return user
+
+    return check
+
+
+PageUser = Annotated[CurrentUser, Depends(page_user)]
+PageStaff = Annotated[CurrentUser, Depends(page_require(Role.staff, Role.leader))]
+PageOfficer = Annotated[CurrentUser, Depends(page_require(Role.officer, Role.leader))]
+PageAdmin = Annotated[CurrentUser, Depends(page_require())]
+
+NAV = [("/dashboard", "Tổng quan", {Role.staff, Role.leader}),
+       ("/compose", "Soạn tin", {Role.staff, Role.leader}),
+       ("/schedules", "Lịch phát", {Role.staff, Role.leader}),
+       ("/nodes", "Cụm loa", {Role.staff, Role.leader}),
+       ("/log", "Nhật ký phát", {Role.staff, Role.leader}),
+       ("/alerts", "Cảnh báo", {Role.officer, Role.leader}),
+       ("/admin/users", "Tài khoản", set())]
+
+
+def nav_for(user: CurrentUser | None) -> list[tuple[str, str]]:
+    if user is None:
+        return []
+    return [(href, label) for href, label, roles in NAV
+            if user.role == Role.admin or user.role in roles]
+
+
+def home_for(user: CurrentUser) -> str:
+    return "/alerts" if user.role == Role.officer else "/dashboard"
+
+
+def csrf_for(request: Request) -> tuple[str, bool]:
+    """The visitor's CSRF token, and whether it is new (then the cookie must be set)."""
+    runtime = request.app.state.runtime
+    token = request.cookies.get(CSRF_COOKIE)
+    if token and well_signed(runtime.secret_key, token):
+        return token, False
+    return new_token(runtime.secret_key), True
+
+
+def secure(request: Request) -> bool:
+    """Mark cookies Secure when served over https (directly or behind a proxy that
+    uvicorn trusts with ``--proxy-headers``)."""
+    return request.url.scheme == "https"
+
+
+def set_csrf_cookie(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax",
+                        secure=secure(request), path="/")
+
+
+def render(request: Request, name: str, user: CurrentUser | None, *, status: int = 200,
+           **context: Any) -> HTMLResponse:
+    token, fresh = csrf_for(request)
+    html = env.get_template(name).render(
+        request=request, user=user, nav=nav_for(user), csrf_token=token,
+        path=request.url.path, **context)
+    response = HTMLResponse(html, status_code=status, headers={
+        "Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store"})
+    if fresh:
+        set_csrf_cookie(response, request, token)
+    return response
+
+
+def safe_next(value: str | None) -> str | None:
+    """Only a path on this site (no open redirect to ``//evil`` or ``https://…``)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return None
+
+
+# ------------------------------------------------------------------------- login
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> HTMLResponse:
+    """Public: the sign-in form."""
+    return render(request, "login.html", None, next=safe_next(next) or "", error="",
+                  username="")
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, runtime: RuntimeDep, session: DbSession,
+          username: Annotated[str, Form(max_length=64)],
+          password: Annotated[str, Form(max_length=256)],
+          next: Annotated[str, Form(max_length=500)] = "") -> Response:
+    """Public (CSRF-checked): the same rate limit and token as ``POST /api/auth/token``; the
+    token goes into an HttpOnly, SameSite=Lax cookie (Secure over https)."""
+    key = client_key(request, username)
+    wait = runtime.login_limiter.retry_after(key)
+    if wait > 0:
+        response = render(request, "login.html", None, status=429, next=safe_next(next) or "",
+                          username=username,
+                          error=f"Đăng nhập sai quá nhiều lần. Thử lại sau {wait:.0f} giây.")
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    account = users.authenticate(session, username, password)
+    if account is None:
+        runtime.login_limiter.failed(key)
+        return render(request, "login.html", None, status=401, next=safe_next(next) or "",
+                      username=username, error="Sai tên đăng nhập hoặc mật khẩu.")
+    runtime.login_limiter.succeeded(key)
+    ttl = timedelta(hours=runtime.settings.token_ttl_h)
+    token = create_token(runtime.secret_key, account.username, account.role, ttl)
+    user = CurrentUser(account.username, Role(account.role), account.full_name)
+    response = RedirectResponse(safe_next(next) or home_for(user), 303)
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(ttl.total_seconds()),
+                        httponly=True, samesite="lax", secure=secure(request), path="/")
+    # a new CSRF token with the new session: one planted before login is worthless
+    set_csrf_cookie(response, request, new_token(runtime.secret_key))
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> RedirectResponse:
+    """Anyone (CSRF-checked, so another site cannot sign you out): drops the cookie."""
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                           secure=secure(request))
+    return response
+
+
+@router.get("/")
+def home(user: PageUser) -> RedirectResponse:
+    return RedirectResponse(home_for(user), 303)
+
+
+# ------------------------------------------------------------------------- staff pages
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request, user: PageStaff, session: DbSession) -> HTMLResponse:
+    """Nodes online/offline (list and village map), what plays now, today's programme."""
+    nodes = fleet.list_nodes(session)
+    start, end = views.day_bounds(views.today_local())
+    playing = [(n, (n.telemetry or {}).get("now_playing")) for n in nodes
+               if n.online and (n.telemetry or {}).get("now_playing")]
+    new_alerts = len(alert_service.list_alerts(session, state="new", limit=1000))
+    return render(request, "dashboard.html", user, nodes=nodes,
+                  online=sum(1 for n in nodes if n.online), map=views.village_map(nodes),
+                  playing=playing, programme=views.programme(session, start, end),
+                  today=views.today_local(), new_alerts=new_alerts)
+
+
+@router.get("/compose", response_class=HTMLResponse)
+def compose(request: Request, user: PageStaff, session: DbSession) -> HTMLResponse:
+    """Write (or fill a template), add a recording, listen to the preview, save, schedule
+    and send for approval."""
+    nodes = fleet.list_nodes(session)
+    zones = sorted({z for n in nodes for z in n.zones or ()})
+    templates = list_templates()
+    templates_json = [{"id": t.id, "title": t.title, "body": t.body,
+                       "fields": [{"name": f.name, "label": f.label, "example": f.example}
+                                  for f in t.fields]} for t in templates]
+    return render(request, "compose.html", user, templates=templates,
+                  templates_json=templates_json, nodes=nodes, zones=zones,
+                  today=views.today_local())
+
+
+@router.get("/schedules", response_class=HTMLResponse)
+def schedules_page(request: Request, user: PageStaff, session: DbSession,
+                   week: date | None = None) -> HTMLResponse:
+    """The list, the week view, a recurring schedule form, and approvals."""
+    monday, days = views.week_view(session, week or views.today_local())
+    nodes = fleet.list_nodes(session)
+    announcements = announcement_service.list_announcements(session, limit=100)
+    return render(request, "schedules.html", user,
+                  schedules=schedule_service.list_schedules(session), monday=monday,
+                  days=days, prev_week=monday - timedelta(days=7),
+                  next_week=monday + timedelta(days=7), announcements=announcements,
+                  pending=[a for a in announcements if a.status == "submitted"],
+                  nodes=nodes, zones=sorted({z for n in nodes for z in n.zones or ()}),
+                  describe_rule=views.describe_rule, describe_targets=views.describe_targets,
+                  next_of=views.next_occurrence,
+                  today=views.today_local(), can_approve=user.role in (Role.leader,
+                                                                       Role.admin))
+
+
+@router.get("/nodes", response_class=HTMLResponse)
+def nodes_page(request: Request, user: PageStaff, session: DbSession) -> HTMLResponse:
+    """Status, last seen, volume, clock, plan delivery; test tone and volume commands."""
+    return render(request, "nodes.html", user, nodes=fleet.list_nodes(session))
+
+
+@router.get("/log", response_class=HTMLResponse)
+def log_page(request: Request, user: PageStaff, session: DbSession,
+             day: date | None = None) -> HTMLResponse:
+    """The day's playback reports and totals; the CSV report to download."""
+    day = day or views.today_local()
+    start, end = views.day_bounds(day)
+    entries = playback.log_entries(session, since=start, until=end, limit=2000)
+    titles = reports.item_titles(session)
+    names = {n.node_id: n.name or n.node_id for n in fleet.list_nodes(session)}
+    rows = [(e, titles.get(reports.schedule_of(e.item_id) or -1, ""), names.get(e.node_id,
+                                                                                 e.node_id))
+            for e in entries]
+    return render(request, "log.html", user, day=day, rows=rows,
+                  report=reports.daily_report(session, day),
+                  prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1))
+
+
+@router.get("/audio/announcements/{announcement_id}", response_class=FileResponse)
+def announcement_audio(announcement_id: int, user: PageStaff, session: DbSession,
+                       runtime: RuntimeDep) -> FileResponse:
+    """The rendered audio, so a leader listens to exactly what will play before approving."""
+    a = announcement_service.get_announcement(session, announcement_id)
+    if a is None or a.media_sha256 is None or a.media_codec is None:
+        raise HTTPException(404, "no audio for this announcement")
+    media_type = "audio/mpeg" if a.media_codec == "mp3" else f"audio/{a.media_codec}"
+    return FileResponse(runtime.media.path(a.media_sha256, a.media_codec),
+                        media_type=media_type)
+
+
+# ------------------------------------------------------------------------- alert desk
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alert_desk(request: Request, user: PageOfficer, session: DbSession,
+               zone: str | None = None, camera: str | None = None, kind: str | None = None,
+               state: str | None = None, day: date | None = None) -> HTMLResponse:
+    """Alerts with filters; new ones arrive live (Server-Sent Events); works on a phone."""
+    clean = {k: v or None for k, v in
+             {"zone": zone, "camera": camera, "kind": kind, "state": state}.items()}
+    rows = alert_service.list_alerts(session, day=day, limit=200, **clean)
+    names = alert_service.node_names(session)
+    cameras = sorted(set(session.scalars(select(CameraAlertRecord.camera).distinct())))
+    kinds = sorted(set(session.scalars(select(CameraAlertRecord.kind).distinct()))
+                   | set(views.ALERT_KIND_LABELS))
+    zones = sorted({z for _, zs in names.values() for z in zs})
+    return render(request, "alerts.html", user,
+                  alerts=[alert_service.event_of(r, names) for r in rows],
+                  filters={**{k: v or "" for k, v in clean.items()},
+                           "day": day.isoformat() if day else ""},
+                  cameras=cameras, kinds=kinds, zones=zones, states=alert_service.STATES,
+                  fmt_iso=views.fmt_iso)
+
+
+# ------------------------------------------------------------------------- admin
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users_page(request: Request, user: PageAdmin, session: DbSession) -> HTMLResponse:
+    return render(request, "users.html", user, users=users.list_users(session), error="",
+                  created="")
+
+
+@router.post("/admin/users", response_class=HTMLResponse)
+def create_user(request: Request, user: PageAdmin, runtime: RuntimeDep,
+                username: Annotated[str, Form(max_length=64)],
+                password: Annotated[str, Form(max_length=256)],
+                role: Annotated[str, Form(max_length=16)],
+                full_name: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
+    """A plain form (CSRF field), validated by the API's own ``UserIn`` rules."""
+    from pydantic import ValidationError
+
+    from controller.schemas import UserIn
+
+    error, created = "", ""
+    try:
+        body = UserIn(username=username, password=password, role=role,  # type: ignore[arg-type]
+                      full_name=full_name)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        error = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    else:
+        with runtime.db.session() as s:
+            try:
+                account = users.create_user(s, body.username, body.password, Role(body.role),
+                                            body.full_name)
+            except users.UserError:
+                error = f"Tài khoản {body.username} đã có."
+            else:
+                audit.record(s, user.username, "create_user", "user", account.username,
+                             role=account.role)
+                created = account.username
+    with runtime.db.session() as s:
+        accounts = users.list_users(s)
+    return render(request, "users.html", user, status=422 if error else 200, users=accounts,
+                  error=error, created=created)
+

@@ -1,0 +1,136 @@
+// loaxa pages: the little JavaScript they need. No framework, no build step.
+// Every change goes to the JSON API with the session cookie and the CSRF header.
+"use strict";
+
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+
+async function api(method, url, body, { raw = false } = {}) {
+  const init = { method, credentials: "same-origin", headers: { "X-CSRF-Token": CSRF } };
+  if (body instanceof FormData) {
+    init.body = body;
+  } else if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      const data = await response.json();
+      detail = typeof data.detail === "string" ? data.detail
+        : (data.detail && data.detail.message) || JSON.stringify(data.detail);
+      if (data.detail && data.detail.conflicts) {
+        detail += ": " + data.detail.conflicts.map((c) => `#${c.schedule_id} ${c.title}`).join(", ");
+      }
+    } catch (e) { /* not JSON */ }
+    if (response.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname); }
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  if (raw) return response;
+  return response.status === 204 ? null : response.json();
+}
+
+function toast(message, bad = false) {
+  const el = document.getElementById("toast");
+  el.textContent = message;
+  el.classList.toggle("bad", bad);
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { el.hidden = true; }, bad ? 8000 : 4000);
+}
+
+async function busy(button, work) {
+  button.disabled = true;
+  try { return await work(); } catch (e) { toast(e.message, true); throw e; } finally { button.disabled = false; }
+}
+
+// ------------------------------------------------------------------ schedule form
+const TZ_OFFSET = "+07:00"; // Asia/Ho_Chi_Minh: no daylight saving
+
+function scheduleBody(form) {
+  const f = new FormData(form);
+  const kind = f.get("kind");
+  const [hh, mm] = String(f.get("time")).split(":").map(Number);
+  const startAt = `${f.get("date")}T${f.get("time")}:00${TZ_OFFSET}`;
+  const timing = { kind: "once", start_at: startAt, timezone: "Asia/Ho_Chi_Minh" };
+  if (kind !== "once") {
+    const days = f.getAll("byday");
+    if (kind === "weekly" && days.length === 0) throw new Error("Chọn ít nhất một ngày trong tuần.");
+    timing.kind = "rrule";
+    timing.rule = (kind === "weekly" ? `FREQ=WEEKLY;BYDAY=${days.join(",")}` : "FREQ=DAILY")
+      + `;BYHOUR=${hh};BYMINUTE=${mm};BYSECOND=0`;
+    timing.start_at = `${f.get("date")}T00:00:00${TZ_OFFSET}`;
+  }
+  if (f.get("until")) timing.until = `${f.get("until")}T23:59:59${TZ_OFFSET}`;
+  const target = f.get("target");
+  const targets = target === "all" ? { all: true } : { [target]: f.getAll(target) };
+  if (target !== "all" && targets[target].length === 0) throw new Error("Chọn nơi phát.");
+  const body = { announcement_id: Number(f.get("announcement_id")), targets, timing,
+    priority: f.get("priority"), repeat: Number(f.get("repeat") || 1) };
+  if (f.get("volume") !== "") body.volume = Number(f.get("volume"));
+  return body;
+}
+
+function setupScheduleForm(form) {
+  const sync = () => {
+    const f = new FormData(form);
+    form.querySelectorAll("[data-when]").forEach((el) => { el.hidden = el.dataset.when !== f.get("kind"); });
+    form.querySelectorAll("[data-target]").forEach((el) => { el.hidden = el.dataset.target !== f.get("target"); });
+  };
+  form.addEventListener("change", sync);
+  sync();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = form.querySelector("[data-error]");
+    error.hidden = true;
+    const button = form.querySelector("button[type=submit]");
+    try {
+      const schedule = await busy(button, () => api("POST", "/api/schedules", scheduleBody(form)));
+      toast(`Đã lưu lịch #${schedule.id}`);
+      form.dispatchEvent(new CustomEvent("scheduled", { detail: schedule, bubbles: true }));
+    } catch (e) {
+      error.textContent = e.message;
+      error.hidden = false;
+    }
+  });
+}
+
+// ------------------------------------------------------------------ buttons
+const ACTIONS = {
+  approve: (id, note) => api("POST", `/api/announcements/${id}/approve`, { note }),
+  reject: (id, note) => api("POST", `/api/announcements/${id}/reject`, { note }),
+  submit: (id, note) => api("POST", `/api/announcements/${id}/submit`, { note }),
+  "cancel-schedule": (id) => api("POST", `/api/schedules/${id}/cancel`),
+};
+const DONE = { approve: "Đã duyệt", reject: "Đã trả lại", submit: "Đã gửi duyệt",
+  "cancel-schedule": "Đã huỷ lịch" };
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("form[data-schedule-form]").forEach(setupScheduleForm);
+  if (document.body.dataset.page === "schedules") {
+    document.addEventListener("scheduled", () => setTimeout(() => location.reload(), 600));
+  }
+  document.querySelectorAll("button[data-action]").forEach((button) => {
+    const action = ACTIONS[button.dataset.action];
+    if (!action) return;
+    button.addEventListener("click", async () => {
+      if (button.dataset.action === "cancel-schedule" && !confirm("Huỷ lịch này?")) return;
+      const noteInput = button.parentElement.querySelector("[data-note]");
+      await busy(button, () => action(button.dataset.id, noteInput ? noteInput.value : ""));
+      toast(DONE[button.dataset.action]);
+      setTimeout(() => location.reload(), 600);
+    });
+  });
+  document.querySelectorAll("button[data-command]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const kind = button.dataset.command;
+      const body = { kind };
+      if (kind === "volume") {
+        body.volume = Number(button.parentElement.querySelector("[data-volume-input]").value);
+      }
+      const out = await busy(button, () => api("POST", `/api/nodes/${button.dataset.node}/commands`, body));
+      toast(`Đã gửi lệnh tới ${button.dataset.node} (${out.command_id.slice(0, 8)})`);
+      button.dataset.sent = out.command_id;
+    });
+  });
+});
