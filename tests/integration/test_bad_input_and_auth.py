@@ -68,29 +68,28 @@ def test_node_drops_malformed_messages_on_every_inbound_topic(broker, start_node
     ctl.loop_stop()
 
 
-@pytest.mark.parametrize("username,password", [("node-1", "wrong"), ("nobody", "x"),
-                                               ("loaxa-controller", "")])
-def test_broker_refuses_wrong_credentials(broker, username, password):
-    client = new_client("intruder", username, password)
+def connack(client: mqtt.Client, port: int):  # type: ignore[no-untyped-def]
+    """Connect and return the broker's CONNACK reason code."""
     result: dict[str, object] = {}
     client.on_connect = lambda c, u, f, reason, p: result.setdefault("reason", reason)
-    client.connect("127.0.0.1", broker.broker_port)
+    client.connect("127.0.0.1", port)
     client.loop_start()
     wait_for(lambda: "reason" in result, 5, what="CONNACK")
     client.loop_stop()
-    assert result["reason"].is_failure  # type: ignore[attr-defined]
-    assert "authori" in str(result["reason"]).lower() or "bad user" in str(result["reason"]).lower()
+    return result["reason"]
+
+
+@pytest.mark.parametrize("username,password", [("node-1", "wrong"), ("nobody", "x"),
+                                               ("loaxa-controller", "")])
+def test_broker_refuses_wrong_credentials(broker, username, password):
+    reason = connack(new_client("intruder", username, password), broker.broker_port)
+    assert reason.is_failure
+    assert "authori" in str(reason).lower() or "bad user" in str(reason).lower()
 
 
 def test_broker_refuses_anonymous(broker):
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    result: dict[str, object] = {}
-    client.on_connect = lambda c, u, f, reason, p: result.setdefault("reason", reason)
-    client.connect("127.0.0.1", broker.broker_port)
-    client.loop_start()
-    wait_for(lambda: "reason" in result, 5, what="CONNACK")
-    client.loop_stop()
-    assert result["reason"].is_failure  # type: ignore[attr-defined]
+    assert connack(client, broker.broker_port).is_failure
 
 
 def test_acl_keeps_a_node_to_its_own_topics(controller, broker):
