@@ -27,7 +27,8 @@ POLL_S = 3.0
 """How often an open stream also looks in the database: it catches alerts ingested by
 another controller replica (the MQTT shared subscription gives each alert to one) and any
 event a stalled connection dropped. Doubles as the keep-alive for proxies."""
-CATCH_UP = timedelta(seconds=120)
+CATCH_UP = timedelta(seconds=30)
+"""How far back each poll looks (by arrival time): more than a commit can take."""
 
 
 class AlertView(AlertOut):
@@ -80,20 +81,32 @@ async def alert_events(request: Request, runtime: Runtime, last_id: int | None,
     sent: deque[int] = deque(maxlen=2000)
     deadline = time.monotonic() + max_s
 
-    def load_backlog(after_row: int | None, after_time: datetime) -> list[dict]:
+    def replay(after_row: int) -> list[dict]:
         with runtime.db.session() as s:
-            rows = (service.newer_than(s, after_row) if after_row is not None
-                    else service.received_since(s, after_time))
+            rows = service.newer_than(s, after_row)
             names = service.node_names(s) if rows else {}
             return [service.event_of(r, names) for r in rows]
+
+    def poll(after_row: int, received_after: datetime) -> list[dict]:
+        with runtime.db.session() as s:
+            rows = service.catch_up(s, after_row, received_after)
+            names = service.node_names(s) if rows else {}
+            return [service.event_of(r, names) for r in rows]
+
+    def current_row() -> int:
+        with runtime.db.session() as s:
+            return service.last_row(s)
 
     try:
         yield "retry: 2000\n\n"  # the browser reconnects after 2 s
         checked = datetime.now(UTC)
         if last_id is not None:  # a reconnect: replay what it missed
-            for data in await run_in_threadpool(load_backlog, last_id, checked):
+            base = last_id
+            for data in await run_in_threadpool(replay, last_id):
                 sent.append(data["row"])
                 yield sse("alert", data, data["row"])
+        else:
+            base = await run_in_threadpool(current_row)
         while (left := deadline - time.monotonic()) > 0:
             if await request.is_disconnected():
                 break
@@ -101,7 +114,7 @@ async def alert_events(request: Request, runtime: Runtime, last_id: int | None,
                 event = await asyncio.wait_for(sub.queue.get(), timeout=min(POLL_S, left))
             except TimeoutError:
                 since, checked = checked - CATCH_UP, datetime.now(UTC)
-                for data in await run_in_threadpool(load_backlog, None, since):
+                for data in await run_in_threadpool(poll, base, since):
                     if data["row"] not in sent:
                         sent.append(data["row"])
                         yield sse("alert", data, data["row"])

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -114,13 +114,20 @@ def list_alerts(session: Session, *, node: str | None = None, camera: str | None
     return list(session.scalars(q))
 
 
-def received_since(session: Session, after: datetime,
-                   limit: int = 200) -> list[CameraAlertRecord]:
-    """Alerts this database received after ``after``, oldest first: how a desk catches up
-    with alerts that another controller replica ingested (or that it missed meanwhile)."""
+def catch_up(session: Session, after_row: int, received_after: datetime,
+             limit: int = 200) -> list[CameraAlertRecord]:
+    """Alerts stored after row ``after_row`` and received after ``received_after``, oldest
+    first: how an open desk picks up alerts that another controller replica ingested (the
+    shared subscription gives each alert to one replica) or that its stalled connection
+    dropped. The time bound keeps each poll small; callers skip rows they already sent."""
     return list(session.scalars(
-        select(CameraAlertRecord).where(CameraAlertRecord.received_at > after)
+        select(CameraAlertRecord).where(CameraAlertRecord.id > after_row,
+                                        CameraAlertRecord.received_at > received_after)
         .order_by(CameraAlertRecord.id).limit(limit)))
+
+
+def last_row(session: Session) -> int:
+    return session.scalar(select(func.max(CameraAlertRecord.id))) or 0
 
 
 def newer_than(session: Session, row_id: int, limit: int = 200) -> list[CameraAlertRecord]:

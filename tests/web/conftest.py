@@ -115,8 +115,10 @@ def login(page: Any, server: LiveServer, role: str, next_path: str = "") -> None
     page.wait_for_load_state("domcontentloaded")
 
 
-def screenshot(page: Any, name: str) -> Path:
+def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
+    """Into docs/screenshots/ (the README shows them); every run refreshes them."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
+    assert path.stat().st_size > 10_000, f"{name}: an empty screenshot?"
     return path
