@@ -119,6 +119,7 @@ def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
     """Into docs/screenshots/ (the README shows them); every run refreshes them."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    page.evaluate("() => { const t = document.getElementById('toast'); if (t) t.hidden = true; }")
     page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 10_000, f"{name}: an empty screenshot?"
     return path

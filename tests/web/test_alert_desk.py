@@ -97,7 +97,7 @@ def test_alert_reaches_the_open_desk_within_a_second_and_is_handled(live_server,
             shown_ms = int(card(desk, alert.id).get_attribute("data-shown-at") or 0)
             latencies.append(shown_ms / 1000 - sent)
             card(phone, alert.id).wait_for(timeout=5000)
-        print(f"\nalert → browser latency (MQTT publish to card on the open page): "
+        print("\nalert → browser latency (MQTT publish to card on the open page): "
               + ", ".join(f"{x * 1000:.0f} ms" for x in latencies)
               + f"; median {statistics.median(latencies) * 1000:.0f} ms, "
                 f"max {max(latencies) * 1000:.0f} ms")
