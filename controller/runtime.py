@@ -122,18 +122,29 @@ class Runtime:
             return len(nodes)
 
     def broadcast_media(self, announcement_id: int, targets: Iterable[dict]) -> None:
-        """Publish an announcement's audio once per commune it reaches (broker fan-out)."""
+        """Publish an announcement's audio once per zone (when only zones are targeted) or
+        once per commune: the broker fans it out, and nodes elsewhere on 3G are spared."""
+        targets = list(targets)
         with self.db.session() as s:
             a = s.get(Announcement, announcement_id)
             if a is None or a.media_sha256 is None:
                 return
             ref = media_ref(a)
             nodes = [n for t in targets for n in target_rules.resolve(s, t)]
-            communes = {n.commune for n in nodes}
-        for commune in sorted(communes):
+        zones_only = not any(t.get(k) for t in targets for k in ("all", "groups", "nodes"))
+        read = self._chunk_reader(ref)
+        for commune in sorted({n.commune for n in nodes}):
             topics = Topics(commune)
-            self.link.publish_media(lambda i, t=topics: t.media_chunk(ref.sha256, i), ref,
-                                    self._chunk_reader(ref))
+            if zones_only:
+                wanted = {z for t in targets for z in t.get("zones", ())}
+                present = {z for n in nodes if n.commune == commune for z in n.zones or ()}
+                for zone in sorted(wanted & present):
+                    self.link.publish_media(
+                        lambda i, t=topics, z=zone: t.zone_media_chunk(z, ref.sha256, i),
+                        ref, read)
+            else:
+                self.link.publish_media(lambda i, t=topics: t.media_chunk(ref.sha256, i), ref,
+                                        read)
 
     def send_commands(self, targets: dict, command: Command) -> int:
         """Send ``command`` to every target (one publish per commune, zone or node)."""

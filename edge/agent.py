@@ -30,6 +30,7 @@ from edge.store import NodeStore
 from firmware_config.schema import NodeConfig
 from mqtt_contract import (
     Alert,
+    ClockState,
     Command,
     CommandKind,
     ContractError,
@@ -51,6 +52,12 @@ from mqtt_contract import (
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
+STATE_KEEP_S = 7 * 24 * 3600
+"""How long the outcome of an item that left the plan is remembered."""
+CLOCK_STATE_TTL_S = 10.0
+"""How long a reading of the clock's sync state is reused. Reading it runs chronyc or
+timedatectl (a process each time); the offset moves by microseconds per second, and a
+burst of reports (an emergency start, a finished clip) should not spawn one each."""
 
 
 @dataclass
@@ -87,13 +94,27 @@ class EdgeAgent:
         self.dropped_messages = 0
         self._wants: dict[str, MediaWant] = {}
         self._wants_lock = threading.Lock()
-        self._inflight: dict[int, int] = {}
+        self._inflight: dict[int, tuple[Any, int]] = {}
+        """mid → (paho's MQTTMessageInfo, outbox seq) of reports awaiting their PUBACK."""
+        self._inflight_lock = threading.Lock()
+        """Guards ``_inflight``; never held while calling into paho."""
         self._flush_lock = threading.Lock()
+        """Serialises flushes. paho calls on_publish holding its own message lock, and
+        publish() takes that lock, so on_publish must not wait for this one (deadlock)."""
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
+        self._clock_cache: tuple[float, ClockState] | None = None
         self.client = self._make_client()
 
     # settings ---------------------------------------------------------------------------
+    def clock_state(self) -> ClockState:
+        """The clock's sync state, read at most once per :data:`CLOCK_STATE_TTL_S`."""
+        now = time.monotonic()
+        cached = self._clock_cache
+        if cached is None or now - cached[0] >= CLOCK_STATE_TTL_S:
+            cached = self._clock_cache = (now, read_clock_state())
+        return cached[1]
+
     def volume(self) -> int:
         stored = self.store.get_setting("volume")
         return int(stored) if stored is not None else self.config.audio.volume
@@ -168,7 +189,7 @@ class EdgeAgent:
         subs = self.topics.node_subscriptions(self.node, self.config.zones)
         client.subscribe([(t, 1) for t in subs])
         self.connected.set()
-        with self._flush_lock:
+        with self._inflight_lock:
             self._inflight.clear()  # unacknowledged ones go again: receivers dedupe by id
         self.flush_outbox()
         with self._wants_lock:
@@ -182,10 +203,10 @@ class EdgeAgent:
             log.warning("disconnected from the broker (%s); retrying with backoff", reason)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        with self._flush_lock:
-            seq = self._inflight.pop(mid, None)
-        if seq is not None:
-            self.store.acknowledge(seq)
+        with self._inflight_lock:
+            entry = self._inflight.pop(mid, None)
+        if entry is not None:  # else: not a report, or acked before flush noted it (swept)
+            self.store.acknowledge(entry[1])
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         try:
@@ -220,6 +241,7 @@ class EdgeAgent:
             self._note_wanted(item.media)
         self.scheduler.set_plan(plan)
         self.cache.prune({i.media.sha256 for i in plan.items})
+        self.store.forget_item_states({i.id for i in plan.items}, time.time() - STATE_KEEP_S)
         if self.connected.is_set():
             self.publish_telemetry()  # tells the controller at once which plan we hold
 
@@ -322,7 +344,7 @@ class EdgeAgent:
                          duration: float | None, detail: str) -> None:
         from datetime import UTC, datetime
 
-        clock = read_clock_state()
+        clock = self.clock_state()
         report = PlaybackReport(
             node=self.node, item_id=job.item_id, event=event,
             planned_at=datetime.fromtimestamp(job.start_at, UTC),
@@ -344,13 +366,25 @@ class EdgeAgent:
         if not self.connected.is_set():
             return
         with self._flush_lock:
-            busy = set(self._inflight.values())
+            self._sweep_acknowledged()
+            with self._inflight_lock:
+                busy = {seq for _, seq in self._inflight.values()}
             for msg in self.store.pending(limit=200):
                 if msg.seq in busy:
                     continue
                 info = self.client.publish(msg.topic, msg.payload, qos=msg.qos)
                 if info.rc == 0:
-                    self._inflight[info.mid] = msg.seq
+                    with self._inflight_lock:
+                        self._inflight[info.mid] = (info, msg.seq)
+
+    def _sweep_acknowledged(self) -> None:
+        """Acknowledge reports whose PUBACK came before flush_outbox recorded their mid
+        (on_publish then found nothing to acknowledge)."""
+        with self._inflight_lock:
+            done = [mid for mid, (info, _) in self._inflight.items() if _published(info)]
+            seqs = [self._inflight.pop(mid)[1] for mid in done]
+        for seq in seqs:
+            self.store.acknowledge(seq)
 
     # housekeeping ---------------------------------------------------------------------------
     def _housekeeping(self) -> None:
@@ -373,13 +407,20 @@ class EdgeAgent:
             disk_free_mb=round(shutil.disk_usage(self.config.storage_dir).free / 2**20, 1),
             temperature_c=_cpu_temperature(), volume=self.volume(),
             now_playing=(playing.title or playing.item_id) if playing else None,
-            plan_version=plan.version if plan else None, clock=read_clock_state(),
+            plan_version=plan.version if plan else None, clock=self.clock_state(),
             cache_items=self.cache.count(), outbox_pending=self.store.pending_count(),
             cameras=self.cameras.stats() if self.cameras else [],
         )
 
     def publish_telemetry(self) -> None:
         self.client.publish(self.topics.telemetry(self.node), self.telemetry().to_bytes(), qos=0)
+
+
+def _published(info: Any) -> bool:
+    try:
+        return bool(info.is_published())
+    except (RuntimeError, ValueError):  # not sent (connection lost): it goes again
+        return False
 
 
 def _cpu_temperature() -> float | None:

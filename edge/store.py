@@ -102,8 +102,14 @@ class NodeStore:
     def is_done(self, item_id: str) -> bool:
         return self.item_state(item_id) in FINAL_STATES
 
-    def forget_item_states_before(self, cutoff: float) -> None:
-        self._exec("DELETE FROM item_state WHERE updated_at < ?", (cutoff,))
+    def forget_item_states(self, keep: set[str], older_than: float) -> None:
+        """Drop outcomes of items no plan holds any more (the table would grow forever);
+        those still in the plan are kept, so they are never played or reported twice."""
+        with self._lock:
+            rows = self._db.execute("SELECT item_id FROM item_state WHERE updated_at < ?",
+                                    (older_than,)).fetchall()
+            stale = [(r[0],) for r in rows if r[0] not in keep]
+            self._db.executemany("DELETE FROM item_state WHERE item_id = ?", stale)
 
     # settings -----------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:

@@ -110,3 +110,17 @@ def test_past_start_time_and_unknown_node_are_refused(controller):
     r = controller.post("/api/announcements", json={"text": ""})
     assert r.status_code == 422 and "text" in r.json()["detail"]
     assert controller.get("/api/announcements/999").status_code == 404
+
+
+def test_zone_media_reaches_only_that_zone(controller, start_node):
+    """Audio for one village goes out on its zone topic: other villages' 3G links are spared."""
+    inside, outside = start_node("node-1"), start_node("node-3")
+    r = controller.post("/api/announcements", json={"text": "Thông báo riêng thôn 1.",
+                                                    "zones": ["thon-1"], "play_now": True})
+    assert r.status_code == 201, r.text
+    aid = r.json()["id"]
+    wait_for(lambda: all_finished(controller, aid, 1), 40, what="node-1 to play")
+    assert {d["node_id"] for d in announcement(controller, aid)["deliveries"]} == {
+        "node-1", "node-2"}  # thon-1's two points; node-3 is in thon-2
+    assert inside.cache.count() == 1
+    assert outside.cache.count() == 0 and not any(outside.cache.partial_dir.iterdir())
