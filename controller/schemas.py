@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from mqtt_contract import CommandKind
 
@@ -32,6 +32,21 @@ class NodeOut(BaseModel):
     plan_version: int
     plan_version_acked: int | None
     telemetry: dict | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def clock_trusted(self) -> bool:
+        """False when the node's clock is not NTP-synced within 20 ms (or unknown): its
+        speakers may start out of step with their neighbours."""
+        clock = (self.telemetry or {}).get("clock") or {}
+        return bool(clock.get("synced"))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def plan_current(self) -> bool:
+        """The node holds the newest plan published for it."""
+        return self.plan_version_acked is not None and (
+            self.plan_version_acked >= self.plan_version)
 
 
 class Targets(In):

@@ -26,11 +26,12 @@ router = APIRouter(prefix="/api/announcements", tags=["announcements"])
 LEADERS = (Role.leader, Role.admin)
 
 
-def to_out(session, runtime, a: Announcement) -> AnnouncementOut:  # type: ignore[no-untyped-def]
+def to_out(session, runtime, a: Announcement,  # type: ignore[no-untyped-def]
+           with_deliveries: bool = True) -> AnnouncementOut:
     now = datetime.now(UTC)
     since = min([a.created_at, *(s.start_at for s in a.schedules)]) - timedelta(minutes=1)
     views = deliveries_for(session, list(a.schedules), max(since, now - timedelta(days=2)),
-                           now + runtime.horizon)
+                           now + runtime.horizon) if with_deliveries else []
     deliveries = [DeliveryOut(**{**v.__dict__, "start_offset_ms": v.start_offset_ms})
                   for v in views]
     return AnnouncementOut(
@@ -94,8 +95,12 @@ def create(body: AnnouncementIn, user: Staff, runtime: RuntimeDep) -> Announceme
 
 
 @router.get("", response_model=list[AnnouncementOut])
-def list_all(user: UserDep, session: SessionDep, runtime: RuntimeDep) -> list[AnnouncementOut]:
-    return [to_out(session, runtime, a) for a in service.list_announcements(session)]
+def list_all(user: UserDep, session: SessionDep, runtime: RuntimeDep,
+             deliveries: bool = False) -> list[AnnouncementOut]:
+    """Newest first. Per-node deliveries only on request: a recurring item on a thousand
+    nodes has many (``GET /api/announcements/{id}`` always has them)."""
+    return [to_out(session, runtime, a, deliveries)
+            for a in service.list_announcements(session)]
 
 
 @router.get("/{announcement_id}", response_model=AnnouncementOut)
