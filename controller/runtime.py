@@ -18,7 +18,7 @@ from controller.media_store import MediaStore
 from controller.models import Announcement, Node
 from controller.mqtt_link import MqttLink
 from controller.security import LoginRateLimiter, load_or_create_secret
-from controller.services import alerts, fleet, playback
+from controller.services import alerts, fleet, leadership, playback
 from controller.services import targets as target_rules
 from controller.services.content import ContentRenderer
 from controller.services.plans import CompileContext, compile_plan, media_ref
@@ -40,6 +40,9 @@ from mqtt_contract import (
 
 log = logging.getLogger(__name__)
 RESEND_COOLDOWN_S = 2.0
+LEASE_RENEW_S = 30.0
+LEASE_TTL_S = 90.0
+"""A replica that stops renewing loses the plan-compiler lease within 90 s."""
 
 
 def same_node(info: TopicInfo, claimed: str) -> None:
@@ -65,6 +68,7 @@ class Runtime:
         self._recent_resends: dict[tuple[str, str], float] = {}
         self._resend_lock = threading.Lock()
         self._compile_lock = threading.Lock()
+        self.is_plan_leader = False
         for kind, handler in {"status": self._on_status, "telemetry": self._on_telemetry,
                               "playback": self._on_playback, "reply": self._on_reply,
                               "media/request": self._on_media_request,
@@ -88,7 +92,10 @@ class Runtime:
                 n = fleet.register_fleet(s, self.settings.fleet_dir)
                 log.info("registered %d nodes from %s", n, self.settings.fleet_dir)
         self.link.start()
-        self.scheduler.add_job(self.publish_plans, "interval",
+        self.renew_leadership()
+        self.scheduler.add_job(self.renew_leadership, "interval", seconds=LEASE_RENEW_S,
+                               id="plan-lease", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.roll_horizon, "interval",
                                seconds=self.settings.plan_refresh_s, id="roll-horizon",
                                max_instances=1, coalesce=True)
         self.scheduler.start()
@@ -97,6 +104,19 @@ class Runtime:
         self.scheduler.shutdown(wait=False)
         self.link.stop()
         self.db.dispose()
+
+    def renew_leadership(self) -> bool:
+        """Take or keep the plan-compiler lease (one replica rolls the horizon)."""
+        with self.db.session() as s:
+            self.is_plan_leader = leadership.acquire(
+                s, leadership.PLAN_COMPILER, self.settings.mqtt_client_id,
+                timedelta(seconds=LEASE_TTL_S))
+        return self.is_plan_leader
+
+    def roll_horizon(self) -> None:
+        """Recompile every plan so the 48 h window moves on; the lease holder only."""
+        if self.is_plan_leader:
+            self.publish_plans()
 
     def _republish_after_connect(self) -> None:
         """After a (re)connection the plans go out again: the horizon may have rolled while

@@ -302,6 +302,7 @@ class Health(BaseModel):
     database: bool
     mqtt: bool
     version: str
+    plan_leader: bool = Field(description="this replica rolls the plans' horizon")
 
 
 class AlertOut(BaseModel):

@@ -79,3 +79,17 @@ def test_migrated_schema_plans_and_idempotent_reports(database: Database) -> Non
         node = get_or_create_node(s, "xa-demo", "node-1")
         ctx = CompileContext.load(s, timedelta(hours=48))
         assert compile_plan(s, node, ctx).version > version
+
+
+def test_one_replica_holds_the_plan_lease_until_it_expires(database: Database) -> None:
+    from controller.services.leadership import PLAN_COMPILER, acquire
+
+    t0, ttl = datetime.now(UTC), timedelta(seconds=90)
+    with database.session() as s:
+        assert acquire(s, PLAN_COMPILER, "replica-a", ttl, t0)
+    with database.session() as s:
+        assert not acquire(s, PLAN_COMPILER, "replica-b", ttl, t0 + timedelta(seconds=10))
+        assert acquire(s, PLAN_COMPILER, "replica-a", ttl, t0 + timedelta(seconds=30))
+    with database.session() as s:  # replica-a stopped renewing: b takes over
+        assert acquire(s, PLAN_COMPILER, "replica-b", ttl, t0 + timedelta(seconds=200))
+        assert not acquire(s, PLAN_COMPILER, "replica-a", ttl, t0 + timedelta(seconds=210))

@@ -18,4 +18,4 @@ def healthz(runtime: RuntimeDep) -> Health:
         db_ok = False
     mqtt_ok = runtime.link.connected.is_set()
     return Health(status="ok" if db_ok and mqtt_ok else "degraded", database=db_ok,
-                  mqtt=mqtt_ok, version="0.1.0")
+                  mqtt=mqtt_ok, version="0.1.0", plan_leader=runtime.is_plan_leader)
