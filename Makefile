@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # command:package pairs the project needs from the system
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients ffmpeg:ffmpeg \
-	ffprobe:ffmpeg espeak-ng:espeak-ng
+	ffprobe:ffmpeg espeak-ng:espeak-ng chromium:chromium
 export PATH := /usr/sbin:/sbin:$(PATH)
 
 .PHONY: demo test lint system-deps venv clean

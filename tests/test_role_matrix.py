@@ -1,0 +1,385 @@
+"""Every route × every role: 401 without a session, 403 for a role that may not, 2xx
+(or the route's documented redirect) for one that may, each with a valid request.
+
+The routes are read from the app itself (API routes, the pages, FastAPI's docs), so a new
+route that is missing from ``POLICY`` fails this test: whoever adds a route must say who
+may call it, and the test then proves the route enforces it.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from starlette.routing import Mount
+
+from tests.conftest import login
+
+ROLES = ("staff", "leader", "officer", "admin")
+ANY = frozenset(ROLES)
+STAFF = frozenset({"staff", "leader", "admin"})
+LEADER = frozenset({"leader", "admin"})
+OFFICER = frozenset({"officer", "leader", "admin"})
+ADMIN = frozenset({"admin"})
+PUBLIC = None
+PAGE_LOGIN = 303  # a page sends a visitor without a session to the login form
+
+
+@dataclass
+class Req:
+    """One request: path parameters, and what goes in the body or query."""
+
+    path: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Case:
+    allowed: frozenset[str] | None  # None: public
+    prepare: Callable[[Ctx, bool], Req] = lambda ctx, real: Req()
+    """Builds a valid request; ``real`` is False for callers that will be refused (no need
+    to create state for them)."""
+    ok: frozenset[int] = frozenset(range(200, 300))
+
+
+class Ctx:
+    """Creates the state requests need, through the admin's API."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.runtime = client, client.runtime
+        self._n = itertools.count(1)
+        self.shared: dict[str, Any] = {}
+
+    def n(self) -> int:
+        return next(self._n)
+
+    def announcement(self, status: str = "draft") -> int:
+        r = self.client.post("/api/announcements", json={
+            "text": f"Thông báo số {self.n()}.", "engine": "espeak-ng"})
+        assert r.status_code == 201, r.text
+        aid = r.json()["id"]
+        if status in ("submitted",):
+            assert self.client.post(f"/api/announcements/{aid}/submit", json={}
+                                    ).status_code == 200
+        return aid
+
+    def once(self, name: str, make: Callable[[], Any]) -> Any:
+        if name not in self.shared:
+            self.shared[name] = make()
+        return self.shared[name]
+
+    def schedule(self) -> int:
+        at = datetime.now(UTC) + timedelta(days=2, hours=self.n())
+        r = self.client.post("/api/schedules", json={
+            "announcement_id": self.once("draft", self.announcement),
+            "targets": {"nodes": ["node-1"]}, "timing": {"kind": "once",
+                                                         "start_at": at.isoformat()}})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def alert(self) -> str:
+        from controller.services import alerts
+        from mqtt_contract import Alert
+
+        ok, jpeg = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))
+        assert ok
+        alert = Alert(id=uuid.uuid4().hex, node="node-1", camera="gate", kind="no_helmet",
+                      at=datetime.now(UTC), confidence=0.9,
+                      snapshot_jpeg_b64=base64.b64encode(jpeg.tobytes()).decode())
+        with self.runtime.db.session() as s:
+            assert alerts.record_alert(s, "xa-demo", alert, self.runtime.media)
+        return alert.id
+
+    def holiday(self) -> int:
+        r = self.client.post("/api/calendar", json={"day": f"2031-01-{self.n() % 28 + 1:02d}"})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def word(self) -> str:
+        term = f"tu{self.n()}"
+        r = self.client.put("/api/lexicon", json={"term": term, "reading": "từ"})
+        assert r.status_code == 200, r.text
+        return term
+
+
+def fake(real_value: Callable[[], Any], dummy: Any) -> Callable[[Ctx, bool], Any]:
+    return lambda ctx, real: real_value() if real else dummy
+
+
+def wav_bytes() -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.sin(np.arange(16000) / 5) * 8000).astype("<i2").tobytes())
+    return out.getvalue()
+
+
+def shared_announcement(ctx: Ctx, real: bool) -> int:
+    return ctx.once("draft", ctx.announcement)
+
+
+def shared_alert(ctx: Ctx, real: bool) -> str:
+    return ctx.once("alert", ctx.alert)
+
+
+def new_alert(ctx: Ctx, real: bool) -> str:
+    return ctx.alert() if real else "no-such-alert"
+
+
+def new_announcement(status: str) -> Callable[[Ctx, bool], Req]:
+    return lambda ctx, real: Req({"announcement_id": ctx.announcement(status) if real else 1},
+                                 {"json": {"note": "ok"}})
+
+
+def user_body(ctx: Ctx, real: bool) -> Req:
+    return Req(kwargs={"json": {"username": f"user-{ctx.n()}", "password": "a-long-password-1",
+                                "role": "staff"}})
+
+
+def login_form(ctx: Ctx, real: bool) -> Req:
+    from tests.conftest import ADMIN_PASSWORD
+
+    return Req(kwargs={"data": {"username": "admin", "password": ADMIN_PASSWORD}})
+
+
+def speech(ctx: Ctx, real: bool) -> Req:
+    return Req(kwargs={"json": {"text": "Xin chào bà con.", "engine": "espeak-ng"}})
+
+
+def later(ctx: Ctx) -> str:
+    return (datetime.now(UTC) + timedelta(days=3, hours=ctx.n())).isoformat()
+
+
+POLICY: dict[tuple[str, str], Case] = {
+    # FastAPI's own documentation pages
+    ("GET", "/openapi.json"): Case(PUBLIC),
+    ("GET", "/docs"): Case(PUBLIC),
+    ("GET", "/docs/oauth2-redirect"): Case(PUBLIC),
+    ("GET", "/redoc"): Case(PUBLIC),
+    # health and accounts
+    ("GET", "/healthz"): Case(PUBLIC),
+    ("POST", "/api/auth/token"): Case(PUBLIC, login_form),
+    ("GET", "/api/auth/me"): Case(ANY),
+    ("GET", "/api/users"): Case(ADMIN),
+    ("POST", "/api/users"): Case(ADMIN, user_body),
+    # nodes
+    ("GET", "/api/nodes"): Case(ANY),
+    ("GET", "/api/nodes/{node_id}"): Case(ANY, lambda c, r: Req({"node_id": "node-1"})),
+    ("POST", "/api/nodes/{node_id}/commands"): Case(STAFF, lambda c, r: Req(
+        {"node_id": "node-1"}, {"json": {"kind": "test_tone"}})),
+    # announcements and their approval
+    ("GET", "/api/announcements"): Case(ANY),
+    ("POST", "/api/announcements"): Case(STAFF, speech),
+    ("GET", "/api/announcements/{announcement_id}"): Case(ANY, lambda c, r: Req(
+        {"announcement_id": shared_announcement(c, r)})),
+    ("PATCH", "/api/announcements/{announcement_id}"): Case(STAFF, lambda c, r: Req(
+        {"announcement_id": shared_announcement(c, r)}, {"json": {"title": f"t{c.n()}"}})),
+    ("POST", "/api/announcements/{announcement_id}/submit"): Case(STAFF,
+                                                                   new_announcement("draft")),
+    ("POST", "/api/announcements/{announcement_id}/approve"): Case(
+        LEADER, new_announcement("submitted")),
+    ("POST", "/api/announcements/{announcement_id}/reject"): Case(
+        LEADER, new_announcement("submitted")),
+    ("POST", "/api/announcements/{announcement_id}/cancel"): Case(STAFF,
+                                                                   new_announcement("draft")),
+    # schedules
+    ("GET", "/api/schedules"): Case(ANY),
+    ("POST", "/api/schedules"): Case(STAFF, lambda c, r: Req(kwargs={"json": {
+        "announcement_id": shared_announcement(c, r), "targets": {"nodes": ["node-1"]},
+        "timing": {"kind": "once", "start_at": later(c)}}})),
+    ("GET", "/api/schedules/{schedule_id}"): Case(ANY, lambda c, r: Req(
+        {"schedule_id": c.once("schedule", c.schedule)})),
+    ("POST", "/api/schedules/{schedule_id}/cancel"): Case(STAFF, lambda c, r: Req(
+        {"schedule_id": c.schedule() if r else 1})),
+    # emergency
+    ("POST", "/api/emergency"): Case(LEADER, lambda c, r: Req(kwargs={"json": {
+        "announcement_id": shared_announcement(c, r), "targets": {"nodes": ["node-1"]}}})),
+    ("POST", "/api/emergency/stop"): Case(LEADER, lambda c, r: Req(kwargs={"json": {}})),
+    # zones, groups, calendar
+    ("GET", "/api/zones"): Case(ANY),
+    ("PUT", "/api/zones"): Case(STAFF, lambda c, r: Req(kwargs={"json": {
+        "commune": "xa-demo", "code": "thon-1", "name": "Thôn 1"}})),
+    ("GET", "/api/groups"): Case(ANY),
+    ("PUT", "/api/groups"): Case(STAFF, lambda c, r: Req(kwargs={"json": {
+        "name": "cho", "node_ids": ["node-2"]}})),
+    ("GET", "/api/calendar"): Case(ANY),
+    ("POST", "/api/calendar"): Case(STAFF, lambda c, r: Req(kwargs={"json": {
+        "day": f"2032-02-{c.n() % 28 + 1:02d}", "name": "Tết"}})),
+    ("DELETE", "/api/calendar/{holiday_id}"): Case(STAFF, lambda c, r: Req(
+        {"holiday_id": c.holiday() if r else 1})),
+    # content
+    ("GET", "/api/templates"): Case(STAFF),
+    ("POST", "/api/templates/{template_id}/render"): Case(STAFF, lambda c, r: Req(
+        {"template_id": "meeting"}, {"json": {"values": {
+            "attendees": "bà con", "meeting": "họp thôn", "time": "19h", "date": "1/1",
+            "place": "nhà văn hoá", "agenda": "bầu trưởng thôn"}}})),
+    ("POST", "/api/uploads"): Case(STAFF, lambda c, r: Req(kwargs={
+        "files": {"file": ("a.wav", wav_bytes(), "audio/wav")}})),
+    ("POST", "/api/preview"): Case(STAFF, speech),
+    ("GET", "/api/lexicon"): Case(STAFF),
+    ("PUT", "/api/lexicon"): Case(STAFF, lambda c, r: Req(kwargs={"json": {
+        "term": "UBND", "reading": "uỷ ban nhân dân"}})),
+    ("DELETE", "/api/lexicon/{term}"): Case(STAFF, lambda c, r: Req(
+        {"term": c.word() if r else "x"})),
+    # broadcast log and report
+    ("GET", "/api/log"): Case(STAFF),
+    ("GET", "/api/reports/daily"): Case(STAFF, lambda c, r: Req(kwargs={
+        "params": {"day": "2026-01-01", "format": "csv"}})),
+    # camera alerts
+    ("GET", "/api/alerts"): Case(OFFICER),
+    ("GET", "/api/alerts/stream"): Case(OFFICER, lambda c, r: Req(kwargs={
+        "params": {"max_s": 0.2}})),
+    ("GET", "/api/alerts/{alert_id}"): Case(OFFICER, lambda c, r: Req(
+        {"alert_id": shared_alert(c, r)})),
+    ("GET", "/api/alerts/{alert_id}/snapshot"): Case(OFFICER, lambda c, r: Req(
+        {"alert_id": shared_alert(c, r)})),
+    ("POST", "/api/alerts/{alert_id}/acknowledge"): Case(OFFICER, lambda c, r: Req(
+        {"alert_id": new_alert(c, r)}, {"json": {"note": "đang tới"}})),
+    ("POST", "/api/alerts/{alert_id}/resolve"): Case(OFFICER, lambda c, r: Req(
+        {"alert_id": new_alert(c, r)}, {"json": {"note": "xong"}})),
+    ("POST", "/api/alerts/{alert_id}/false-alarm"): Case(OFFICER, lambda c, r: Req(
+        {"alert_id": new_alert(c, r)}, {"json": {}})),
+    # pages
+    ("GET", "/login"): Case(PUBLIC),
+    ("POST", "/login"): Case(PUBLIC, login_form, ok=frozenset({303})),
+    ("POST", "/logout"): Case(PUBLIC, ok=frozenset({303})),
+    ("GET", "/"): Case(ANY, ok=frozenset({303})),
+    ("GET", "/dashboard"): Case(STAFF),
+    ("GET", "/compose"): Case(STAFF),
+    ("GET", "/schedules"): Case(STAFF),
+    ("GET", "/nodes"): Case(STAFF),
+    ("GET", "/log"): Case(STAFF),
+    ("GET", "/audio/announcements/{announcement_id}"): Case(STAFF, lambda c, r: Req(
+        {"announcement_id": shared_announcement(c, r)})),
+    ("GET", "/alerts"): Case(OFFICER),
+    ("GET", "/admin/users"): Case(ADMIN),
+    ("POST", "/admin/users"): Case(ADMIN, lambda c, r: Req(kwargs={"data": {
+        "username": f"web-user-{c.n()}", "password": "a-long-password-1", "role": "staff"}})),
+}
+MOUNTS = {"/static"}  # the pages' CSS and scripts: public files
+
+
+def app_routes(app: Any) -> Iterator[tuple[str, str, bool]]:
+    """(method, path, in the OpenAPI schema) for every route the app serves."""
+    for route in app.routes:
+        if isinstance(route, Mount):
+            continue
+        contexts = getattr(route, "effective_route_contexts", None)
+        for r in (contexts() if contexts else [route]):
+            for method in sorted(set(r.methods or ()) - {"HEAD", "OPTIONS"}):
+                yield method, r.path, bool(getattr(r, "include_in_schema", False))
+
+
+def is_page(path: str) -> bool:
+    return not path.startswith("/api/") and path not in ("/healthz", "/openapi.json", "/docs",
+                                                         "/docs/oauth2-redirect", "/redoc")
+
+
+def test_every_route_enforces_its_roles(controller, broker):
+    from controller.security import Role, create_token
+    from controller.web.csrf import CSRF_COOKIE, new_token
+
+    app, runtime = controller.app, controller.runtime
+    served = {(m, p) for m, p, _ in app_routes(app)}
+    documented = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
+    assert documented <= served
+    missing = sorted(served - set(POLICY))
+    assert not missing, f"routes without a role policy (add them to POLICY): {missing}"
+    stale = sorted(set(POLICY) - served)
+    assert not stale, f"POLICY names routes the app no longer serves: {stale}"
+    assert {r.path for r in app.routes if isinstance(r, Mount)} == MOUNTS
+
+    for role in ROLES[:-1]:
+        from controller.services import users
+
+        with runtime.db.session() as s:
+            users.create_user(s, role, f"{role}-password-123", Role(role))
+    tokens = {role: create_token(runtime.secret_key, role, role, timedelta(hours=1))
+              for role in ROLES}
+    csrf = new_token(runtime.secret_key)
+    ctx = Ctx(controller)
+    failures, checked = [], 0
+    for (method, path), case in sorted(POLICY.items()):
+        page = is_page(path)
+        for who in (None, *ROLES):
+            allowed = case.allowed is None or who in case.allowed
+            req = case.prepare(ctx, allowed)
+            kwargs = dict(req.kwargs)
+            headers = {"Authorization": ""}
+            controller.cookies.clear()
+            if page:  # pages: the session cookie; forms carry the CSRF token
+                if who:
+                    controller.cookies.set("loaxa_session", tokens[who])
+                if method == "POST":
+                    controller.cookies.set(CSRF_COOKIE, csrf)
+                    kwargs["data"] = {**kwargs.get("data", {}), "csrf_token": csrf}
+            elif who:
+                headers["Authorization"] = f"Bearer {tokens[who]}"
+            r = controller.request(method, path.format(**req.path), headers=headers,
+                                   follow_redirects=False, **kwargs)
+            checked += 1
+            if allowed:
+                good = r.status_code in case.ok
+                want = "/".join(map(str, sorted(case.ok))) if len(case.ok) < 5 else "2xx"
+            elif who is None:
+                good = (r.status_code == PAGE_LOGIN and r.headers["location"].startswith(
+                    "/login")) if page else r.status_code == 401
+                want = "303 → /login" if page else "401"
+            else:
+                good, want = r.status_code == 403, "403"
+            if not good:
+                failures.append(f"{method} {path} as {who or 'anonymous'}: "
+                                f"{r.status_code} (want {want}) {r.text[:150]}")
+    controller.cookies.clear()
+    assert not failures, "\n".join(failures)
+    assert checked == len(POLICY) * (len(ROLES) + 1)
+    print(f"\nrole matrix: {len(POLICY)} routes × {len(ROLES) + 1} callers = {checked} checks")
+
+
+@pytest.mark.parametrize("path", ["/login", "/dashboard", "/compose", "/schedules", "/nodes",
+                                  "/log", "/alerts", "/admin/users"])
+def test_pages_are_html_with_a_strict_content_security_policy(controller, path):
+    controller.cookies.set("loaxa_session", controller.headers["Authorization"].split()[1])
+    try:
+        r = controller.get(path, headers={"Authorization": ""})
+    finally:
+        controller.cookies.clear()
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "<script>" not in r.text, "no inline scripts: the CSP would block them"
+
+
+def test_templates_escape_user_content(controller):
+    """Text from users (announcement text, titles, names) is never markup on a page."""
+    r = controller.post("/api/announcements", json={
+        "title": "<script>alert(1)</script>", "text": "Họp <b>thôn</b> & \"nhà\" văn hoá.",
+        "engine": "espeak-ng"})
+    assert r.status_code == 201, r.text
+    submitted = controller.post(f"/api/announcements/{r.json()['id']}/submit", json={})
+    assert submitted.status_code == 200  # the pending list shows the whole text
+    token = login(controller, "admin", __import__("tests.conftest",
+                                                  fromlist=["ADMIN_PASSWORD"]).ADMIN_PASSWORD)
+    controller.cookies.set("loaxa_session", token)
+    try:
+        page = controller.get("/schedules", headers={"Authorization": ""}).text
+    finally:
+        controller.cookies.clear()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Họp &lt;b&gt;thôn&lt;/b&gt; &amp; &#34;nhà&#34; văn hoá." in page
