@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from edge.amplifier import Amplifier
 from edge.audio_output import AudioOutput, PreparedClip
 from edge.media_cache import MediaCache
-from edge.store import NodeStore
+from edge.store import FINAL_STATES, NodeStore
 from firmware_config.schema import QuietHours
 from mqtt_contract import PRIORITY_RANK, MediaRef, Plan, PlaybackEvent, Priority
 
@@ -72,10 +72,16 @@ def time_of_day(text: str) -> time_of_day_type:
 
 
 def sleep_until(deadline: float) -> None:
-    """Sleep until the wall clock reaches ``deadline``, the last 2 ms spinning."""
+    """Sleep until the wall clock reaches ``deadline``.
+
+    No busy-wait: Linux wakes a sleeping thread within about 0.1 ms (hrtimers), while a
+    Python thread spinning for the last milliseconds holds the GIL in 5 ms slices, which
+    delays every other thread of the process; with many agents in one process (the
+    simulator) spinning made starts seconds late. Sleeps are cut to 50 ms so a wall clock
+    stepped by NTP is noticed.
+    """
     while (remaining := deadline - time.time()) > 0:
-        if remaining > 0.003:
-            time.sleep(min(remaining - 0.002, 0.05))
+        time.sleep(min(remaining, 0.05))
 
 
 class LocalScheduler:
@@ -172,14 +178,22 @@ class LocalScheduler:
 
     def _next_job(self, now: float) -> Job | None:
         with self._lock:
-            due = list(self._urgent) + [
+            due = [j for j in self._urgent if self._open(j)] + [
                 j for j in self._plan_jobs.values()
-                if j.start_at <= now + self.prepare_ahead_s and not self.store.is_done(j.item_id)
-                and self.store.item_state(j.item_id) != "started"
+                if j.start_at <= now + self.prepare_ahead_s and self._open(j)
             ]
         if not due:
             return None
         return min(due, key=lambda j: (-j.rank, j.start_at))
+
+    def _open(self, job: Job) -> bool:
+        """Neither playing nor done. An emergency arrives twice, as a command and as a plan
+        item with the same id; whichever starts, the other must not play it again."""
+        return self.store.item_state(job.item_id) not in (*FINAL_STATES, "started")
+
+    def _drop_urgent(self, item_id: str) -> None:
+        """Forget queued commands for ``item_id`` (call with the lock held)."""
+        self._urgent[:] = [j for j in self._urgent if j.item_id != item_id]
 
     def _handle(self, job: Job, now: float) -> float:
         media = self.cache.path(job.media.sha256)
@@ -196,11 +210,11 @@ class LocalScheduler:
         if job.start_at - time.time() > 1.0:
             return job.start_at - time.time() - 0.5
         self.amp.on()
-        sleep_until(job.start_at)
-        if current:
+        if current:  # preempt on the deadline, not before: the current item plays till then
+            sleep_until(job.start_at)
             self._stop_current(PlaybackEvent.preempted)
             current.thread and current.thread.join(timeout=5)
-        self._start(job, clip)
+        self._start(job, clip)  # the play thread itself waits for the deadline
         return 0.0
 
     def _prepare(self, job: Job, media: Path) -> PreparedClip:
@@ -237,8 +251,7 @@ class LocalScheduler:
     def _start(self, job: Job, clip: PreparedClip) -> None:
         running = Running(job)
         with self._lock:
-            if job in self._urgent:
-                self._urgent.remove(job)
+            self._drop_urgent(job.item_id)
             self._current = running
         self.store.set_item_state(job.item_id, "started")
         running.thread = threading.Thread(target=self._play, args=(running, clip),
@@ -246,7 +259,16 @@ class LocalScheduler:
         running.thread.start()
 
     def _play(self, running: Running, clip: PreparedClip) -> None:
+        """Wait for the deadline, play, report.
+
+        Everything slow (decoding, the store's write, starting this thread) is done before
+        the deadline, so on it the thread only wakes up and starts the output: that is
+        what keeps the nodes of a zone within milliseconds of one another.
+        """
         job = running.job
+        if not self._wait_for_start(running):
+            self._ended(running, running.reason, time.time(), 0.0, "before its start time")
+            return
         actual = time.time()
         self.report(job, PlaybackEvent.started, actual, None, "")
         played, event, detail = 0.0, PlaybackEvent.finished, ""
@@ -259,6 +281,19 @@ class LocalScheduler:
         except Exception as exc:
             log.exception("playback of %s failed", job.item_id)
             event, detail = PlaybackEvent.failed, str(exc)[:300]
+        self._ended(running, event, actual, played, detail)
+
+    @staticmethod
+    def _wait_for_start(running: Running) -> bool:
+        """Sleep until the job's start; False if it was stopped or preempted meanwhile."""
+        while (remaining := running.job.start_at - time.time()) > 0:
+            if running.stop.wait(min(remaining, 0.05)):
+                return False
+        return not running.stop.is_set()
+
+    def _ended(self, running: Running, event: PlaybackEvent, actual: float,
+               played: float, detail: str) -> None:
+        job = running.job
         self.store.set_item_state(job.item_id, event.value)
         with self._lock:
             if self._current is running:
@@ -280,8 +315,7 @@ class LocalScheduler:
 
     def _finish_unplayed(self, job: Job, event: PlaybackEvent, detail: str) -> None:
         with self._lock:
-            if job in self._urgent:
-                self._urgent.remove(job)
+            self._drop_urgent(job.item_id)
         self.store.set_item_state(job.item_id, event.value)
         log.info("%s %s: %s", job.item_id, event.value, detail)
         self.report(job, event, time.time(), None, detail)
