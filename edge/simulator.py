@@ -1,34 +1,213 @@
-"""Many simulated nodes in one process: real agents, real MQTT, WAV file sinks.
+"""Many simulated nodes: real agents, real MQTT, WAV file sinks, across worker processes.
 
 Each simulated node is a full :class:`EdgeAgent` with its own broker account, store and
 sink folder; only the sound card (a file sink) and the amplifier (no-op) are simulated.
+
+Why several processes: paho-mqtt's threaded loop calls ``select()``, which cannot watch a
+file descriptor numbered 1024 or above. Every agent holds about six descriptors (its
+socket, paho's wake-up socket pair, SQLite and its WAL), so one process tops out near 150
+agents; :func:`run_swarm` spreads the agents over worker processes (``--processes``), and
+the GIL is split the same way.
+
+Two things differ from a field node, both because a thousand "nodes" here share two CPU
+cores and one disk instead of having one Pi each (see docs/benchmarks.md):
+
+- :class:`SharedDecodeSink` decodes a clip once per worker process and volume, not once
+  per node; a real node decodes its own copy on its own CPU.
+- the sink hard-links the decoded WAV instead of copying it per node;
+- a process running many agents switches threads every 0.5 ms instead of 5 ms, so the
+  agents' shared GIL does not hold a start back behind its neighbours' work.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
 import threading
+import time
+import wave
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from edge.agent import EdgeAgent
-from firmware_config.schema import load_node_config
+from edge.audio_output import FileSink, PreparedClip, _safe, decode_to_wav, wav_duration
+from firmware_config.schema import NodeConfig, load_node_config
 
 log = logging.getLogger(__name__)
+
+AGENTS_PER_PROCESS = 125
+"""Default ceiling of agents per worker: stays well below select()'s 1,024 descriptors."""
+
+
+SWITCH_INTERVAL_S = 0.0005
+"""GIL switch interval in processes that run many agents (Python's default: 5 ms)."""
 
 
 def find_node_configs(fleet_dir: Path) -> list[Path]:
     return sorted(fleet_dir.glob("nodes/*/node.yaml"))
 
 
-def run_simulation(configs: list[Path], stop: threading.Event) -> list[EdgeAgent]:
-    """Start one agent per config and keep them running until ``stop`` is set."""
-    agents = [EdgeAgent(load_node_config(c)) for c in configs]
-    for agent in agents:
-        agent.start()
-    log.info("%d simulated nodes running", len(agents))
+def default_processes(nodes: int) -> int:
+    """Enough workers that none passes :data:`AGENTS_PER_PROCESS` agents."""
+    return max(1, math.ceil(nodes / AGENTS_PER_PROCESS))
+
+
+class SharedDecodeSink(FileSink):
+    """A file sink whose decoded clips are shared by every agent of one process.
+
+    ``prepare`` decodes each (clip, volume) once into ``decode_dir`` (other agents asking
+    for it meanwhile wait for that one decode); ``play`` hard-links the WAV into the node's
+    sink folder. A preempted clip is replaced by a truncated copy, never cut in place,
+    because the link shares its bytes with every other node's copy.
+    """
+
+    _decoded: dict[tuple[str, int], PreparedClip] = {}
+    _locks: dict[tuple[str, int], threading.Lock] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, directory: Path, decode_dir: Path, realtime: bool = True) -> None:
+        super().__init__(directory, realtime)
+        self.decode_dir = decode_dir
+
+    def prepare(self, media: Path, volume: int, work_dir: Path) -> PreparedClip:
+        key = (media.name, volume)
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            clip = self._decoded.get(key)
+            if clip is None or not clip.wav.exists():
+                self.decode_dir.mkdir(parents=True, exist_ok=True)
+                wav = self.decode_dir / f"{media.stem}-v{volume}.wav"
+                clip = PreparedClip(wav, decode_to_wav(media, wav, volume) if not wav.exists()
+                                    else wav_duration(wav))
+                self._decoded[key] = clip
+            return clip
+
+    def play(self, clip: PreparedClip, label: str, stop: threading.Event) -> float:
+        out = self.directory / f"{time.strftime('%Y%m%dT%H%M%S')}-{_safe(label)}.wav"
+        try:
+            os.link(clip.wav, out)
+        except OSError:  # another file system, or the name exists: copy instead
+            out.unlink(missing_ok=True)
+            shutil.copyfile(clip.wav, out)
+        if not self.realtime:
+            return clip.duration_s
+        started = time.monotonic()
+        stopped = stop.wait(clip.duration_s)
+        played = min(time.monotonic() - started, clip.duration_s)
+        if stopped:
+            out.unlink(missing_ok=True)
+            _write_head(clip.wav, out, played)
+        return played
+
+
+def _write_head(src: Path, dst: Path, seconds: float) -> None:
+    """Write the first ``seconds`` of WAV ``src`` to a new file ``dst``."""
+    with wave.open(str(src), "rb") as r:
+        params = r.getparams()
+        frames = r.readframes(int(seconds * r.getframerate()))
+    with wave.open(str(dst), "wb") as w:
+        w.setparams(params)
+        w.writeframes(frames)
+
+
+def make_agent(config: NodeConfig, decode_dir: Path | None = None) -> EdgeAgent:
+    """An agent for ``config``; with ``decode_dir``, file sinks share decoded clips."""
+    if decode_dir is None or config.audio.output != "file":
+        return EdgeAgent(config)
+    sink = SharedDecodeSink(config.audio.file_dir, decode_dir, config.audio.realtime)
+    return EdgeAgent(config, output=sink)
+
+
+def run_simulation(configs: Sequence[Path], stop: threading.Event,
+                   share_decode: bool = True) -> list[EdgeAgent]:
+    """Start one agent per config in this process and keep them until ``stop`` is set.
+
+    With ``share_decode`` the agents' file sinks decode each clip once for all of them
+    (:class:`SharedDecodeSink`), in a temporary folder removed at the end.
+    """
+    if len(configs) > 1:
+        # Many agents share this process's GIL: a thread whose start time came must not
+        # wait 5 ms (the default switch interval) behind each busy neighbour.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+    decode_dir = Path(tempfile.mkdtemp(prefix="loaxa-sim-decode-")) if share_decode else None
+    agents = [make_agent(load_node_config(c), decode_dir) for c in configs]
     try:
+        for agent in agents:
+            agent.start()
+        log.info("%d simulated nodes running in process %d", len(agents), os.getpid())
         stop.wait()
     finally:
         for agent in agents:
-            agent.stop()
+            try:
+                agent.stop()
+            except Exception:  # one agent's failed stop must not leave the others running
+                log.exception("stopping %s failed", agent.node)
+        if decode_dir:
+            shutil.rmtree(decode_dir, ignore_errors=True)
     return agents
+
+
+def _worker(configs: list[str], stop: Any, log_level: str, share_decode: bool) -> None:
+    """One worker process: its share of the agents, until the parent says stop or dies."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format=f"%(asctime)s %(levelname)s [w{os.getpid()}] %(name)s: "
+                               "%(message)s")
+    local = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: local.set())
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not local.wait(0.5):
+            if stop.is_set() or os.getppid() != parent:  # told to, or orphaned
+                local.set()
+
+    threading.Thread(target=watch, name="swarm-watch", daemon=True).start()
+    run_simulation([Path(c) for c in configs], local, share_decode)
+
+
+def split(items: Sequence[Path], parts: int) -> list[list[Path]]:
+    """``items`` dealt round-robin into ``parts`` non-empty lists (zones spread evenly)."""
+    parts = max(1, min(parts, len(items)))
+    return [list(items[i::parts]) for i in range(parts)]
+
+
+def run_swarm(configs: Sequence[Path], processes: int, stop: threading.Event,
+              log_level: str = "warning", share_decode: bool = True) -> int:
+    """Run the agents of ``configs`` over ``processes`` worker processes until ``stop``.
+
+    Returns how many workers exited with an error. Workers stop when ``stop`` is set, on
+    SIGTERM/SIGINT, or when this process disappears (so a killed benchmark leaves no
+    orphans). With one process and no sharing this is :func:`run_simulation`.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    mp_stop = ctx.Event()
+    workers = [ctx.Process(target=_worker, args=([str(c) for c in chunk], mp_stop, log_level,
+                                                 share_decode),
+                           name=f"loaxa-sim-{n}", daemon=False)
+               for n, chunk in enumerate(split(configs, processes))]
+    for w in workers:
+        w.start()
+    log.info("%d simulated nodes in %d processes", len(configs), len(workers))
+    try:
+        while not stop.wait(0.5):
+            if any(w.exitcode not in (None, 0) for w in workers):
+                log.error("a simulator worker died; stopping the others")
+                break
+    finally:
+        mp_stop.set()
+        for w in workers:
+            w.join(timeout=20)
+        for w in workers:
+            if w.is_alive():
+                w.kill()
+                w.join(timeout=5)
+    return sum(1 for w in workers if w.exitcode not in (0, None))
