@@ -1,0 +1,138 @@
+"""Emergency fan-out: from ``POST /api/emergency`` to "started" on N simulated nodes.
+
+Set-up (all real, on this machine): a synthetic fleet of N nodes, the project-local
+mosquitto, the controller, and N edge agents over P worker processes (WAV file sinks,
+``loaxa simulate --processes P``).
+
+Measured, in this order:
+
+1. **raw**: the bare broker's fan-out, for comparison: one QoS 1 publish to N bare paho
+   subscribers (same threaded loop, same number of processes), publish → ``on_message``;
+   p99 over the N receivers, per round. Run before the nodes start.
+2. **fresh**: an emergency with new text (about 30 s of espeak-ng speech), rendered on
+   the spot: from the API call to each node's ``started`` report (its ``actual_at``), so
+   it includes text-to-speech, media sent once per commune topic and fanned out by the
+   broker, sha256 check, decode and start. ``fresh_p99_s``: p99 over nodes, median over
+   rounds; ``fresh_max_s``: the last node (median over rounds).
+3. **held**: the same clip again (every node holds it, and has decoded it, from step 2):
+   ``POST /api/emergency {"announcement_id": …, "targets": {"all": true}}`` →
+   ``started``. ``p50_s``/``p99_s``: percentiles over the nodes, median over rounds.
+
+Each emergency is ended with ``POST /api/emergency/stop`` before the next.
+The last line printed is the JSON result: ``nodes``, ``p50_s``, ``p99_s``, ``raw_p99_s``,
+``ratio_p99`` (= p99_s / raw_p99_s), ``fresh_p99_s``, and details.
+
+Usage: ``python benchmarks/fanout.py --nodes 1000 [--processes 8] [--rounds 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from _harness import (
+    System,
+    console,
+    median,
+    percentile,
+    raw_fanout,
+    running_system,
+    wait_quiet,
+)
+
+from edge.simulator import default_processes
+
+# About 30 s of espeak-ng speech (Vietnamese, default rate); the round number is added so
+# each fresh round renders and sends a clip no node has seen.
+STORM_TEXT = (
+    "Thông báo khẩn của Ủy ban nhân dân xã. Bão số ba đang tiến vào đất liền, gió mạnh cấp "
+    "mười, giật cấp mười hai, mưa rất to. Đề nghị bà con không ra khơi, không đi qua ngầm, "
+    "tràn và khu vực sạt lở; chằng chống nhà cửa, cắt tỉa cây cao quanh nhà; chuẩn bị lương "
+    "thực, nước uống, đèn pin cho ba ngày. Các hộ ở vùng trũng thấp và ven sông di chuyển "
+    "đến nơi an toàn trước mười bảy giờ hôm nay theo hướng dẫn của trưởng thôn và lực lượng "
+    "dân quân. Đây là bản tin số {n}."
+)
+
+
+def emergency(system: System, body: dict, nodes: int, timeout: float, what: str
+              ) -> tuple[float, dict[str, float], dict]:
+    """Send one emergency; (API call time, node → actual_at of "started", response)."""
+    t0 = time.time()
+    out = system.api.call("POST", "/api/emergency", {**body, "targets": {"all": True}})
+    started = system.watcher.wait_started(out["item_id"], nodes, timeout, what)
+    return t0, started, out
+
+
+def stop_emergency(system: System, settle_s: float) -> None:
+    system.api.call("POST", "/api/emergency/stop", {"targets": {"all": True}})
+    wait_quiet(settle_s, "stopping and settling")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, default=100)
+    ap.add_argument("--processes", type=int, default=None,
+                    help="simulator worker processes (default: one per 125 nodes)")
+    ap.add_argument("--rounds", type=int, default=5, help="held-clip emergencies")
+    ap.add_argument("--fresh-rounds", type=int, default=3, help="fresh-clip emergencies")
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    n = args.nodes
+    processes = args.processes or default_processes(n)
+    settle = 3.0 + n / 250
+    with tempfile.TemporaryDirectory(prefix="loaxa-fanout-") as tmp, running_system(
+            args.workdir or Path(tmp), n, per_zone=50) as system:
+        console.log(f"raw broker fan-out to {n} subscribers in {processes} processes")
+        raw = raw_fanout(system.fleet, n, processes, rounds=max(args.rounds, 5))
+        console.log(f"raw p99 per round: {[round(r, 3) for r in raw]}")
+        console.log(f"starting {n} nodes in {processes} processes")
+        system.start_nodes(n, processes)
+        wait_quiet(settle, "nodes settling")
+
+        fresh_p99, fresh_max, announcement_id = [], [], None
+        for r in range(args.fresh_rounds):
+            t0, started, out = emergency(system, {"text": STORM_TEXT.format(n=r + 1),
+                                                  "engine": "espeak-ng"}, n, 120 + n * 0.1,
+                                         f"fresh clip {r + 1}: started")
+            lat = [at - t0 for at in started.values()]
+            if len(lat) == n:
+                fresh_p99.append(percentile(lat, 99))
+                fresh_max.append(max(lat))
+            console.log(f"fresh {r + 1}: {len(lat)}/{n} started; p50 {median(lat):.3f} s, "
+                        f"p99 {percentile(lat, 99):.3f} s, max {max(lat, default=0):.3f} s")
+            announcement_id = out["announcement_id"]
+            if r == 0:
+                a = system.api.call("GET", f"/api/announcements/{announcement_id}")
+                console.log(f"fresh clip: {a['duration_s']:.1f} s, {a['media_size']} bytes, "
+                            f"{a['engine_used']}")
+            stop_emergency(system, settle)
+
+        p50s, p99s = [], []
+        for r in range(args.rounds):
+            t0, started, _ = emergency(system, {"announcement_id": announcement_id}, n,
+                                       60 + n * 0.05, f"held clip {r + 1}: started")
+            lat = [at - t0 for at in started.values()]
+            if len(lat) == n:
+                p50s.append(median(lat))
+                p99s.append(percentile(lat, 99))
+            console.log(f"held {r + 1}: {len(lat)}/{n} started; p50 {median(lat):.3f} s, "
+                        f"p99 {percentile(lat, 99):.3f} s, max {max(lat, default=0):.3f} s")
+            stop_emergency(system, settle)
+
+    p99, raw_p99 = median(p99s), median(raw)
+    result = {
+        "nodes": n, "p50_s": round(median(p50s), 4), "p99_s": round(p99, 4),
+        "raw_p99_s": round(raw_p99, 4), "ratio_p99": round(p99 / raw_p99, 2),
+        "fresh_p99_s": round(median(fresh_p99), 4), "fresh_max_s": round(median(fresh_max), 4),
+        "processes": processes, "rounds": len(p99s), "fresh_rounds": len(fresh_p99),
+        "p99_runs_s": [round(x, 4) for x in p99s], "raw_p99_runs_s": [round(x, 4) for x in raw],
+        "fresh_p99_runs_s": [round(x, 4) for x in fresh_p99],
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
