@@ -128,6 +128,14 @@ class HelmetSettings(_Strict):
     input_size: int = Field(default=320, ge=64, le=1280, description="Model input, square.")
     runtime: Literal["onnxruntime", "opencv"] = "onnxruntime"
     threads: int = Field(default=2, ge=1, le=16)
+    lean_memory: bool = Field(
+        default=True,
+        description=(
+            "onnxruntime without its memory arena and memory-pattern planning, freed heap "
+            "returned to the OS after loading and after each run (docs/camera.md, Memory on "
+            "a Pi); off: onnxruntime's defaults, which keep ≈ 100 MB more resident."
+        ),
+    )
     confidence: float = Field(default=0.25, gt=0, lt=1, description="Detector score floor.")
     nms_iou: float = Field(default=0.7, gt=0, le=1)
     class_agnostic_nms: bool = Field(

@@ -8,8 +8,9 @@ suppression are done here in numpy so the same code runs with onnxruntime or Ope
 
 from __future__ import annotations
 
+import ctypes
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -134,23 +135,60 @@ class _Runner(Protocol):
     def __call__(self, blob: np.ndarray) -> np.ndarray: ...
 
 
-def _onnxruntime_runner(path: Path, threads: int) -> tuple[_Runner, int | None]:
+def _no_trim() -> None:
+    pass
+
+
+def _heap_trimmer() -> Callable[[], None]:
+    """glibc's ``malloc_trim(0)``: hand freed heap pages back to the OS (no-op elsewhere).
+
+    onnxruntime frees the model's protobuf and its optimiser's copies after loading, and
+    without its arena frees activations after each run, but glibc keeps the pages: trimming
+    after loading and after each run is what brings the resident size down (measured: fp32
+    session 257 → 160 MB, INT8 138 → 112 MB in a bare process); a trim costs well under 1 ms.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+def _onnxruntime_runner(path: Path, threads: int, lean: bool) -> tuple[_Runner, int | None]:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    trim: Callable[[], None] = _no_trim
+    if lean:
+        # No arena and no memory-pattern planning: activations are allocated per run and
+        # freed.  Graph optimisation stays at its default (all): it fuses an INT8 model's
+        # QuantizeLinear/DequantizeLinear pairs into QLinearConv, without which it is slow.
+        opts.enable_cpu_mem_arena = False
+        opts.enable_mem_pattern = False
+        trim = _heap_trimmer()
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    trim()
     inp = session.get_inputs()[0]
     side = inp.shape[-1] if isinstance(inp.shape[-1], int) else None
 
     def run(blob: np.ndarray) -> np.ndarray:
-        return session.run(None, {inp.name: blob})[0]
+        out = session.run(None, {inp.name: blob})[0]
+        trim()
+        return out
 
     return run, side
 
 
-def _opencv_runner(path: Path, threads: int) -> tuple[_Runner, int | None]:
+def _opencv_runner(path: Path, threads: int, lean: bool) -> tuple[_Runner, int | None]:
     cv2.setNumThreads(threads)
     net = cv2.dnn.readNetFromONNX(str(path))
 
@@ -173,12 +211,13 @@ class HelmetDetector:
         confidence: float = 0.25,
         nms_iou: float = 0.7,
         class_agnostic: bool = False,
+        lean_memory: bool = True,
     ) -> None:
         path = Path(model)
         if not path.is_file():
             raise FileNotFoundError(f"helmet.model: no such file {path}")
         loader = _onnxruntime_runner if runtime == "onnxruntime" else _opencv_runner
-        self._run, fixed_side = loader(path, threads)
+        self._run, fixed_side = loader(path, threads, lean_memory)
         if fixed_side is not None and fixed_side != input_size:
             raise ValueError(
                 f"helmet.input_size is {input_size} but the model's input is fixed at {fixed_side}"
@@ -189,6 +228,7 @@ class HelmetDetector:
         self.class_agnostic = class_agnostic
         self.runtime = runtime
         self.path = path
+        self.lean_memory = lean_memory
 
     def detect(self, image: np.ndarray, confidence: float | None = None) -> list[Detection]:
         """Detect heads on a whole BGR image (letterboxed to the input size)."""
