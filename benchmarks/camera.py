@@ -1,6 +1,7 @@
 """Camera pipeline benchmark: throughput, CPU share at 15 fps, resident memory.
 
-    .venv/bin/python benchmarks/camera.py [--seconds 20] [--repeat 3]
+    .venv/bin/python benchmarks/camera.py [--seconds 20] [--repeat 3] [--model PATH]
+        [--no-lean] [--rss-only]
 
 * ``fps_motion_only`` / ``fps_with_helmet``: ``CameraPipeline.process`` on 960×540 frames of
   ``thai_campus_motorbike_test3.mp4`` (decoded beforehand), as fast as it goes; frames are
@@ -11,6 +12,11 @@
   (user + system, all threads, decoding included) / wall time, as a share of one core.
 * ``rss_mb``: that child's resident memory at the end (VmRSS; ``rss_peak_mb`` is VmHWM):
   Python + OpenCV + onnxruntime with the model loaded + one worker running.
+  ``rss_load_mb`` is the same process after the model is loaded, before the worker starts.
+
+``--model`` benchmarks another model file (e.g. an INT8 copy from ``loaxa model quantize``);
+``--no-lean`` turns ``helmet.lean_memory`` off (onnxruntime's default arena and planning);
+``--rss-only`` skips the throughput runs and measures only the worker process(es).
 
 The last line printed is JSON.
 """
@@ -25,8 +31,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
+
+if TYPE_CHECKING:
+    from edge.camera.helmet import HelmetDetector
+    from firmware_config.camera import CameraConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LOAXA_SHARED_DIR", REPO.parent / "shared"))
@@ -48,14 +59,38 @@ def load_frames(path: Path, step: int = 2) -> list:
     return frames
 
 
-def throughput(frames: list, checks: list[str], rate_hz: float = 5.0) -> float:
+def detector_for(cfg: CameraConfig) -> HelmetDetector | None:
+    """The camera's detector, built here so ``helmet.lean_memory`` is honoured as configured."""
+    from edge.camera.helmet import HelmetDetector
+
+    h = cfg.helmet
+    if "helmet" not in cfg.checks or h.model is None:
+        return None
+    return HelmetDetector(
+        h.model,
+        input_size=h.input_size,
+        runtime=h.runtime,
+        threads=h.threads,
+        confidence=h.confidence,
+        nms_iou=h.nms_iou,
+        class_agnostic=h.class_agnostic_nms,
+        lean_memory=h.lean_memory,
+    )
+
+
+def throughput(
+    frames: list, checks: list[str], model: Path, lean: bool, rate_hz: float = 5.0
+) -> float:
     from edge.camera.pipeline import CameraPipeline
     from firmware_config.camera import CameraConfig
 
     cfg = CameraConfig(
-        id="bench", source=str(CLIP), checks=checks, helmet={"model": MODEL, "max_rate_hz": rate_hz}
+        id="bench",
+        source=str(CLIP),
+        checks=checks,
+        helmet={"model": model, "max_rate_hz": rate_hz, "lean_memory": lean},
     )
-    pipe = CameraPipeline(cfg)
+    pipe = CameraPipeline(cfg, detector=detector_for(cfg), load_model=False)
     start = time.perf_counter()
     for i, f in enumerate(frames):
         pipe.process(f, i / 15.0)
@@ -69,17 +104,24 @@ def proc_status(key: str) -> float:
     return float("nan")
 
 
-def child(seconds: float, helmet: bool) -> None:
+def child(seconds: float, helmet: bool, model: Path, lean: bool) -> None:
     """Run one worker in this (fresh) process and print cpu share and memory as JSON."""
     import onnxruntime  # noqa: F401  (the agent process holds it too)
 
-    from edge.camera import CameraWorker
+    from edge.camera import CameraPipeline, CameraWorker
     from firmware_config.camera import CameraConfig
 
     checks = ["helmet"] if helmet else []
-    cfg = CameraConfig(id="bench", source=str(CLIP), fps=15, checks=checks, helmet={"model": MODEL})
-    worker = CameraWorker(cfg, lambda a: None, lambda c, k: False)
-    _ = worker.pipeline  # load the model before timing
+    cfg = CameraConfig(
+        id="bench",
+        source=str(CLIP),
+        fps=15,
+        checks=checks,
+        helmet={"model": model, "lean_memory": lean},
+    )
+    pipeline = CameraPipeline(cfg, detector=detector_for(cfg), load_model=False)
+    worker = CameraWorker(cfg, lambda a: None, lambda c, k: False, pipeline=pipeline)
+    rss_load = proc_status("VmRSS")  # model loaded, worker not started
     t0, c0 = time.monotonic(), os.times()
     worker.start()
     time.sleep(seconds)
@@ -94,6 +136,7 @@ def child(seconds: float, helmet: bool) -> None:
                 "frames": stats.frames,
                 "fps": round(processed, 2),
                 "model_runs": stats.model_runs,
+                "rss_load_mb": rss_load,
                 "rss_mb": proc_status("VmRSS"),
                 "rss_peak_mb": proc_status("VmHWM"),
                 "error": stats.last_error,
@@ -103,10 +146,12 @@ def child(seconds: float, helmet: bool) -> None:
     worker.stop()
 
 
-def run_child(seconds: float, helmet: bool) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--seconds", str(seconds)]
+def run_child(seconds: float, helmet: bool, model: Path, lean: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--seconds", str(seconds), "--model", str(model)]
     if not helmet:
         cmd.append("--motion-only")
+    if not lean:
+        cmd.append("--no-lean")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -115,30 +160,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="camera pipeline benchmark")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--model", type=Path, default=MODEL, help="helmet ONNX model")
+    ap.add_argument("--no-lean", dest="lean", action="store_false", help="helmet.lean_memory off")
+    ap.add_argument(
+        "--rss-only", action="store_true", help="skip throughput; worker cpu and memory only"
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--motion-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.seconds, not args.motion_only)
+        child(args.seconds, not args.motion_only, args.model, args.lean)
         return
-    frames = load_frames(CLIP)
-    h, w = frames[0].shape[:2]
     med = statistics.median
-    motion = [throughput(frames, []) for _ in range(args.repeat)]
-    helmet = [throughput(frames, ["helmet"]) for _ in range(args.repeat)]
-    every = [throughput(frames, ["helmet"], rate_hz=60) for _ in range(args.repeat)]
-    print(
-        f"{len(frames)} frames {w}x{h}: motion only {med(motion):.1f} fps, with helmet "
-        f"{med(helmet):.1f} fps, model on every motion frame {med(every):.1f} fps"
-    )
-    with_h = run_child(args.seconds, helmet=True)
-    no_h = run_child(args.seconds, helmet=False)
-    print(
-        f"worker at 15 fps: cpu {with_h['cpu_share']:.2f} core with helmet, "
-        f"{no_h['cpu_share']:.2f} motion only; rss {with_h['rss_mb']:.0f} MB"
-    )
-    print(
-        json.dumps(
+    result: dict[str, object] = {"model": str(args.model), "lean_memory": args.lean}
+    if not args.rss_only:
+        frames = load_frames(CLIP)
+        h, w = frames[0].shape[:2]
+        model, lean = args.model, args.lean
+        motion = [throughput(frames, [], model, lean) for _ in range(args.repeat)]
+        helmet = [throughput(frames, ["helmet"], model, lean) for _ in range(args.repeat)]
+        every = [throughput(frames, ["helmet"], model, lean, 60) for _ in range(args.repeat)]
+        print(
+            f"{len(frames)} frames {w}x{h}: motion only {med(motion):.1f} fps, with helmet "
+            f"{med(helmet):.1f} fps, model on every motion frame {med(every):.1f} fps"
+        )
+        result.update(
             {
                 "frame_size": [w, h],
                 "fps_motion_only": round(med(motion), 1),
@@ -148,16 +194,36 @@ def main() -> None:
                     "motion_only": [round(v, 1) for v in motion],
                     "with_helmet": [round(v, 1) for v in helmet],
                 },
-                "cpu_share_at_15fps": round(with_h["cpu_share"], 3),
-                "cpu_share_at_15fps_motion_only": round(no_h["cpu_share"], 3),
-                "worker_fps": with_h["fps"],
-                "model_runs": with_h["model_runs"],
-                "rss_mb": round(with_h["rss_mb"], 1),
-                "rss_peak_mb": round(with_h["rss_peak_mb"], 1),
-                "rss_mb_motion_only": round(no_h["rss_mb"], 1),
             }
         )
+    with_h = [run_child(args.seconds, True, args.model, args.lean) for _ in range(args.repeat)]
+    no_h = run_child(args.seconds, False, args.model, args.lean)
+
+    def middle(key: str) -> float:
+        return round(med(r[key] for r in with_h), 1)
+
+    errors = [r["error"] for r in with_h if r["error"]]
+    runs = ", ".join(str(round(r["rss_mb"])) for r in with_h)
+    print(
+        f"worker at 15 fps: cpu {middle('cpu_share'):.2f} core with helmet, "
+        f"{no_h['cpu_share']:.2f} motion only; rss {middle('rss_mb'):.0f} MB "
+        f"(runs {runs})"
     )
+    result.update(
+        {
+            "cpu_share_at_15fps": round(med(r["cpu_share"] for r in with_h), 3),
+            "cpu_share_at_15fps_motion_only": round(no_h["cpu_share"], 3),
+            "worker_fps": middle("fps"),
+            "model_runs": middle("model_runs"),
+            "rss_load_mb": middle("rss_load_mb"),
+            "rss_mb": middle("rss_mb"),
+            "rss_peak_mb": middle("rss_peak_mb"),
+            "rss_runs_mb": [round(r["rss_mb"], 1) for r in with_h],
+            "rss_mb_motion_only": round(no_h["rss_mb"], 1),
+            "worker_errors": errors,
+        }
+    )
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
