@@ -1,15 +1,16 @@
 """``loaxa model quantize``: an INT8 copy of a user-supplied YOLO ONNX helmet model.
 
-The fp32 model (78 MB of weights for YOLOv12m) makes onnxruntime hold ≈ 250–300 MB; an INT8
-copy with lean session options fits a node's 150 MB budget (figures in ``docs/camera.md``).
+The fp32 model (78 MB of weights for YOLOv12m) makes onnxruntime hold ≈ 250–300 MB; the INT8
+copy is 20 MB and, with ``helmet.lean_memory``, takes a camera worker process from 218 to
+≈ 181 MB (figures and accuracy cost in ``docs/camera.md``, "Memory on a Pi").
 
 Static quantisation (the default) calibrates activation ranges on frames of street videos —
-whole frames and crops around the middle, letterboxed exactly as the detector does — so pass
+whole frames and square crops, letterboxed exactly as the detector does — so pass
 clips from the kind of camera the node will watch, never the images you evaluate on.  The
 decoding tail of the graph (box distribution, class sigmoid, concatenation of boxes in
 pixels with scores in 0–1) and the convolutions feeding it stay fp32: quantising them would
 put 320-pixel coordinates and 0–1 scores on one 8-bit scale.  ``--dynamic`` needs no
-calibration (weights only, activations quantised on the fly) but is slower on CPUs.
+calibration (weights only, activations quantised on the fly); it was not measured.
 
 Mount as ``app.add_typer(model_app, name="model")``; needs the ``onnx`` package.
 """
