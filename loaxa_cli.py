@@ -154,7 +154,7 @@ def demo(workdir: Annotated[Path, typer.Option()] = Path(".run/demo"),
     raise typer.Exit(run_demo(workdir, port, exit_after_welcome))
 
 
-OPTIONAL_PACKAGES = {"numpy", "scipy", "pydub", "gtts", "cv2", "onnxruntime"}
+OPTIONAL_PACKAGES = {"numpy", "scipy", "pydub", "gtts", "cv2", "onnxruntime", "onnx"}
 
 
 def _mount_optional() -> None:
@@ -172,6 +172,13 @@ def _mount_optional() -> None:
         from edge.camera.cli import eval_app
 
         app.add_typer(eval_app, name="eval")
+    except ModuleNotFoundError as exc:
+        if exc.name not in OPTIONAL_PACKAGES:
+            raise
+    try:
+        from edge.camera.quantize import model_app
+
+        app.add_typer(model_app, name="model")
     except ModuleNotFoundError as exc:
         if exc.name not in OPTIONAL_PACKAGES:
             raise

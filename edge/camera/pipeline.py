@@ -43,6 +43,7 @@ def load_helmet_detector(config: CameraConfig) -> HelmetDetector | None:
             confidence=settings.confidence,
             nms_iou=settings.nms_iou,
             class_agnostic=settings.class_agnostic_nms,
+            lean_memory=settings.lean_memory,
         )
     except Exception as exc:  # a bad model must not stop the camera: fall back to motion
         log.error("camera %s: helmet model unusable (%s); running motion only", config.id, exc)
