@@ -162,6 +162,15 @@ class HelmetSettings(_Strict):
     track_max_age_s: float = Field(default=2.0, gt=0)
 
 
+def check_timezone(name: str) -> str:
+    """An IANA time zone name that this machine knows (a validator for config fields)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
 class QuietHours(_Strict):
     """A daily window (local time, may wrap midnight) when this camera must not speak."""
 
@@ -255,11 +264,7 @@ class CameraConfig(_Strict):
     @field_validator("timezone")
     @classmethod
     def _timezone_known(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {name!r}") from exc
-        return name
+        return check_timezone(name)
 
     @model_validator(mode="after")
     def _checks_have_what_they_need(self) -> CameraConfig:

@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from firmware_config.camera import CameraConfig
+from firmware_config.camera import CameraConfig, QuietHours, check_timezone
 from mqtt_contract import Segment
 
 
@@ -64,16 +63,6 @@ class AmplifierSettings(Strict):
     active_high: bool = True
 
 
-class QuietHours(Strict):
-    start: time = time(22, 0)
-    end: time = time(6, 0)
-
-    def contains(self, t: time) -> bool:
-        if self.start <= self.end:
-            return self.start <= t < self.end
-        return t >= self.start or t < self.end
-
-
 class NodeConfig(Strict):
     node_id: Segment
     commune: Segment
@@ -85,7 +74,9 @@ class NodeConfig(Strict):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
     amplifier: AmplifierSettings = Field(default_factory=AmplifierSettings)
-    quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    quiet_hours: QuietHours = Field(
+        default_factory=lambda: QuietHours(start=time(22, 0), end=time(6, 0)))
+    """Default for the node until its plan brings its zone's quiet hours."""
     storage_dir: Path = Path("data")
     telemetry_interval_s: float = Field(default=30, gt=0, le=3600)
     prepare_ahead_s: float = Field(default=2.0, ge=0.1, le=60)
@@ -97,11 +88,7 @@ class NodeConfig(Strict):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return check_timezone(value)
 
     @property
     def username(self) -> str:
