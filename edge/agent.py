@@ -58,6 +58,8 @@ CLOCK_STATE_TTL_S = 10.0
 """How long a reading of the clock's sync state is reused. Reading it runs chronyc or
 timedatectl (a process each time); the offset moves by microseconds per second, and a
 burst of reports (an emergency start, a finished clip) should not spawn one each."""
+_clock_cache: tuple[float, ClockState] | None = None
+_clock_lock = threading.Lock()
 
 
 @dataclass
@@ -103,16 +105,25 @@ class EdgeAgent:
         publish() takes that lock, so on_publish must not wait for this one (deadlock)."""
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
-        self._clock_cache: tuple[float, ClockState] | None = None
+        self._outbox_busy = True
+        """Something may wait in the outbox (or for its PUBACK); housekeeping skips the
+        outbox query while False (a thousand idle agents in one simulator otherwise
+        query SQLite two thousand times a second)."""
         self.client = self._make_client()
 
     # settings ---------------------------------------------------------------------------
     def clock_state(self) -> ClockState:
-        """The clock's sync state, read at most once per :data:`CLOCK_STATE_TTL_S`."""
+        """The clock's sync state, read at most once per :data:`CLOCK_STATE_TTL_S`.
+
+        The cache is per process, not per agent: the clock belongs to the machine, and
+        agents sharing a process (the simulator) share the machine.
+        """
+        global _clock_cache
         now = time.monotonic()
-        cached = self._clock_cache
-        if cached is None or now - cached[0] >= CLOCK_STATE_TTL_S:
-            cached = self._clock_cache = (now, read_clock_state())
+        with _clock_lock:
+            cached = _clock_cache
+            if cached is None or now - cached[0] >= CLOCK_STATE_TTL_S:
+                cached = _clock_cache = (now, read_clock_state())
         return cached[1]
 
     def volume(self) -> int:
@@ -293,6 +304,7 @@ class EdgeAgent:
 
     # commands -------------------------------------------------------------------------------
     def _on_command(self, cmd: Command, props: Any) -> None:
+        log.info("command %s %s received", cmd.kind.value, cmd.item_id or cmd.id)
         ok, detail = True, ""
         if cmd.kind == CommandKind.play:
             if cmd.media is None:
@@ -360,6 +372,7 @@ class EdgeAgent:
     def send_reliably(self, payload: Payload, topic: str, msg_id: str) -> None:
         """Outbox first, wire second: survives outages and restarts."""
         self.store.enqueue(msg_id, topic, payload.to_bytes())
+        self._outbox_busy = True
         self.flush_outbox()
 
     def flush_outbox(self) -> None:
@@ -369,13 +382,15 @@ class EdgeAgent:
             self._sweep_acknowledged()
             with self._inflight_lock:
                 busy = {seq for _, seq in self._inflight.values()}
-            for msg in self.store.pending(limit=200):
+            pending = self.store.pending(limit=200)
+            for msg in pending:
                 if msg.seq in busy:
                     continue
                 info = self.client.publish(msg.topic, msg.payload, qos=msg.qos)
                 if info.rc == 0:
                     with self._inflight_lock:
                         self._inflight[info.mid] = (info, msg.seq)
+            self._outbox_busy = bool(pending)
 
     def _sweep_acknowledged(self) -> None:
         """Acknowledge reports whose PUBACK came before flush_outbox recorded their mid
@@ -392,7 +407,8 @@ class EdgeAgent:
         while not self._stop.wait(0.5):
             try:
                 self._request_missing_media()
-                self.flush_outbox()
+                if self._outbox_busy:
+                    self.flush_outbox()
                 if time.monotonic() >= next_telemetry and self.connected.is_set():
                     self.publish_telemetry()
                     next_telemetry = time.monotonic() + self.config.telemetry_interval_s
