@@ -208,7 +208,9 @@ class System:
                                   "--log-level", os.environ.get("LOAXA_BENCH_NODE_LOG", "warning")],
                                  self.env,
                                  self.workdir / "logs" / "nodes.log"))
+        t0 = time.monotonic()
         self.watcher.wait_online(nodes, timeout=60 + nodes * 0.1)
+        console.log(f"{nodes} nodes online after {time.monotonic() - t0:.1f} s")
 
 
 @contextlib.contextmanager

@@ -62,7 +62,11 @@ def emergency(system: System, body: dict, nodes: int, timeout: float, what: str
     """Send one emergency; (API call time, node → actual_at of "started", response)."""
     t0 = time.time()
     out = system.api.call("POST", "/api/emergency", {**body, "targets": {"all": True}})
+    answered = time.time() - t0
     started = system.watcher.wait_started(out["item_id"], nodes, timeout, what)
+    first = min(started.values(), default=t0) - t0
+    console.log(f"{what}: the API answered after {answered:.3f} s; first node started after "
+                f"{first:.3f} s")
     return t0, started, out
 
 

@@ -14,9 +14,11 @@ cores and one disk instead of having one Pi each (see docs/benchmarks.md):
 
 - :class:`SharedDecodeSink` decodes a clip once per worker process and volume, not once
   per node; a real node decodes its own copy on its own CPU.
-- the sink hard-links the decoded WAV instead of copying it per node;
-- a process running many agents switches threads every 0.5 ms instead of 5 ms, so the
-  agents' shared GIL does not hold a start back behind its neighbours' work.
+- the sink hard-links the decoded WAV instead of copying it per node.
+
+What cannot be removed: the agents of one process share one GIL, so work that a real
+node does on its own CPU (parsing a command, a report, a plan) queues here behind its
+neighbours'; figures from a dense simulation are upper bounds for a field node.
 """
 
 from __future__ import annotations
@@ -44,10 +46,6 @@ log = logging.getLogger(__name__)
 
 AGENTS_PER_PROCESS = 125
 """Default ceiling of agents per worker: stays well below select()'s 1,024 descriptors."""
-
-
-SWITCH_INTERVAL_S = 0.0005
-"""GIL switch interval in processes that run many agents (Python's default: 5 ms)."""
 
 
 def find_node_configs(fleet_dir: Path) -> list[Path]:
@@ -133,10 +131,6 @@ def run_simulation(configs: Sequence[Path], stop: threading.Event,
     With ``share_decode`` the agents' file sinks decode each clip once for all of them
     (:class:`SharedDecodeSink`), in a temporary folder removed at the end.
     """
-    if len(configs) > 1:
-        # Many agents share this process's GIL: a thread whose start time came must not
-        # wait 5 ms (the default switch interval) behind each busy neighbour.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
     decode_dir = Path(tempfile.mkdtemp(prefix="loaxa-sim-decode-")) if share_decode else None
     agents = [make_agent(load_node_config(c), decode_dir) for c in configs]
     try:

@@ -101,6 +101,7 @@ def test_an_emergency_sent_as_command_and_plan_item_plays_once(tmp_path: Path) -
     """Found by benchmarks/fanout.py: the command's queued job stayed behind when the plan
     item with the same id started first, and played the clip a second time after it."""
     from datetime import UTC, datetime
+    from datetime import time as dtime
 
     from edge.amplifier import Amplifier
     from edge.media_cache import MediaCache, sha256_file
@@ -119,7 +120,8 @@ def test_an_emergency_sent_as_command_and_plan_item_plays_once(tmp_path: Path) -
     scheduler = LocalScheduler(
         store, cache, sink, Amplifier(None, 0.0),
         lambda job, event, *_: reports.append((job.item_id, event.value)), lambda ref: None,
-        lambda: 80, QuietHours(), "Asia/Ho_Chi_Minh", 2.0, tmp_path / "prepared")
+        lambda: 80, QuietHours(start=dtime(22, 0), end=dtime(6, 0)), "Asia/Ho_Chi_Minh", 2.0,
+        tmp_path / "prepared")
     now = time.time()
     scheduler.submit(Job("s1-1", ref, now, Priority.emergency, "command"))
     scheduler.set_plan(Plan(node="n1", version=1, items=[PlanItem(
