@@ -120,11 +120,20 @@ class EdgeAgent:
         """
         global _clock_cache
         now = time.monotonic()
-        with _clock_lock:
+        cached = _clock_cache
+        if cached is not None and now - cached[0] < CLOCK_STATE_TTL_S:
+            return cached[1]
+        # One thread reads; the others keep the last reading rather than wait for a
+        # subprocess (this runs on paho's network thread, which must not stall).
+        if not _clock_lock.acquire(blocking=cached is None):
+            return cached[1]  # type: ignore[index]
+        try:
             cached = _clock_cache
-            if cached is None or now - cached[0] >= CLOCK_STATE_TTL_S:
-                cached = _clock_cache = (now, read_clock_state())
-        return cached[1]
+            if cached is None or time.monotonic() - cached[0] >= CLOCK_STATE_TTL_S:
+                cached = _clock_cache = (time.monotonic(), read_clock_state())
+            return cached[1]
+        finally:
+            _clock_lock.release()
 
     def volume(self) -> int:
         stored = self.store.get_setting("volume")
