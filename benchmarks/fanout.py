@@ -70,9 +70,20 @@ def emergency(system: System, body: dict, nodes: int, timeout: float, what: str
     return t0, started, out
 
 
-def stop_emergency(system: System, settle_s: float) -> None:
+def stop_emergency(system: System, item: str, nodes: int, settle_s: float) -> None:
+    """End the emergency and wait until every node has reported it ended, so the next
+    round does not queue behind it (an emergency waits for one already playing)."""
     system.api.call("POST", "/api/emergency/stop", {"targets": {"all": True}})
-    wait_quiet(settle_s, "stopping and settling")
+    ended = {"stopped", "finished", "preempted", "failed", "skipped"}
+    deadline = time.monotonic() + 120
+    with console.status("waiting for every node to end the emergency"):
+        while time.monotonic() < deadline:
+            with system.watcher.lock:
+                done = sum(1 for e in system.watcher.events.get(item, {}).values() if e in ended)
+            if done >= nodes:
+                break
+            time.sleep(0.1)
+    wait_quiet(settle_s, "settling")
 
 
 def main() -> None:
@@ -98,7 +109,7 @@ def main() -> None:
 
         fresh_p99, fresh_max, announcement_id = [], [], None
         for r in range(args.fresh_rounds):
-            t0, started, out = emergency(system, {"text": STORM_TEXT.format(n=r + 1),
+            t0, started, out = emergency(system, {"text": STORM_TEXT.format(n=f"{r + 1}.{time.time_ns() % 10_000}"),
                                                   "engine": "espeak-ng"}, n, 120 + n * 0.1,
                                          f"fresh clip {r + 1}: started")
             lat = [at - t0 for at in started.values()]
@@ -112,19 +123,19 @@ def main() -> None:
                 a = system.api.call("GET", f"/api/announcements/{announcement_id}")
                 console.log(f"fresh clip: {a['duration_s']:.1f} s, {a['media_size']} bytes, "
                             f"{a['engine_used']}")
-            stop_emergency(system, settle)
+            stop_emergency(system, out["item_id"], n, settle)
 
         p50s, p99s = [], []
         for r in range(args.rounds):
-            t0, started, _ = emergency(system, {"announcement_id": announcement_id}, n,
-                                       60 + n * 0.05, f"held clip {r + 1}: started")
+            t0, started, out = emergency(system, {"announcement_id": announcement_id}, n,
+                                         60 + n * 0.05, f"held clip {r + 1}: started")
             lat = [at - t0 for at in started.values()]
             if len(lat) == n:
                 p50s.append(median(lat))
                 p99s.append(percentile(lat, 99))
             console.log(f"held {r + 1}: {len(lat)}/{n} started; p50 {median(lat):.3f} s, "
                         f"p99 {percentile(lat, 99):.3f} s, max {max(lat, default=0):.3f} s")
-            stop_emergency(system, settle)
+            stop_emergency(system, out["item_id"], n, settle)
 
     p99, raw_p99 = median(p99s), median(raw)
     result = {
