@@ -109,9 +109,9 @@ def main() -> None:
 
         fresh_p99, fresh_max, announcement_id = [], [], None
         for r in range(args.fresh_rounds):
-            t0, started, out = emergency(system, {"text": STORM_TEXT.format(n=f"{r + 1}.{time.time_ns() % 10_000}"),
-                                                  "engine": "espeak-ng"}, n, 120 + n * 0.1,
-                                         f"fresh clip {r + 1}: started")
+            text = STORM_TEXT.format(n=f"{r + 1}.{time.time_ns() % 10_000}")
+            t0, started, out = emergency(system, {"text": text, "engine": "espeak-ng"}, n,
+                                         120 + n * 0.1, f"fresh clip {r + 1}: started")
             lat = [at - t0 for at in started.values()]
             if len(lat) == n:
                 fresh_p99.append(percentile(lat, 99))
