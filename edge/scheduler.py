@@ -28,6 +28,11 @@ from mqtt_contract import PRIORITY_RANK, MediaRef, Plan, PlaybackEvent, Priority
 
 log = logging.getLogger(__name__)
 
+STARTED_REPORT_DELAY_S = 0.05
+"""The "started" report (built, stored, published) goes out just after the start, not on
+it: on the deadline the play thread only reads the clock and opens the output. Where
+many agents share one interpreter (the simulator), report work at the deadline would hold
+the others' start back."""
 LATE_GRACE_S = 30.0
 """A job whose start passed by more than this is reported missed instead of played late."""
 
@@ -270,7 +275,10 @@ class LocalScheduler:
             self._ended(running, running.reason, time.time(), 0.0, "before its start time")
             return
         actual = time.time()
-        self.report(job, PlaybackEvent.started, actual, None, "")
+        started = threading.Timer(STARTED_REPORT_DELAY_S, self.report,
+                                  (job, PlaybackEvent.started, actual, None, ""))
+        started.daemon = True
+        started.start()
         played, event, detail = 0.0, PlaybackEvent.finished, ""
         try:
             for n in range(job.repeat):
