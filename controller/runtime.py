@@ -40,6 +40,7 @@ from mqtt_contract import (
 
 log = logging.getLogger(__name__)
 RESEND_COOLDOWN_S = 2.0
+PLAN_AFTER_COMMAND_S = 2.0
 LEASE_RENEW_S = 30.0
 LEASE_TTL_S = 90.0
 """A replica that stops renewing loses the plan-compiler lease within 90 s."""
@@ -121,10 +122,7 @@ class Runtime:
     def _republish_after_connect(self) -> None:
         """After a (re)connection the plans go out again: the horizon may have rolled while
         the link was down, and a restarted controller resumes where it stood."""
-        try:
-            self.publish_plans()
-        except Exception:
-            log.exception("republishing plans after connecting failed")
+        self._publish_plans_logged(None)
 
     # plans and media -----------------------------------------------------------------------
     def publish_plans(self, targets: Iterable[dict] | None = None) -> int:
@@ -140,6 +138,21 @@ class Runtime:
             for node in nodes:
                 self.link.publish_plan(node.commune, compile_plan(s, node, ctx))
             return len(nodes)
+
+    def publish_plans_soon(self, targets: list[dict], delay_s: float = PLAN_AFTER_COMMAND_S
+                           ) -> None:
+        """Publish plans a moment later, off the request: after an emergency command the
+        nodes are busy starting it, and the plan (which also holds the item, for nodes
+        that missed the command) is only the safety net."""
+        timer = threading.Timer(delay_s, self._publish_plans_logged, (targets,))
+        timer.daemon = True
+        timer.start()
+
+    def _publish_plans_logged(self, targets: list[dict] | None) -> None:
+        try:
+            self.publish_plans(targets)
+        except Exception:
+            log.exception("publishing plans failed")
 
     def broadcast_media(self, announcement_id: int, targets: Iterable[dict]) -> None:
         """Publish an announcement's audio once per zone (when only zones are targeted) or

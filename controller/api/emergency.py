@@ -32,7 +32,7 @@ def send(body: EmergencyIn, user: Leader, runtime: RuntimeDep) -> EmergencyOut:
         announcement_id, schedule_id = a.id, schedule.id
     runtime.broadcast_media(announcement_id, [targets])
     nodes = runtime.send_commands(targets, command)
-    runtime.publish_plans([targets])
+    runtime.publish_plans_soon([targets])
     return EmergencyOut(announcement_id=announcement_id, schedule_id=schedule_id,
                         item_id=command.item_id or "", nodes=nodes, sent_at=datetime.now(UTC))
 
