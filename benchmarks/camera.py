@@ -60,22 +60,10 @@ def load_frames(path: Path, step: int = 2) -> list:
 
 
 def detector_for(cfg: CameraConfig) -> HelmetDetector | None:
-    """The camera's detector, built here so ``helmet.lean_memory`` is honoured as configured."""
-    from edge.camera.helmet import HelmetDetector
+    """The camera's detector, loaded the way the node loads it."""
+    from edge.camera.pipeline import load_helmet_detector
 
-    h = cfg.helmet
-    if "helmet" not in cfg.checks or h.model is None:
-        return None
-    return HelmetDetector(
-        h.model,
-        input_size=h.input_size,
-        runtime=h.runtime,
-        threads=h.threads,
-        confidence=h.confidence,
-        nms_iou=h.nms_iou,
-        class_agnostic=h.class_agnostic_nms,
-        lean_memory=h.lean_memory,
-    )
+    return load_helmet_detector(cfg)
 
 
 def throughput(

@@ -91,15 +91,23 @@ class FileSink(_DecodingOutput):
     def play(self, clip: PreparedClip, label: str, stop: threading.Event) -> float:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         out = self.directory / f"{stamp}-{_safe(label)}.wav"
-        out.write_bytes(clip.wav.read_bytes())
+        self.place(clip, out)
         if not self.realtime:
             return clip.duration_s
         started = time.monotonic()
         stopped = stop.wait(clip.duration_s)
         played = min(time.monotonic() - started, clip.duration_s)
         if stopped:
-            truncate_wav(out, played)
+            self.cut(clip, out, played)
         return played
+
+    def place(self, clip: PreparedClip, out: Path) -> None:
+        """Put what is played into the sink folder."""
+        out.write_bytes(clip.wav.read_bytes())
+
+    def cut(self, clip: PreparedClip, out: Path, played: float) -> None:
+        """A stopped clip keeps only what really played."""
+        truncate_wav(out, played)
 
 
 class _ProcessOutput(_DecodingOutput):

@@ -32,14 +32,13 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 import wave
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edge.agent import EdgeAgent
-from edge.audio_output import FileSink, PreparedClip, _safe, decode_to_wav, wav_duration
+from edge.audio_output import FileSink, PreparedClip, decode_to_wav, wav_duration
 from firmware_config.schema import NodeConfig, load_node_config
 
 log = logging.getLogger(__name__)
@@ -88,22 +87,16 @@ class SharedDecodeSink(FileSink):
                 self._decoded[key] = clip
             return clip
 
-    def play(self, clip: PreparedClip, label: str, stop: threading.Event) -> float:
-        out = self.directory / f"{time.strftime('%Y%m%dT%H%M%S')}-{_safe(label)}.wav"
+    def place(self, clip: PreparedClip, out: Path) -> None:
         try:
             os.link(clip.wav, out)
         except OSError:  # another file system, or the name exists: copy instead
             out.unlink(missing_ok=True)
             shutil.copyfile(clip.wav, out)
-        if not self.realtime:
-            return clip.duration_s
-        started = time.monotonic()
-        stopped = stop.wait(clip.duration_s)
-        played = min(time.monotonic() - started, clip.duration_s)
-        if stopped:
-            out.unlink(missing_ok=True)
-            _write_head(clip.wav, out, played)
-        return played
+
+    def cut(self, clip: PreparedClip, out: Path, played: float) -> None:
+        out.unlink(missing_ok=True)  # the link shares its bytes: never cut it in place
+        _write_head(clip.wav, out, played)
 
 
 def _write_head(src: Path, dst: Path, seconds: float) -> None:
