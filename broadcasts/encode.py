@@ -64,11 +64,13 @@ def encode_pcm16(
         raise AudioError(f"ffmpeg encode failed: {done.stderr.decode(errors='replace')[:300]}")
 
 
-def decode_to_wav(src: Path, dst: Path, sample_rate: int = SAMPLE_RATE) -> float:
+def decode_to_wav(src: Path, dst: Path, sample_rate: int = SAMPLE_RATE,
+                  volume: int = 100) -> float:
     """Decode any audio to mono 16-bit WAV at ``dst`` atomically; return its duration.
 
     Edge file sinks and ALSA players want plain PCM; the temp file lives beside ``dst`` and is
-    renamed into place, so a player never opens a half-written file.
+    renamed into place, so a player never opens a half-written file. ``volume`` (0-100) is
+    the node's playback volume, applied while decoding so playing needs no more work.
     """
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +80,8 @@ def decode_to_wav(src: Path, dst: Path, sample_rate: int = SAMPLE_RATE) -> float
     try:
         command = [
             "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
-            "-vn", "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_s16le", "-f", "wav",
-            str(tmp),
+            "-vn", "-ac", "1", "-ar", str(sample_rate), "-af", f"volume={volume / 100:.2f}",
+            "-c:a", "pcm_s16le", "-f", "wav", str(tmp),
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True)
         if done.returncode != 0:

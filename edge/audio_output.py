@@ -24,7 +24,6 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 24_000
 
 
 @dataclass(frozen=True)
@@ -41,30 +40,18 @@ class AudioOutput(Protocol):
         ...
 
 
-def decode_to_wav(media: Path, wav: Path, volume: int = 100) -> float:
-    """Decode any ffmpeg-readable file to mono 16-bit WAV at the given volume (0-100)."""
-    tmp = wav.with_name(f".{wav.name}.tmp.wav")
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(media), "-ac", "1",
-           "-ar", str(SAMPLE_RATE), "-af", f"volume={volume / 100:.2f}", "-c:a", "pcm_s16le",
-           str(tmp)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if result.returncode != 0:
-        raise RuntimeError(f"cannot decode {media.name}: {result.stderr.strip()[:300]}")
-    tmp.replace(wav)
-    return wav_duration(wav)
-
-
 def wav_duration(wav: Path) -> float:
     with wave.open(str(wav), "rb") as w:
         return w.getnframes() / w.getframerate()
 
 
-def truncate_wav(wav: Path, seconds: float) -> None:
-    """Cut a WAV to its first ``seconds`` (what a preempted playback really played)."""
-    with wave.open(str(wav), "rb") as r:
+def write_head(src: Path, dst: Path, seconds: float) -> None:
+    """Write the first ``seconds`` of WAV ``src`` to ``dst`` (may be ``src`` itself): what a
+    preempted playback really played."""
+    with wave.open(str(src), "rb") as r:
         params = r.getparams()
         frames = r.readframes(int(seconds * r.getframerate()))
-    with wave.open(str(wav), "wb") as w:
+    with wave.open(str(dst), "wb") as w:
         w.setparams(params)
         w.writeframes(frames)
 
@@ -79,7 +66,9 @@ class _DecodingOutput:
         wav = work_dir / f"{media.stem}-v{volume}.wav"
         if wav.exists():
             return PreparedClip(wav, wav_duration(wav))
-        return PreparedClip(wav, decode_to_wav(media, wav, volume))
+        from broadcasts import decode_to_wav  # the content pipeline's: loaded when first used
+
+        return PreparedClip(wav, decode_to_wav(media, wav, volume=volume))
 
 
 class FileSink(_DecodingOutput):
@@ -107,7 +96,7 @@ class FileSink(_DecodingOutput):
 
     def cut(self, clip: PreparedClip, out: Path, played: float) -> None:
         """A stopped clip keeps only what really played."""
-        truncate_wav(out, played)
+        write_head(out, out, played)
 
 
 class _ProcessOutput(_DecodingOutput):

@@ -59,7 +59,8 @@ class ReminderClips:
         return ref, audio.path
 
     def _load(self, clip: Path) -> tuple[MediaRef, Path]:
-        from edge.audio_output import decode_to_wav, wav_duration
+        from broadcasts import decode_to_wav
+        from edge.audio_output import wav_duration
 
         data = clip.read_bytes()
         wav = self.directory / f"{hashlib.sha256(data).hexdigest()}.wav"

@@ -32,13 +32,13 @@ import signal
 import sys
 import tempfile
 import threading
-import wave
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from broadcasts import decode_to_wav
 from edge.agent import EdgeAgent
-from edge.audio_output import FileSink, PreparedClip, decode_to_wav, wav_duration
+from edge.audio_output import FileSink, PreparedClip, wav_duration, write_head
 from firmware_config.schema import NodeConfig, load_node_config
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,9 @@ class SharedDecodeSink(FileSink):
             if clip is None or not clip.wav.exists():
                 self.decode_dir.mkdir(parents=True, exist_ok=True)
                 wav = self.decode_dir / f"{media.stem}-v{volume}.wav"
-                clip = PreparedClip(wav, decode_to_wav(media, wav, volume) if not wav.exists()
-                                    else wav_duration(wav))
+                seconds = (wav_duration(wav) if wav.exists()
+                           else decode_to_wav(media, wav, volume=volume))
+                clip = PreparedClip(wav, seconds)
                 self._decoded[key] = clip
             return clip
 
@@ -96,17 +97,7 @@ class SharedDecodeSink(FileSink):
 
     def cut(self, clip: PreparedClip, out: Path, played: float) -> None:
         out.unlink(missing_ok=True)  # the link shares its bytes: never cut it in place
-        _write_head(clip.wav, out, played)
-
-
-def _write_head(src: Path, dst: Path, seconds: float) -> None:
-    """Write the first ``seconds`` of WAV ``src`` to a new file ``dst``."""
-    with wave.open(str(src), "rb") as r:
-        params = r.getparams()
-        frames = r.readframes(int(seconds * r.getframerate()))
-    with wave.open(str(dst), "wb") as w:
-        w.setparams(params)
-        w.writeframes(frames)
+        write_head(clip.wav, out, played)
 
 
 def make_agent(config: NodeConfig, decode_dir: Path | None = None) -> EdgeAgent:
