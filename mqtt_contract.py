@@ -12,16 +12,32 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from enum import StrEnum
+from importlib import metadata
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 CONTRACT_VERSION = 1
 ROOT = "loaxa/v1"
 MEDIA_CHUNK_SIZE = 32 * 1024
 """Bytes per media chunk: small enough for a 3G link to finish one between drops."""
+
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+"""The commune time zone when a setting or config names none (Vietnam has one zone)."""
+
+
+def _software_version() -> str:
+    try:
+        return metadata.version("loaxa")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+SOFTWARE_VERSION = _software_version()
+"""loaxa's version, from the package metadata (pyproject.toml is its only source)."""
 
 _SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -260,10 +276,36 @@ class PlanItem(BaseModel):
 
 
 class QuietWindow(BaseModel):
-    """Local wall-clock window (may wrap midnight) when ordinary items and reminders wait."""
+    """A local wall-clock window (may wrap midnight) when ordinary items and camera
+    reminders wait. The one owner of the quiet-hours rule: node config, camera config, the
+    controller's plan compiler and the node's scheduler all ask :meth:`contains`."""
 
-    start: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
-    end: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+    start: time
+    end: time
+
+    @field_serializer("start", "end")
+    def _hh_mm(self, value: time) -> str:
+        return value.strftime("%H:%M")
+
+    def contains(self, local: time) -> bool:
+        """Is the local time ``local`` inside the window? A window ending before it starts
+        wraps midnight; an empty window (start == end) holds nothing."""
+        if self.start <= self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+
+DEFAULT_QUIET_HOURS = QuietWindow(start=time(22, 0), end=time(6, 0))
+"""Quiet hours of a zone or node that sets none (22:00-06:00 local)."""
+
+
+def check_timezone(name: str) -> str:
+    """An IANA time zone name that this machine knows (a validator for config fields)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
 
 
 class Plan(Payload):

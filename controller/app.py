@@ -26,6 +26,7 @@ from controller.api import (
 )
 from controller.runtime import Runtime
 from controller.settings import Settings
+from mqtt_contract import SOFTWARE_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             runtime.stop()
 
-    app = FastAPI(title="loaxa controller", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="loaxa controller", version=SOFTWARE_VERSION, lifespan=lifespan,
                   description="Commune loudspeakers and cameras: announcements, nodes, plans.")
     for module in (health, auth, nodes, announcements, schedules, emergency, calendar,
                    content, broadcast_log, alerts):

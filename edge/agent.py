@@ -29,6 +29,7 @@ from edge.scheduler import Job, LocalScheduler
 from edge.store import NodeStore
 from firmware_config.schema import NodeConfig
 from mqtt_contract import (
+    SOFTWARE_VERSION,
     Alert,
     ClockState,
     Command,
@@ -51,7 +52,6 @@ from mqtt_contract import (
 )
 
 log = logging.getLogger(__name__)
-VERSION = "0.1.0"
 STATE_KEEP_S = 7 * 24 * 3600
 """How long the outcome of an item that left the plan is remembered."""
 CLOCK_STATE_TTL_S = 10.0
@@ -204,7 +204,8 @@ class EdgeAgent:
             log.error("broker refused the connection: %s", reason)
             return
         log.info("connected to the broker (session present: %s)", flags.session_present)
-        status = Status(node=self.node, online=True, version=VERSION, zones=self.config.zones)
+        status = Status(node=self.node, online=True, version=SOFTWARE_VERSION,
+                        zones=self.config.zones)
         client.publish(self.topics.status(self.node), status.to_bytes(), qos=1, retain=True)
         subs = self.topics.node_subscriptions(self.node, self.config.zones)
         client.subscribe([(t, 1) for t in subs])

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from datetime import time as time_of_day_type
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,8 +22,7 @@ from edge.amplifier import Amplifier
 from edge.audio_output import AudioOutput, PreparedClip
 from edge.media_cache import MediaCache
 from edge.store import FINAL_STATES, NodeStore
-from firmware_config.schema import QuietHours
-from mqtt_contract import PRIORITY_RANK, MediaRef, Plan, PlaybackEvent, Priority
+from mqtt_contract import PRIORITY_RANK, MediaRef, Plan, PlaybackEvent, Priority, QuietWindow
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +70,6 @@ class Running:
 Report = Callable[[Job, PlaybackEvent, float, float | None, str], None]
 
 
-def time_of_day(text: str) -> time_of_day_type:
-    return time_of_day_type.fromisoformat(text)
 
 
 def sleep_until(deadline: float) -> None:
@@ -92,7 +88,7 @@ def sleep_until(deadline: float) -> None:
 class LocalScheduler:
     def __init__(self, store: NodeStore, cache: MediaCache, output: AudioOutput,
                  amplifier: Amplifier, report: Report, request_media: Callable[[MediaRef], None],
-                 volume: Callable[[], int], quiet_hours: QuietHours, timezone: str,
+                 volume: Callable[[], int], quiet_hours: QuietWindow, timezone: str,
                  prepare_ahead_s: float, work_dir: Path) -> None:
         self.store, self.cache, self.output, self.amp = store, cache, output, amplifier
         self.report, self.request_media, self.volume = report, request_media, volume
@@ -110,8 +106,7 @@ class LocalScheduler:
     # inputs from the agent -------------------------------------------------------
     def set_plan(self, plan: Plan | None) -> None:
         if plan and plan.quiet_hours:
-            self.quiet_hours = QuietHours(start=time_of_day(plan.quiet_hours.start),
-                                          end=time_of_day(plan.quiet_hours.end))
+            self.quiet_hours = plan.quiet_hours
         with self._lock:
             self._plan_jobs = Job.from_plan(plan) if plan else {}
             current = self._current

@@ -11,12 +11,13 @@ camera's frames (any coordinate above 1). ``polygon_to_pixels`` resolves both.
 
 from __future__ import annotations
 
-from datetime import time
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mqtt_contract import DEFAULT_TIMEZONE, QuietWindow, check_timezone
 
 Point = tuple[float, float]
 Polygon = list[Point]
@@ -162,26 +163,10 @@ class HelmetSettings(_Strict):
     track_max_age_s: float = Field(default=2.0, gt=0)
 
 
-def check_timezone(name: str) -> str:
-    """An IANA time zone name that this machine knows (a validator for config fields)."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
-    return name
+class QuietHours(QuietWindow):
+    """Quiet hours in a node or camera config: the contract's window, strict about keys."""
 
-
-class QuietHours(_Strict):
-    """A daily window (local time, may wrap midnight) when this camera must not speak."""
-
-    start: time
-    end: time
-
-    def contains(self, t: time) -> bool:
-        """Is ``t`` inside the window? A window ending before it starts wraps midnight."""
-        if self.start <= self.end:
-            return self.start <= t < self.end
-        return t >= self.start or t < self.end
+    model_config = ConfigDict(extra="forbid")
 
 
 class ReminderConfig(_Strict):
@@ -236,7 +221,7 @@ class CameraConfig(_Strict):
     helmet: HelmetSettings = Field(default_factory=HelmetSettings)
     cooldowns: CooldownSettings = Field(default_factory=CooldownSettings)
     quiet_hours: list[QuietHours] = Field(default_factory=list)
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: str = DEFAULT_TIMEZONE
     reminders: dict[str, ReminderConfig] = Field(
         default_factory=lambda: {"no_helmet": ReminderConfig()}
     )

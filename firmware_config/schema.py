@@ -7,15 +7,14 @@ resolved against the config file's folder, so a node folder can be moved as a wh
 
 from __future__ import annotations
 
-from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from firmware_config.camera import CameraConfig, QuietHours, check_timezone
-from mqtt_contract import Segment
+from firmware_config.camera import CameraConfig, QuietHours
+from mqtt_contract import DEFAULT_QUIET_HOURS, DEFAULT_TIMEZONE, Segment, check_timezone
 
 
 class Strict(BaseModel):
@@ -70,12 +69,12 @@ class NodeConfig(Strict):
     zones: list[Segment] = Field(default_factory=list)
     groups: list[Segment] = Field(default_factory=list)
     location: Location | None = None
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: str = DEFAULT_TIMEZONE
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
     amplifier: AmplifierSettings = Field(default_factory=AmplifierSettings)
     quiet_hours: QuietHours = Field(
-        default_factory=lambda: QuietHours(start=time(22, 0), end=time(6, 0)))
+        default_factory=lambda: QuietHours(**DEFAULT_QUIET_HOURS.model_dump()))
     """Default for the node until its plan brings its zone's quiet hours."""
     storage_dir: Path = Path("data")
     telemetry_interval_s: float = Field(default=30, gt=0, le=3600)

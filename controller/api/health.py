@@ -3,6 +3,7 @@ from sqlalchemy import text
 
 from controller.api.deps import RuntimeDep
 from controller.schemas import Health
+from mqtt_contract import SOFTWARE_VERSION
 
 router = APIRouter(tags=["health"])
 
@@ -18,4 +19,4 @@ def healthz(runtime: RuntimeDep) -> Health:
         db_ok = False
     mqtt_ok = runtime.link.connected.is_set()
     return Health(status="ok" if db_ok and mqtt_ok else "degraded", database=db_ok,
-                  mqtt=mqtt_ok, version="0.1.0", plan_leader=runtime.is_plan_leader)
+                  mqtt=mqtt_ok, version=SOFTWARE_VERSION, plan_leader=runtime.is_plan_leader)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -22,13 +21,20 @@ from sqlalchemy.orm import Session, selectinload
 from controller.models import Announcement, CalendarException, Node, Schedule, Zone
 from controller.services import targets as target_rules
 from controller.services.timing import Timing, occurrences
-from mqtt_contract import PRIORITY_RANK, MediaRef, Plan, PlanItem, Priority, QuietWindow
+from mqtt_contract import (
+    DEFAULT_QUIET_HOURS,
+    PRIORITY_RANK,
+    MediaRef,
+    Plan,
+    PlanItem,
+    Priority,
+    QuietWindow,
+)
 
 PAST_GRACE = timedelta(minutes=5)
 """Items that started this recently stay in the plan (a node that is just back plays them
 late rather than never, within its own grace)."""
 PLAYABLE = ("approved", "scheduled")
-DEFAULT_QUIET = QuietWindow(start="22:00", end="06:00")
 
 
 def next_version(node: Node) -> int:
@@ -47,13 +53,6 @@ def media_ref(a: Announcement) -> MediaRef:
     assert a.media_sha256 and a.media_size and a.duration_s
     return MediaRef(sha256=a.media_sha256, size=a.media_size, codec=a.media_codec or "mp3",
                     duration_s=a.duration_s)
-
-
-def in_quiet_hours(window: QuietWindow, local: dtime) -> bool:
-    start, end = dtime.fromisoformat(window.start), dtime.fromisoformat(window.end)
-    if start <= end:
-        return start <= local < end
-    return local >= start or local < end
 
 
 @dataclass
@@ -118,7 +117,9 @@ class CompileContext:
 
     def quiet_window(self, node: Node) -> QuietWindow:
         zones = node.zones or []
-        return self.quiet.get((node.commune, zones[0]), DEFAULT_QUIET) if zones else DEFAULT_QUIET
+        if not zones:
+            return DEFAULT_QUIET_HOURS
+        return self.quiet.get((node.commune, zones[0]), DEFAULT_QUIET_HOURS)
 
     def is_holiday(self, node: Node, occ: Occurrence) -> bool:
         day = occ.local.date()
@@ -146,7 +147,7 @@ def node_occurrences(ctx: CompileContext, node: Node) -> list[Occurrence]:
         for occ in occs:
             if not emergency and ctx.is_holiday(node, occ):
                 continue
-            if ordinary and in_quiet_hours(quiet, occ.local.time()):
+            if ordinary and quiet.contains(occ.local.time()):
                 continue
             kept.append(occ)
     return kept
