@@ -83,14 +83,20 @@ def simulate(nodes: Annotated[int, typer.Option("--nodes", "-n", min=1)] = 3,
                  ".run/demo"),
              processes: Annotated[int | None, typer.Option(
                  "--processes", "-p", min=1,
-                 help="worker processes (default: one per 125 nodes; 1 = this process)")] = None,
+                 help="worker processes (default: one per 500 nodes, at most one per core; "
+                      "1 = this process)")] = None,
              log_level: LogLevel = "info") -> None:
-    """Run N simulated nodes (real agents with WAV file sinks) from a provisioned fleet.
+    """Run N simulated nodes (the node's own parts, WAV file sinks) from a provisioned fleet.
 
-    Past about 150 nodes per process paho's select() loop runs out of descriptors, so
-    larger swarms are spread over worker processes.
+    Each worker process runs its share of the nodes on one event loop; by default one
+    worker per 500 nodes, at most one per core.
     """
-    from edge.simulator import default_processes, find_node_configs, run_simulation, run_swarm
+    from devtools.simulator import (
+        default_processes,
+        find_node_configs,
+        run_simulation,
+        run_swarm,
+    )
 
     setup_logging(log_level)
     configs = find_node_configs(fleet)
@@ -148,7 +154,7 @@ def demo(workdir: Annotated[Path, typer.Option()] = Path(".run/demo"),
          exit_after_welcome: Annotated[bool, typer.Option(help="stop once played")] = False,
          log_level: LogLevel = "warning") -> None:
     """Broker, controller and three simulated nodes; plays a welcome announcement."""
-    from controller.demo import run_demo
+    from devtools.demo import run_demo
 
     setup_logging(log_level)
     raise typer.Exit(run_demo(workdir, port, exit_after_welcome))

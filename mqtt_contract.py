@@ -10,8 +10,11 @@ Topic root: ``loaxa/v1/{commune}``. See docs/mqtt.md for the table of topics.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from enum import StrEnum
 from importlib import metadata
@@ -20,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
+log = logging.getLogger("loaxa.contract")
 CONTRACT_VERSION = 1
 ROOT = "loaxa/v1"
 MEDIA_CHUNK_SIZE = 32 * 1024
@@ -62,118 +66,166 @@ def check_segment(value: str, what: str) -> str:
 # --------------------------------------------------------------------------- topics
 
 
-class Topics:
-    """Topic builders for one commune. Every topic string in loaxa comes from here."""
+class Account(StrEnum):
+    """The two kinds of broker account: one per node, one for the controller(s)."""
 
-    def __init__(self, commune: str) -> None:
-        self.commune = check_segment(commune, "commune")
-        self.root = f"{ROOT}/{commune}"
-
-    # node → controller
-    def status(self, node: str) -> str:
-        return f"{self.root}/node/{node}/status"
-
-    def telemetry(self, node: str) -> str:
-        return f"{self.root}/node/{node}/telemetry"
-
-    def playback(self, node: str) -> str:
-        return f"{self.root}/node/{node}/playback"
-
-    def alert(self, node: str) -> str:
-        return f"{self.root}/node/{node}/alert"
-
-    def reply(self, node: str) -> str:
-        return f"{self.root}/node/{node}/reply"
-
-    def media_request(self, node: str) -> str:
-        return f"{self.root}/node/{node}/media/request"
-
-    # controller → node
-    def plan(self, node: str) -> str:
-        return f"{self.root}/node/{node}/plan"
-
-    def node_cmd(self, node: str) -> str:
-        return f"{self.root}/node/{node}/cmd"
-
-    def zone_cmd(self, zone: str) -> str:
-        return f"{self.root}/zone/{zone}/cmd"
-
-    def all_cmd(self) -> str:
-        return f"{self.root}/all/cmd"
-
-    def media_chunk(self, sha256: str, index: int) -> str:
-        """Commune-wide chunk: published once, the broker fans it out to every node."""
-        return f"{self.root}/media/{sha256}/{index}"
-
-    def zone_media_chunk(self, zone: str, sha256: str, index: int) -> str:
-        """Zone-wide chunk: for media only that zone's nodes play."""
-        return f"{self.root}/zone/{zone}/media/{sha256}/{index}"
-
-    def node_media_chunk(self, node: str, sha256: str, index: int) -> str:
-        """Chunk re-sent to one node on its request (resume after an outage)."""
-        return f"{self.root}/node/{node}/media/{sha256}/{index}"
-
-    # subscriptions
-    def node_subscriptions(self, node: str, zones: list[str]) -> list[str]:
-        """What a node subscribes to: its plan and commands, and media for it."""
-        subs = [
-            self.plan(node),
-            self.node_cmd(node),
-            self.all_cmd(),
-            f"{self.root}/media/+/+",
-            f"{self.root}/node/{node}/media/+/+",
-        ]
-        for zone in zones:
-            subs += [self.zone_cmd(zone), f"{self.root}/zone/{zone}/media/+/+"]
-        return subs
+    node = "node"
+    controller = "controller"
 
 
-CONTROLLER_SUBSCRIPTIONS = [
-    f"{ROOT}/+/node/+/status",
-    f"{ROOT}/+/node/+/telemetry",
-    f"{ROOT}/+/node/+/playback",
-    f"{ROOT}/+/node/+/reply",
-    f"{ROOT}/+/node/+/media/request",
-]
-ALERT_SUBSCRIPTION = f"{ROOT}/+/node/+/alert"
-"""Alerts go through an MQTT 5 shared subscription ($share/…) so replicas split the work."""
+class Reach(StrEnum):
+    """Whom a topic concerns, read off its placeholders: one node, one zone, a commune."""
+
+    node = "node"
+    zone = "zone"
+    commune = "commune"
+
+
+_PLACEHOLDER = re.compile(r"^\{([a-z0-9_]+)\}$")
+_PARAM_CHECKS: dict[str, re.Pattern[str]] = {
+    "node": _SEGMENT, "zone": _SEGMENT, "sha256": _SHA256, "index": re.compile(r"^\d{1,9}$"),
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One outgoing MQTT message, with the QoS and retain flag its topic declares."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic of the contract: where it lives, who sends it, how, and what it carries.
+
+    ``path`` is relative to ``loaxa/v1/{commune}``; ``{node}``, ``{zone}``, ``{sha256}`` and
+    ``{index}`` are its parameters. The sender's account may publish on it; the other side
+    subscribes. From these declarations come the topic strings (:meth:`topic`), both sides'
+    subscriptions (:func:`node_subscriptions`, :func:`controller_subscriptions`), the broker
+    ACL (firmware_config/broker.py) and the table in docs/mqtt.md.
+    """
+
+    name: str
+    path: str
+    sender: Account
+    qos: int
+    retain: bool
+    payload: type[Payload] | None
+    """The JSON model; None for binary media chunks."""
+    doc: str
+    shared: bool = False
+    """Controllers take it through an MQTT 5 shared subscription, so replicas split it."""
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return tuple(m.group(1) for p in self.path.split("/") if (m := _PLACEHOLDER.match(p)))
+
+    @property
+    def reach(self) -> Reach:
+        params = self.params
+        return Reach.node if "node" in params else Reach.zone if "zone" in params else (
+            Reach.commune)
+
+    def topic(self, commune: str, **params: object) -> str:
+        """The concrete topic; every parameter is checked so no id can inject ``/+#``."""
+        if set(params) != set(self.params):
+            raise ContractError(f"{self.name} takes {self.params}, got {tuple(params)}")
+        for key, value in params.items():
+            if not _PARAM_CHECKS[key].match(str(value)):
+                raise ContractError(f"{key} {value!r} does not fit topic {self.name}")
+        return f"{ROOT}/{check_segment(commune, 'commune')}/" + self.path.format(**params)
+
+    def filter(self, commune: str = "+", **params: object) -> str:
+        """A subscription filter: the parameters given are filled in, the rest are ``+``."""
+        parts = []
+        for part in self.path.split("/"):
+            m = _PLACEHOLDER.match(part)
+            parts.append(str(params.get(m.group(1), "+")) if m else part)
+        return f"{ROOT}/{commune}/" + "/".join(parts)
+
+    def message(self, commune: str, payload: Payload | bytes, **params: object) -> Message:
+        """What to publish: the topic, the bytes, and this topic's QoS and retain flag."""
+        data = payload if isinstance(payload, bytes) else payload.to_bytes()
+        return Message(self.topic(commune, **params), data, self.qos, self.retain)
+
+    def match(self, parts: list[str]) -> dict[str, str] | None:
+        """The parameters of ``parts`` (a topic below the commune) if it is this topic."""
+        mine = self.path.split("/")
+        if len(parts) != len(mine):
+            return None
+        found: dict[str, str] = {}
+        for want, got in zip(mine, parts, strict=True):
+            if m := _PLACEHOLDER.match(want):
+                if not _PARAM_CHECKS[m.group(1)].match(got):
+                    raise ContractError(f"bad {m.group(1)} {got!r} in a {self.name} topic")
+                found[m.group(1)] = got
+            elif want != got:
+                return None
+        return found
 
 
 class TopicInfo(BaseModel):
-    """What a received topic says: whose it is and what kind of message."""
+    """What a received topic says: which declared topic, and its parameters."""
 
+    spec_name: str
     commune: str
-    scope: Literal["node", "zone", "all", "media"]
-    target: str | None = None
-    kind: str
+    node: str | None = None
+    zone: str | None = None
     sha256: str | None = None
     chunk: int | None = None
 
+    @property
+    def kind(self) -> str:
+        return self.spec_name
+
+    @property
+    def spec(self) -> TopicSpec:
+        return TOPIC_BY_NAME[self.spec_name]
+
 
 def parse_topic(topic: str) -> TopicInfo:
-    """Split a loaxa topic into its parts; raise ContractError if it is not one of ours."""
+    """Which declared topic ``topic`` is; raise ContractError if it is none of ours."""
     parts = topic.split("/")
-    if len(parts) < 4 or "/".join(parts[:2]) != ROOT:
+    if len(parts) < 4 or "/".join(parts[:2]) != ROOT or not _SEGMENT.match(parts[2]):
         raise ContractError(f"not a loaxa v1 topic: {topic!r}")
-    commune, rest = parts[2], parts[3:]
-    if rest[0] == "media" and len(rest) == 3:
-        return _media_info(commune, "media", None, rest[1], rest[2])
-    if rest[0] == "all" and rest[1:] == ["cmd"]:
-        return TopicInfo(commune=commune, scope="all", kind="cmd")
-    if rest[0] in ("node", "zone") and len(rest) >= 3:
-        scope, target = rest[0], rest[1]
-        if rest[2] == "media" and len(rest) == 5:
-            return _media_info(commune, scope, target, rest[3], rest[4])
-        return TopicInfo(commune=commune, scope=scope, target=target, kind="/".join(rest[2:]))
+    for spec in TOPICS:
+        params = spec.match(parts[3:])
+        if params is not None:
+            index = params.pop("index", None)
+            return TopicInfo(spec_name=spec.name, commune=parts[2], **params,
+                             chunk=int(index) if index is not None else None)
     raise ContractError(f"unknown loaxa topic: {topic!r}")
 
 
-def _media_info(commune: str, scope: str, target: str | None, sha: str, idx: str) -> TopicInfo:
-    if not _SHA256.match(sha) or not idx.isdigit():
-        raise ContractError(f"bad media topic part: {sha}/{idx}")
-    return TopicInfo(
-        commune=commune, scope=scope, target=target, kind="media", sha256=sha, chunk=int(idx)
-    )
+def node_subscriptions(commune: str, node: str, zones: list[str]) -> list[tuple[str, int]]:
+    """What one node subscribes to (and, in the ACL, may read): every controller-sent
+    topic addressed to it, to one of its zones, or to its whole commune."""
+    subs: list[tuple[str, int]] = []
+    for spec in TOPICS:
+        if spec.sender != Account.controller:
+            continue
+        if spec.reach == Reach.node:
+            subs.append((spec.filter(commune, node=node), spec.qos))
+        elif spec.reach == Reach.zone:
+            subs += [(spec.filter(commune, zone=zone), spec.qos) for zone in zones]
+        else:
+            subs.append((spec.filter(commune), spec.qos))
+    return subs
+
+
+def node_publications(commune: str, node: str) -> list[str]:
+    """The topics one node may publish on: its own node-sent topics (the ACL's writes)."""
+    return [spec.filter(commune, node=node) for spec in TOPICS if spec.sender == Account.node]
+
+
+def controller_subscriptions(share_group: str) -> list[tuple[str, int]]:
+    """What a controller subscribes to: every node-sent topic of every commune; the
+    shared ones through ``$share/{share_group}/`` so replicas split them."""
+    return [(f"$share/{share_group}/{s.filter()}" if s.shared else s.filter(), s.qos)
+            for s in TOPICS if s.sender == Account.node]
 
 
 # --------------------------------------------------------------------------- payloads
@@ -410,6 +462,57 @@ class Alert(Payload):
     snapshot_jpeg_b64: str | None = Field(default=None, max_length=400_000)
 
 
+# --------------------------------------------------------------------------- the topic table
+
+_N, _C = Account.node, Account.controller
+STATUS = TopicSpec("status", "node/{node}/status", _N, 1, True, Status,
+                   "online/offline; the will message publishes `online: false`")
+TELEMETRY = TopicSpec("telemetry", "node/{node}/telemetry", _N, 0, False, Telemetry,
+                      "heartbeat (also sent right after a new plan is applied)")
+PLAYBACK = TopicSpec("playback", "node/{node}/playback", _N, 1, False, PlaybackReport,
+                     "started / finished / failed / preempted / stopped / skipped, "
+                     "from the node's outbox")
+ALERT = TopicSpec("alert", "node/{node}/alert", _N, 1, False, Alert,
+                  "camera alert with its snapshot, from the node's outbox", shared=True)
+REPLY = TopicSpec("reply", "node/{node}/reply", _N, 1, False, Reply,
+                  "answer to a command; MQTT 5 Correlation Data copied")
+MEDIA_REQUEST = TopicSpec("media_request", "node/{node}/media/request", _N, 1, False,
+                          MediaRequest, "chunks the node lacks")
+PLAN = TopicSpec("plan", "node/{node}/plan", _C, 1, True, Plan,
+                 "the node's whole desired schedule, versioned")
+NODE_CMD = TopicSpec("node_cmd", "node/{node}/cmd", _C, 1, False, Command,
+                     "a command to one node")
+ZONE_CMD = TopicSpec("zone_cmd", "zone/{zone}/cmd", _C, 1, False, Command,
+                     "a command to every node of a zone")
+ALL_CMD = TopicSpec("all_cmd", "all/cmd", _C, 1, False, Command,
+                    "a command to every node of the commune")
+MEDIA = TopicSpec("media", "media/{sha256}/{index}", _C, 1, False, None,
+                  "binary chunk, published once per commune (the broker fans it out)")
+ZONE_MEDIA = TopicSpec("zone_media", "zone/{zone}/media/{sha256}/{index}", _C, 1, False, None,
+                       "binary chunk for one zone's nodes")
+NODE_MEDIA = TopicSpec("node_media", "node/{node}/media/{sha256}/{index}", _C, 1, False, None,
+                       "binary chunk re-sent to one node on its request")
+
+TOPICS: tuple[TopicSpec, ...] = (STATUS, TELEMETRY, PLAYBACK, ALERT, REPLY, MEDIA_REQUEST,
+                                 PLAN, NODE_CMD, ZONE_CMD, ALL_CMD, MEDIA, ZONE_MEDIA,
+                                 NODE_MEDIA)
+"""Every topic of the contract. Adding one is a declaration here plus its handler."""
+TOPIC_BY_NAME = {spec.name: spec for spec in TOPICS}
+COMMAND_TOPICS = (NODE_CMD, ZONE_CMD, ALL_CMD)
+MEDIA_TOPICS = (MEDIA, ZONE_MEDIA, NODE_MEDIA)
+
+
+def topic_table() -> str:
+    """The topic table of docs/mqtt.md, rendered from :data:`TOPICS` (a test compares)."""
+    rows = ["| topic (under the root) | sender | reach | retained | QoS | payload | what |",
+            "|---|---|---|---|---|---|---|"]
+    for s in TOPICS:
+        payload = f"`{s.payload.__name__}`" if s.payload else "binary"
+        rows.append(f"| `{s.path}` | {s.sender.value} | {s.reach.value} | "
+                    f"{'yes' if s.retain else 'no'} | {s.qos} | {payload} | {s.doc} |")
+    return "\n".join(rows) + "\n"
+
+
 P = TypeVar("P", bound=Payload)
 
 
@@ -423,6 +526,45 @@ def parse(model: type[P], data: bytes | str) -> P:
         raise ContractError(f"invalid {model.__name__}: {where}: {first['msg']}") from exc
     except (ValueError, TypeError) as exc:
         raise ContractError(f"invalid {model.__name__}: {exc}") from exc
+
+
+Handler = Callable[[TopicInfo, Any, Any], None]
+"""A message handler: (the topic's info, the validated payload or chunk bytes, MQTT 5
+properties or None)."""
+
+
+class Dispatcher:
+    """Routes received messages to one handler per declared topic, both sides alike.
+
+    The topic is matched against :data:`TOPICS` and the payload validated with the topic's
+    model before the handler sees it; what does not fit, or has no handler, or makes its
+    handler raise is logged and dropped (counted in ``dropped``): the receiver keeps running.
+    """
+
+    def __init__(self, who: str) -> None:
+        self.who = who
+        self.handlers: dict[str, Handler] = {}
+        self.dropped = 0
+
+    def on(self, spec: TopicSpec, handler: Handler) -> None:
+        self.handlers[spec.name] = handler
+
+    def dispatch(self, topic: str, payload: bytes, properties: Any = None) -> bool:
+        try:
+            info = parse_topic(topic)
+            handler = self.handlers.get(info.spec_name)
+            if handler is None:
+                raise ContractError(f"{self.who} handles no {info.spec_name} messages")
+            model = info.spec.payload
+            handler(info, parse(model, payload) if model else payload, properties)
+            return True
+        except ContractError as exc:
+            self.dropped += 1
+            log.warning("%s dropped a message on %s: %s", self.who, topic, exc)
+        except Exception:
+            self.dropped += 1
+            log.exception("%s dropped a message on %s: its handler failed", self.who, topic)
+        return False
 
 
 def describe() -> dict[str, Any]:

@@ -42,9 +42,11 @@ sys.path.insert(0, str(REPO))
 from firmware_config.broker import free_port, running_broker, wait_for_port  # noqa: E402
 from firmware_config.fleet_gen import write_synthetic_templates  # noqa: E402
 from firmware_config.provision import ProvisionedFleet, ensure_password, provision  # noqa: E402
-from mqtt_contract import connect_properties, new_client  # noqa: E402
+from mqtt_contract import ALL_CMD, connect_properties, new_client  # noqa: E402
 
 console = Console(stderr=True)
+SIM_COMMUNE = "xa-sim"
+"""The commune of the synthetic fleets (firmware_config.fleet_gen)."""
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -251,12 +253,10 @@ def running_system(workdir: Path, nodes: int, per_zone: int,
 
 
 # --------------------------------------------------------------------------------------
-RAW_TOPIC = "loaxa/v1/bench/raw"
-
-
-def _raw_worker(first: int, count: int, port: int, user: str, password: str,
-                ready: Any, results: Any, stop: Any) -> None:
-    """``count`` bare paho subscribers (threaded loop, like the agents) on RAW_TOPIC."""
+def _raw_worker(accounts: list[tuple[str, str]], topic: str, port: int, ready: Any,
+                results: Any, stop: Any) -> None:
+    """Bare paho subscribers (one per node account, threaded loop) on ``topic``: what
+    the broker alone costs, with the same accounts and ACL as the nodes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     latencies: list[tuple[int, float]] = []
     lock = threading.Lock()
@@ -269,9 +269,9 @@ def _raw_worker(first: int, count: int, port: int, user: str, password: str,
             latencies.append((int(seq), now - float(sent)))
 
     clients = []
-    for i in range(first, first + count):
-        c = new_client(f"loaxa-bench-raw-{i}", user, password)
-        c.on_connect = lambda client, *_: client.subscribe(RAW_TOPIC, qos=1)
+    for user, password in accounts:
+        c = new_client(f"loaxa-bench-raw-{user}", user, password)
+        c.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
         c.on_subscribe = lambda *_: subscribed.release()
         c.on_message = on_message
         c.connect_async("127.0.0.1", port, keepalive=60, clean_start=True,
@@ -280,7 +280,7 @@ def _raw_worker(first: int, count: int, port: int, user: str, password: str,
         clients.append(c)
     for _ in clients:
         subscribed.acquire(timeout=60)
-    ready.put(count)
+    ready.put(len(clients))
     stop.wait()
     for c in clients:
         c.disconnect()
@@ -288,20 +288,24 @@ def _raw_worker(first: int, count: int, port: int, user: str, password: str,
     results.put(latencies)
 
 
+def node_accounts(fleet: ProvisionedFleet) -> list[tuple[str, str]]:
+    """(username, password) of every node of the fleet, in node order."""
+    return [(node, (fleet.root / "secrets" / f"{node}.pass").read_text().strip())
+            for node in sorted(fleet.node_configs)]
+
+
 def raw_fanout(fleet: ProvisionedFleet, subscribers: int, processes: int, rounds: int,
                gap_s: float = 1.0) -> list[float]:
-    """The bare broker: one QoS 1 publish reaching ``subscribers`` clients, ``rounds``
+    """The bare broker: one QoS 1 publish on the commune's command topic reaching
+    ``subscribers`` clients (the nodes' accounts, before the nodes start), ``rounds``
     times; returns each round's p99 latency (publish → on_message in the subscriber)."""
     ctx = multiprocessing.get_context("spawn")
     ready, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
-    per = [len(range(subscribers)[i::processes]) for i in range(processes)]
-    workers, first = [], 0
-    for count in per:
-        if count:
-            workers.append(ctx.Process(target=_raw_worker, args=(
-                first, count, fleet.broker_port, fleet.controller_user,
-                fleet.controller_password, ready, results, stop)))
-            first += count
+    accounts = node_accounts(fleet)[:subscribers]
+    topic = ALL_CMD.topic(SIM_COMMUNE)
+    workers = [ctx.Process(target=_raw_worker, args=(
+        accounts[i::processes], topic, fleet.broker_port, ready, results, stop))
+        for i in range(processes) if accounts[i::processes]]
     for w in workers:
         w.start()
     try:
@@ -316,7 +320,7 @@ def raw_fanout(fleet: ProvisionedFleet, subscribers: int, processes: int, rounds
         pub.loop_start()
         time.sleep(1.0)
         for seq in range(rounds):
-            pub.publish(RAW_TOPIC, f"{seq} {time.time():.6f}".encode(), qos=1).wait_for_publish(10)
+            pub.publish(topic, f"{seq} {time.time():.6f}".encode(), qos=1).wait_for_publish(10)
             time.sleep(gap_s)
         time.sleep(1.0)
         pub.disconnect()
@@ -341,6 +345,22 @@ def raw_fanout(fleet: ProvisionedFleet, subscribers: int, processes: int, rounds
             console.print(f"[yellow]raw round {seq}: {len(got)}/{subscribers} received")
         p99s.append(percentile(got, 99) if got else math.nan)
     return p99s
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and all its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        p = pending.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except (OSError, IndexError, ValueError):
+            continue
+        pending += [int(c) for c in children]
+    return total
 
 
 def wait_quiet(seconds: float, what: str = "settling") -> None:

@@ -19,7 +19,10 @@ Measured, in this order:
    ``started``. ``p50_s``/``p99_s``: percentiles over the nodes, median over rounds.
 
 Each emergency is ended with ``POST /api/emergency/stop`` before the next.
-The last line printed is the JSON result: ``nodes``, ``p50_s``, ``p99_s``, ``raw_p99_s``,
+Between 1 and 2, ``idle_cpu_share``: the share of one core the N nodes use over
+``--idle-s`` seconds (30) with nothing to do.
+
+The last line printed is the JSON result: ``nodes``, ``idle_cpu_share``, ``p50_s``, ``p99_s``, ``raw_p99_s``,
 ``ratio_p99`` (= p99_s / raw_p99_s), ``fresh_p99_s``, and details.
 
 Usage: ``python benchmarks/fanout.py --nodes 1000 [--processes 8] [--rounds 5]``
@@ -38,12 +41,13 @@ from _harness import (
     console,
     median,
     percentile,
+    process_tree_cpu_s,
     raw_fanout,
     running_system,
     wait_quiet,
 )
 
-from edge.simulator import default_processes
+from devtools.simulator import default_processes
 
 # About 30 s of espeak-ng speech (Vietnamese, default rate); the round number is added so
 # each fresh round renders and sends a clip no node has seen.
@@ -86,13 +90,22 @@ def stop_emergency(system: System, item: str, nodes: int, settle_s: float) -> No
     wait_quiet(settle_s, "settling")
 
 
+def idle_cpu_share(system: System, seconds: float) -> float:
+    """The share of one core the simulated nodes use while nothing happens."""
+    nodes = system.procs[-1].pid  # the `loaxa simulate` process and its workers
+    before, t0 = process_tree_cpu_s(nodes), time.monotonic()
+    wait_quiet(seconds, f"measuring idle CPU for {seconds:.0f} s")
+    return (process_tree_cpu_s(nodes) - before) / (time.monotonic() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--processes", type=int, default=None,
-                    help="simulator worker processes (default: one per 125 nodes)")
+                    help="simulator worker processes (default: one per 500 nodes, at most one per core)")
     ap.add_argument("--rounds", type=int, default=5, help="held-clip emergencies")
     ap.add_argument("--fresh-rounds", type=int, default=3, help="fresh-clip emergencies")
+    ap.add_argument("--idle-s", type=float, default=30.0, help="idle CPU measurement")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     n = args.nodes
@@ -106,6 +119,8 @@ def main() -> None:
         console.log(f"starting {n} nodes in {processes} processes")
         system.start_nodes(n, processes)
         wait_quiet(settle, "nodes settling")
+        idle = idle_cpu_share(system, args.idle_s)
+        console.log(f"{n} idle nodes used {idle:.3f} of one core over {args.idle_s:.0f} s")
 
         fresh_p99, fresh_max, announcement_id = [], [], None
         for r in range(args.fresh_rounds):
@@ -139,7 +154,7 @@ def main() -> None:
 
     p99, raw_p99 = median(p99s), median(raw)
     result = {
-        "nodes": n, "p50_s": round(median(p50s), 4), "p99_s": round(p99, 4),
+        "nodes": n, "idle_cpu_share": round(idle, 4), "p50_s": round(median(p50s), 4), "p99_s": round(p99, 4),
         "raw_p99_s": round(raw_p99, 4), "ratio_p99": round(p99 / raw_p99, 2),
         "fresh_p99_s": round(median(fresh_p99), 4), "fresh_max_s": round(median(fresh_max), 4),
         "processes": processes, "rounds": len(p99s), "fresh_rounds": len(fresh_p99),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from _harness import console, median, percentile, running_system, wait_quiet
 
-from edge.simulator import default_processes
+from devtools.simulator import default_processes
 
 TEXT = "Loa thôn {n}: kiểm tra âm thanh, phát cùng lúc trên mọi cụm loa."
 
@@ -37,7 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--processes", type=int, default=None,
-                    help="simulator worker processes (default: one per 125 nodes)")
+                    help="simulator worker processes (default: one per 500 nodes, at most one per core)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--lead", type=float, default=10.0, help="seconds from request to start")
     ap.add_argument("--workdir", type=Path, default=None)

@@ -14,22 +14,25 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from mqtt_contract import (
-    ALERT_SUBSCRIPTION,
-    CONTROLLER_SUBSCRIPTIONS,
+    PLAN,
+    REPLY,
     Command,
-    ContractError,
+    Dispatcher,
     MediaRef,
+    Message,
     Plan,
     TopicInfo,
-    Topics,
+    TopicSpec,
     connect_properties,
+    controller_subscriptions,
     new_client,
-    parse_topic,
 )
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[TopicInfo, bytes], None]
+Handler = Callable[[TopicInfo, Any], None]
+COMMAND_EXPIRY_S = 3600
+"""A command older than this is not delivered to a node that comes back later."""
 
 
 class MqttLink:
@@ -40,16 +43,22 @@ class MqttLink:
         self.client = new_client(client_id, username, password)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        self.client.on_message = lambda _c, _u, msg: self.dispatcher.dispatch(
+            msg.topic, msg.payload, msg.properties)
         self.connected = threading.Event()
-        self.handlers: dict[str, Handler] = {}
-        self.dropped_messages = 0
+        self.dispatcher = Dispatcher("controller")
         self.on_connected: Callable[[], None] | None = None
-        """Called (in its own thread) after every (re)connection."""
+        """Called on the MQTT network thread after every (re)connection: it must return
+        at once (schedule the work, do not do it there)."""
 
-    def on(self, kind: str, handler: Handler) -> None:
-        """Route messages whose topic kind is ``kind`` (status, telemetry, …) to handler."""
-        self.handlers[kind] = handler
+    @property
+    def dropped_messages(self) -> int:
+        return self.dispatcher.dropped
+
+    def on(self, spec: TopicSpec, handler: Handler) -> None:
+        """Route messages of the declared topic ``spec`` to ``handler(info, payload)``;
+        the payload arrives validated against the topic's model."""
+        self.dispatcher.on(spec, lambda info, payload, props: handler(info, payload))
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False,
@@ -67,12 +76,10 @@ class MqttLink:
         if reason.is_failure:
             log.error("broker refused the controller: %s", reason)
             return
-        subs = [(t, 1) for t in CONTROLLER_SUBSCRIPTIONS]
-        subs.append((f"$share/{self.share_group}/{ALERT_SUBSCRIPTION}", 1))
-        client.subscribe(subs)
+        client.subscribe(controller_subscriptions(self.share_group))
         self.connected.set()
         if self.on_connected:
-            threading.Thread(target=self.on_connected, name="on-connected", daemon=True).start()
+            self.on_connected()
         log.info("controller connected to the broker at %s:%d", self.host, self.port)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
@@ -80,39 +87,33 @@ class MqttLink:
         self.connected.clear()
         log.warning("controller disconnected from the broker (%s); retrying", reason)
 
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        try:
-            info = parse_topic(msg.topic)
-            handler = self.handlers.get(info.kind)
-            if handler is None:
-                raise ContractError(f"no handler for {info.kind!r}")
-            handler(info, msg.payload)
-        except ContractError as exc:
-            self.dropped_messages += 1
-            log.warning("dropped message on %s: %s", msg.topic, exc)
-        except Exception:
-            self.dropped_messages += 1
-            log.exception("dropped message on %s: handler failed", msg.topic)
-
     # publishing --------------------------------------------------------------------------
-    def publish_plan(self, commune: str, plan: Plan) -> None:
-        self.client.publish(Topics(commune).plan(plan.node), plan.to_bytes(), qos=1, retain=True)
+    def publish(self, msg: Message, properties: Properties | None = None) -> bool:
+        info = self.client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain,
+                                   properties=properties)
+        if info.rc != 0:
+            log.warning("%s not queued (rc %s)", msg.topic, info.rc)
+        return info.rc == 0
 
-    def publish_media(self, topic_for_chunk: Callable[[int], str], ref: MediaRef,
-                      read_chunk: Callable[[int], bytes], chunks: list[int] | None = None) -> None:
-        """Publish chunks (all, or those listed) of one media file, QoS 1, in order."""
+    def publish_plan(self, commune: str, plan: Plan) -> None:
+        self.publish(PLAN.message(commune, plan, node=plan.node))
+
+    def publish_media(self, spec: TopicSpec, commune: str, ref: MediaRef,
+                      read_chunk: Callable[[int], bytes], chunks: list[int] | None = None,
+                      **params: str) -> None:
+        """Publish chunks (all, or those listed) of one media file on ``spec``, in order."""
         for index in chunks if chunks is not None else range(ref.chunks):
             if 0 <= index < ref.chunks:
-                info = self.client.publish(topic_for_chunk(index), read_chunk(index), qos=1)
-                if info.rc != 0:
-                    log.warning("media chunk %d of %s not queued (rc %s)", index,
-                                ref.sha256[:12], info.rc)
+                self.publish(spec.message(commune, read_chunk(index), sha256=ref.sha256,
+                                          index=index, **params))
 
-    def send_command(self, topic: str, command: Command, reply_topic: str | None = None) -> None:
+    def send_command(self, spec: TopicSpec, commune: str, command: Command,
+                     reply_node: str | None = None, **params: str) -> None:
+        """Send ``command`` on one of the command topics; with ``reply_node`` the node is
+        asked (MQTT 5 Response Topic) to answer on its reply topic."""
         props = Properties(PacketTypes.PUBLISH)
-        if reply_topic:
-            props.ResponseTopic = reply_topic
+        if reply_node:
+            props.ResponseTopic = REPLY.topic(commune, node=reply_node)
         props.CorrelationData = command.id.encode()
-        props.MessageExpiryInterval = 3600
-        self.client.publish(topic, command.to_bytes(), qos=1, properties=props)
-
+        props.MessageExpiryInterval = COMMAND_EXPIRY_S
+        self.publish(spec.message(commune, command, **params), props)

@@ -25,17 +25,28 @@ from controller.services.plans import CompileContext, compile_plan, media_ref
 from controller.services.users import ensure_bootstrap_admin
 from controller.settings import Settings
 from mqtt_contract import (
+    ALERT,
+    ALL_CMD,
+    MEDIA,
+    MEDIA_REQUEST,
+    NODE_CMD,
+    NODE_MEDIA,
+    PLAYBACK,
+    REPLY,
+    STATUS,
+    TELEMETRY,
+    ZONE_CMD,
+    ZONE_MEDIA,
     Alert,
     Command,
     ContractError,
     MediaRef,
     MediaRequest,
     PlaybackReport,
+    Reply,
     Status,
     Telemetry,
     TopicInfo,
-    Topics,
-    parse,
 )
 
 log = logging.getLogger(__name__)
@@ -48,8 +59,8 @@ LEASE_TTL_S = 90.0
 
 def same_node(info: TopicInfo, claimed: str) -> None:
     """A payload speaks for the node whose topic it came on (the ACL vouches for that)."""
-    if info.target != claimed:
-        raise ContractError(f"payload for node {claimed!r} on {info.target!r}'s topic")
+    if info.node != claimed:
+        raise ContractError(f"payload for node {claimed!r} on {info.node!r}'s topic")
 
 
 class Runtime:
@@ -70,11 +81,11 @@ class Runtime:
         self._resend_lock = threading.Lock()
         self._compile_lock = threading.Lock()
         self.is_plan_leader = False
-        for kind, handler in {"status": self._on_status, "telemetry": self._on_telemetry,
-                              "playback": self._on_playback, "reply": self._on_reply,
-                              "media/request": self._on_media_request,
-                              "alert": self._on_alert}.items():
-            self.link.on(kind, handler)
+        for spec, handler in {STATUS: self._on_status, TELEMETRY: self._on_telemetry,
+                              PLAYBACK: self._on_playback, REPLY: self._on_reply,
+                              MEDIA_REQUEST: self._on_media_request,
+                              ALERT: self._on_alert}.items():
+            self.link.on(spec, handler)
         self.link.on_connected = self._republish_after_connect
 
     @property
@@ -167,17 +178,13 @@ class Runtime:
         zones_only = not any(t.get(k) for t in targets for k in ("all", "groups", "nodes"))
         read = self._chunk_reader(ref)
         for commune in sorted({n.commune for n in nodes}):
-            topics = Topics(commune)
             if zones_only:
                 wanted = {z for t in targets for z in t.get("zones", ())}
                 present = {z for n in nodes if n.commune == commune for z in n.zones or ()}
                 for zone in sorted(wanted & present):
-                    self.link.publish_media(
-                        lambda i, t=topics, z=zone: t.zone_media_chunk(z, ref.sha256, i),
-                        ref, read)
+                    self.link.publish_media(ZONE_MEDIA, commune, ref, read, zone=zone)
             else:
-                self.link.publish_media(lambda i, t=topics: t.media_chunk(ref.sha256, i), ref,
-                                        read)
+                self.link.publish_media(MEDIA, commune, ref, read)
 
     def send_commands(self, targets: dict, command: Command) -> int:
         """Send ``command`` to every target (one publish per commune, zone or node)."""
@@ -185,44 +192,40 @@ class Runtime:
             nodes = target_rules.resolve(s, targets)
         topics_sent = set()
         for node in nodes:
-            t = Topics(node.commune)
             if targets.get("all"):
-                topic = t.all_cmd()
+                spec, params = ALL_CMD, {}
             elif zone := next((z for z in targets.get("zones", ()) if z in (node.zones or ())),
                               None):
-                topic = t.zone_cmd(zone)
+                spec, params = ZONE_CMD, {"zone": zone}
             else:
-                topic = t.node_cmd(node.node_id)
-            if topic not in topics_sent:
-                topics_sent.add(topic)
-                reply = t.reply(node.node_id) if topic == t.node_cmd(node.node_id) else None
-                self.link.send_command(topic, command, reply)
+                spec, params = NODE_CMD, {"node": node.node_id}
+            key = spec.topic(node.commune, **params)
+            if key not in topics_sent:
+                topics_sent.add(key)
+                reply = node.node_id if spec is NODE_CMD else None
+                self.link.send_command(spec, node.commune, command, reply, **params)
         return len(nodes)
 
     def _chunk_reader(self, ref: MediaRef):  # type: ignore[no-untyped-def]
         return lambda i: self.media.read_chunk(ref.sha256, ref.codec, i, ref.chunk_size)
 
     # ingest ------------------------------------------------------------------------------
-    def _on_status(self, info: TopicInfo, payload: bytes) -> None:
-        status = parse(Status, payload)
+    def _on_status(self, info: TopicInfo, status: Status) -> None:
         same_node(info, status.node)
         with self.db.session() as s:
             fleet.apply_status(s, info.commune, status)
 
-    def _on_telemetry(self, info: TopicInfo, payload: bytes) -> None:
-        telemetry = parse(Telemetry, payload)
+    def _on_telemetry(self, info: TopicInfo, telemetry: Telemetry) -> None:
         same_node(info, telemetry.node)
         with self.db.session() as s:
             fleet.apply_telemetry(s, info.commune, telemetry)
 
-    def _on_playback(self, info: TopicInfo, payload: bytes) -> None:
-        report = parse(PlaybackReport, payload)
+    def _on_playback(self, info: TopicInfo, report: PlaybackReport) -> None:
         same_node(info, report.node)
         with self.db.session() as s:
             playback.record_report(s, info.commune, report)
 
-    def _on_alert(self, info: TopicInfo, payload: bytes) -> None:
-        alert = parse(Alert, payload)
+    def _on_alert(self, info: TopicInfo, alert: Alert) -> None:
         same_node(info, alert.node)
         with self.db.session() as s:
             record = alerts.store_alert(s, info.commune, alert, self.media)
@@ -232,12 +235,12 @@ class Runtime:
                      alert.kind)
             alerts.hub_for(self).publish("alert", event)
 
-    def _on_reply(self, info: TopicInfo, payload: bytes) -> None:
-        log.info("reply from %s/%s: %s", info.commune, info.target, payload[:200])
+    def _on_reply(self, info: TopicInfo, reply: Reply) -> None:
+        log.info("reply from %s/%s to %s: ok=%s %s", info.commune, info.node,
+                 reply.command_id, reply.ok, reply.detail[:200])
 
-    def _on_media_request(self, info: TopicInfo, payload: bytes) -> None:
+    def _on_media_request(self, info: TopicInfo, request: MediaRequest) -> None:
         """Re-send the chunks one node lacks, on its own media topic."""
-        request = parse(MediaRequest, payload)
         same_node(info, request.node)
         key = (f"{info.commune}/{request.node}", request.sha256)
         now = time.monotonic()
@@ -249,10 +252,8 @@ class Runtime:
         if ref is None:
             log.warning("%s asked for unknown media %s", request.node, request.sha256[:12])
             return
-        topics = Topics(info.commune)
-        self.link.publish_media(
-            lambda i: topics.node_media_chunk(request.node, request.sha256, i), ref,
-            self._chunk_reader(ref), request.chunks or None)
+        self.link.publish_media(NODE_MEDIA, info.commune, ref, self._chunk_reader(ref),
+                                request.chunks or None, node=request.node)
 
     def _known_media(self, sha256: str) -> MediaRef | None:
         with self.db.session() as s:

@@ -7,7 +7,6 @@ configured, the relay is a no-op that only logs, so the same agent runs on a lap
 from __future__ import annotations
 
 import logging
-import time
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +25,15 @@ class Amplifier:
                 log.warning("amplifier relay on GPIO %s unavailable (%s): no-op", gpio_pin, exc)
         self.warmup_s = warmup_s if self._relay else 0.0
 
-    def on(self) -> None:
-        if not self.is_on:
-            if self._relay:
-                self._relay.on()
-                time.sleep(self.warmup_s)
-            self.is_on = True
+    def on(self) -> float:
+        """Switch on; return how long until the amplifier is ready to be heard (its
+        warm-up, when it was off). Never sleeps: the scheduler starts that much later."""
+        if self.is_on:
+            return 0.0
+        if self._relay:
+            self._relay.on()
+        self.is_on = True
+        return self.warmup_s
 
     def off(self) -> None:
         if self.is_on:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
-import threading
 import time
 import wave
 from dataclasses import dataclass
@@ -32,11 +31,36 @@ class PreparedClip:
     duration_s: float
 
 
-class AudioOutput(Protocol):
-    def prepare(self, media: Path, volume: int, work_dir: Path) -> PreparedClip: ...
+class Playing(Protocol):
+    """A clip that is playing. The scheduler polls it from the loop; nothing blocks."""
 
-    def play(self, clip: PreparedClip, label: str, stop: threading.Event) -> float:
-        """Play until done or ``stop`` is set; return the seconds actually played."""
+    def done(self) -> bool:
+        """Has it ended by itself?"""
+        ...
+
+    def remaining(self) -> float | None:
+        """Seconds until it ends, if known (when the scheduler should look again)."""
+        ...
+
+    def stop(self) -> float:
+        """End it now; return the seconds actually played."""
+        ...
+
+    def played(self) -> float:
+        ...
+
+    def error(self) -> str | None:
+        """Why it failed, once done; None if it played."""
+        ...
+
+
+class AudioOutput(Protocol):
+    def prepare(self, media: Path, volume: int, work_dir: Path) -> PreparedClip:
+        """Decode ahead of the deadline (slow: runs in the loop's worker pool)."""
+        ...
+
+    def start(self, clip: PreparedClip, label: str) -> Playing:
+        """Start playing now and return at once (on the deadline: must be quick)."""
         ...
 
 
@@ -77,18 +101,11 @@ class FileSink(_DecodingOutput):
         self.realtime = realtime
         directory.mkdir(parents=True, exist_ok=True)
 
-    def play(self, clip: PreparedClip, label: str, stop: threading.Event) -> float:
+    def start(self, clip: PreparedClip, label: str) -> Playing:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         out = self.directory / f"{stamp}-{_safe(label)}.wav"
         self.place(clip, out)
-        if not self.realtime:
-            return clip.duration_s
-        started = time.monotonic()
-        stopped = stop.wait(clip.duration_s)
-        played = min(time.monotonic() - started, clip.duration_s)
-        if stopped:
-            self.cut(clip, out, played)
-        return played
+        return _FilePlaying(self, clip, out)
 
     def place(self, clip: PreparedClip, out: Path) -> None:
         """Put what is played into the sink folder."""
@@ -99,23 +116,85 @@ class FileSink(_DecodingOutput):
         write_head(out, out, played)
 
 
+class _FilePlaying:
+    """A clip "playing" into a file: written at the start, cut if stopped early."""
+
+    def __init__(self, sink: FileSink, clip: PreparedClip, out: Path) -> None:
+        self.sink, self.clip, self.out = sink, clip, out
+        self.started = time.monotonic()
+        self._stopped_at: float | None = None
+
+    def played(self) -> float:
+        if not self.sink.realtime:
+            return self.clip.duration_s
+        end = self._stopped_at if self._stopped_at is not None else time.monotonic()
+        return min(end - self.started, self.clip.duration_s)
+
+    def remaining(self) -> float | None:
+        return max(0.0, self.clip.duration_s - self.played())
+
+    def done(self) -> bool:
+        return self._stopped_at is not None or self.played() >= self.clip.duration_s
+
+    def stop(self) -> float:
+        if self._stopped_at is None and not self.done():
+            self._stopped_at = time.monotonic()
+            self.sink.cut(self.clip, self.out, self.played())
+        return self.played()
+
+    def error(self) -> str | None:
+        return None
+
+
 class _ProcessOutput(_DecodingOutput):
     def command(self, clip: PreparedClip) -> list[str]:
         raise NotImplementedError
 
-    def play(self, clip: PreparedClip, label: str, stop: threading.Event) -> float:
-        started = time.monotonic()
+    def start(self, clip: PreparedClip, label: str) -> Playing:
         proc = subprocess.Popen(self.command(clip), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
-        while proc.poll() is None:
-            if stop.wait(0.05):
-                proc.terminate()
-                proc.wait(timeout=5)
-                break
-        if proc.returncode not in (0, -15) and not stop.is_set():
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise RuntimeError(f"player exited with {proc.returncode}: {err[:300]}")
-        return time.monotonic() - started
+        return _ProcessPlaying(proc, clip)
+
+
+class _ProcessPlaying:
+    """A player process (aplay, ffplay); the scheduler polls it."""
+
+    POLL_S = 0.1
+
+    def __init__(self, proc: subprocess.Popen, clip: PreparedClip) -> None:
+        self.proc, self.clip = proc, clip
+        self.started = time.monotonic()
+        self._stopped = False
+        self._ended_at: float | None = None
+
+    def done(self) -> bool:
+        if self.proc.poll() is not None and self._ended_at is None:
+            self._ended_at = time.monotonic()
+        return self._ended_at is not None
+
+    def remaining(self) -> float | None:
+        return self.POLL_S
+
+    def played(self) -> float:
+        end = self._ended_at if self._ended_at is not None else time.monotonic()
+        return end - self.started
+
+    def stop(self) -> float:
+        self._stopped = True
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.done()
+        return self.played()
+
+    def error(self) -> str | None:
+        if self._stopped or self.proc.returncode in (0, -15, None):
+            return None
+        err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+        return f"player exited with {self.proc.returncode}: {err[:300]}"
 
 
 class AplaySink(_ProcessOutput):

@@ -3,7 +3,9 @@
 Everything that must survive a restart or an outage lives here, so a node that reboots
 mid-day still knows its programme and never plays an item twice (the item states are the
 "exactly-once in effect" half of the contract). One connection guarded by a lock: the
-agent's threads are few and the writes tiny; WAL keeps readers from blocking.
+agent runs on one event loop and the writes are tiny; the lock only serves callers on
+other threads (tests, status pages) reading while it writes. WAL keeps readers from
+blocking.
 """
 
 from __future__ import annotations
@@ -99,17 +101,20 @@ class NodeStore:
             (item_id, state, time.time()),
         )
 
-    def is_done(self, item_id: str) -> bool:
-        return self.item_state(item_id) in FINAL_STATES
+    def item_states(self) -> dict[str, str]:
+        return dict(self._exec("SELECT item_id, state FROM item_state"))
 
-    def forget_item_states(self, keep: set[str], older_than: float) -> None:
+    def forget_item_states(self, keep: set[str], older_than: float) -> list[str]:
         """Drop outcomes of items no plan holds any more (the table would grow forever);
-        those still in the plan are kept, so they are never played or reported twice."""
+        those still in the plan are kept, so they are never played or reported twice.
+        Returns the ids forgotten."""
         with self._lock:
             rows = self._db.execute("SELECT item_id FROM item_state WHERE updated_at < ?",
                                     (older_than,)).fetchall()
-            stale = [(r[0],) for r in rows if r[0] not in keep]
-            self._db.executemany("DELETE FROM item_state WHERE item_id = ?", stale)
+            stale = [r[0] for r in rows if r[0] not in keep]
+            self._db.executemany("DELETE FROM item_state WHERE item_id = ?",
+                                 [(s,) for s in stale])
+        return stale
 
     # settings -----------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mqtt_contract import ROOT, Topics
+from mqtt_contract import TOPICS, Account, node_publications, node_subscriptions
 
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for the $7$ (PBKDF2-SHA512) format
 
@@ -51,22 +51,26 @@ def render_passwd(accounts: dict[str, str]) -> str:
 
 
 def node_acl(account: NodeAccount) -> list[str]:
-    t = Topics(account.commune)
-    node = account.node_id
-    lines = [f"user {account.username}"]
-    writes = [t.status(node), t.telemetry(node), t.playback(node), t.alert(node),
-              t.reply(node), t.media_request(node)]
-    reads = [t.plan(node), t.node_cmd(node), t.all_cmd(), f"{t.root}/media/#",
-             f"{t.root}/node/{node}/media/#"]
-    for zone in account.zones:
-        reads += [t.zone_cmd(zone), f"{t.root}/zone/{zone}/media/#"]
-    lines += [f"topic write {w}" for w in writes]
-    lines += [f"topic read {r}" for r in reads]
-    return lines
+    """A node's ACL entries, derived from the contract: it writes its own node-sent topics
+    and reads what the controller sends to it, its zones and its commune."""
+    writes = node_publications(account.commune, account.node_id)
+    reads = [f for f, _ in node_subscriptions(account.commune, account.node_id,
+                                              list(account.zones))]
+    return ([f"user {account.username}"] + [f"topic write {w}" for w in writes]
+            + [f"topic read {r}" for r in reads])
+
+
+def controller_acl(controller_user: str) -> list[str]:
+    """The controller writes what the contract lets it send and reads what nodes send,
+    in every commune; its shared subscriptions are read through their plain filters."""
+    sent = [s.filter() for s in TOPICS if s.sender == Account.controller]
+    received = [s.filter() for s in TOPICS if s.sender == Account.node]
+    return ([f"user {controller_user}"] + [f"topic write {t}" for t in sent]
+            + [f"topic read {t}" for t in received])
 
 
 def render_acl(nodes: Iterable[NodeAccount], controller_user: str) -> str:
-    blocks = [[f"user {controller_user}", f"topic readwrite {ROOT}/#"]]
+    blocks = [controller_acl(controller_user)]
     blocks += [node_acl(n) for n in sorted(nodes, key=lambda n: n.username)]
     return "\n\n".join("\n".join(b) for b in blocks) + "\n"
 

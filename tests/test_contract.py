@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import mqtt_contract as contract
 from mqtt_contract import (
     ContractError,
     MediaRef,
     Plan,
     PlanItem,
     PlaybackReport,
-    Topics,
     check_segment,
     describe,
     parse,
@@ -26,15 +26,74 @@ SHA = "ab" * 32
 
 
 def test_topics_round_trip() -> None:
-    t = Topics("xa-demo")
-    assert parse_topic(t.plan("node-1")).model_dump(exclude_none=True) == {
-        "commune": "xa-demo", "scope": "node", "target": "node-1", "kind": "plan"}
-    assert parse_topic(t.media_request("n")).kind == "media/request"
-    assert parse_topic(t.zone_cmd("thon-1")).scope == "zone"
-    assert parse_topic(t.all_cmd()).scope == "all"
-    chunk = parse_topic(t.node_media_chunk("n", SHA, 7))
-    assert (chunk.kind, chunk.sha256, chunk.chunk, chunk.target) == ("media", SHA, 7, "n")
-    assert parse_topic(t.media_chunk(SHA, 0)).scope == "media"
+    c = "xa-demo"
+    assert parse_topic(contract.PLAN.topic(c, node="node-1")).model_dump(exclude_none=True) == {
+        "spec_name": "plan", "commune": "xa-demo", "node": "node-1"}
+    assert parse_topic(contract.MEDIA_REQUEST.topic(c, node="n")).kind == "media_request"
+    assert parse_topic(contract.ZONE_CMD.topic(c, zone="thon-1")).zone == "thon-1"
+    assert parse_topic(contract.ALL_CMD.topic(c)).spec is contract.ALL_CMD
+    chunk = parse_topic(contract.NODE_MEDIA.topic(c, node="n", sha256=SHA, index=7))
+    assert (chunk.kind, chunk.sha256, chunk.chunk, chunk.node) == ("node_media", SHA, 7, "n")
+    assert parse_topic(contract.MEDIA.topic(c, sha256=SHA, index=0)).spec is contract.MEDIA
+
+
+def test_every_declared_topic_round_trips_and_no_two_overlap() -> None:
+    values = {"node": "node-1", "zone": "thon-1", "sha256": SHA, "index": 3}
+    for spec in contract.TOPICS:
+        topic = spec.topic("xa-demo", **{p: values[p] for p in spec.params})
+        assert parse_topic(topic).spec is spec, spec.name
+        assert [s.name for s in contract.TOPICS if s.match(topic.split("/")[3:]) is not None
+                ] == [spec.name]
+
+
+def test_builders_refuse_parameters_that_would_break_the_topic() -> None:
+    with pytest.raises(ContractError):
+        contract.PLAN.topic("xa-demo", node="a/b")
+    with pytest.raises(ContractError):
+        contract.MEDIA.topic("xa-demo", sha256="zz", index=1)
+    with pytest.raises(ContractError):
+        contract.PLAN.topic("xa-demo")  # a parameter missing
+
+
+def test_messages_carry_the_declared_qos_and_retain() -> None:
+    plan = Plan(node="n1", version=1)
+    msg = contract.PLAN.message("xa-demo", plan, node="n1")
+    assert (msg.qos, msg.retain, msg.payload) == (1, True, plan.to_bytes())
+    tele = contract.TELEMETRY.message("xa-demo", b"{}", node="n1")
+    assert (tele.qos, tele.retain) == (0, False)
+
+
+def test_subscriptions_follow_the_declarations() -> None:
+    subs = dict(contract.node_subscriptions("xa-demo", "n1", ["thon-1", "thon-2"]))
+    root = "loaxa/v1/xa-demo"
+    assert set(subs) == {f"{root}/node/n1/plan", f"{root}/node/n1/cmd", f"{root}/all/cmd",
+                         f"{root}/zone/thon-1/cmd", f"{root}/zone/thon-2/cmd",
+                         f"{root}/media/+/+", f"{root}/zone/thon-1/media/+/+",
+                         f"{root}/zone/thon-2/media/+/+", f"{root}/node/n1/media/+/+"}
+    ctl = dict(contract.controller_subscriptions("grp"))
+    assert "$share/grp/loaxa/v1/+/node/+/alert" in ctl
+    assert ctl["loaxa/v1/+/node/+/telemetry"] == 0
+    assert all("/node/+/" in f for f in ctl)
+
+
+def test_docs_topic_table_matches_the_contract() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "mqtt.md").read_text()
+    table = doc.split("<!-- topic-table -->\n", 1)[1].split("<!-- /topic-table -->", 1)[0]
+    assert table == contract.topic_table(), "docs/mqtt.md's topic table is out of date"
+
+
+def test_dispatcher_validates_and_drops_without_raising() -> None:
+    seen: list[tuple[str, object]] = []
+    d = contract.Dispatcher("test")
+    d.on(contract.PLAN, lambda info, plan, props: seen.append((info.node, plan.version)))
+    topic = contract.PLAN.topic("xa-demo", node="n1")
+    assert d.dispatch(topic, Plan(node="n1", version=4).to_bytes())
+    assert not d.dispatch(topic, b"not json")
+    assert not d.dispatch(contract.ALL_CMD.topic("xa-demo"), b"{}")  # no handler
+    assert not d.dispatch("x/y", b"")
+    assert seen == [("n1", 4)] and d.dropped == 3
 
 
 @pytest.mark.parametrize("topic", ["x/y", "loaxa/v2/c/node/n/plan", "loaxa/v1/c/media/zz/1",

@@ -12,7 +12,7 @@ SERVER_ONLY = ("fastapi", "sqlalchemy", "alembic", "uvicorn", "apscheduler", "ps
 
 
 def test_edge_agent_imports_no_server_packages() -> None:
-    code = ("import sys, edge.agent, edge.cameras, edge.camera.worker, firmware_config.schema;"
+    code = ("import sys, edge.agent, edge.camera.host, edge.camera.worker, firmware_config.schema;"
             f"print([m for m in {SERVER_ONLY!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True)

@@ -9,8 +9,9 @@ import wave
 from pathlib import Path
 from typing import Any
 
-from edge.simulator import (
+from devtools.simulator import (
     AGENTS_PER_PROCESS,
+    SharedDecodes,
     SharedDecodeSink,
     default_processes,
     find_node_configs,
@@ -30,11 +31,13 @@ def test_split_deals_every_config_once_and_evenly() -> None:
     assert split(items[:2], 5) == [[items[0]], [items[1]]]  # never an empty worker
 
 
-def test_default_processes_keeps_each_under_the_select_limit() -> None:
+def test_default_processes_one_loop_per_core_at_most() -> None:
+    import os
+
     assert default_processes(3) == 1
     assert default_processes(AGENTS_PER_PROCESS) == 1
-    assert default_processes(1000) == 8
-    assert 1000 / default_processes(1000) <= AGENTS_PER_PROCESS
+    assert default_processes(1000) == min(os.cpu_count() or 1, 2)
+    assert default_processes(100_000) == (os.cpu_count() or 1)
 
 
 def _tone(path: Path, seconds: float = 0.5, rate: int = 8000) -> Path:
@@ -48,20 +51,19 @@ def _tone(path: Path, seconds: float = 0.5, rate: int = 8000) -> Path:
 
 def test_shared_decode_sink_decodes_once_and_never_cuts_a_shared_file(tmp_path: Path) -> None:
     media = _tone(tmp_path / "clip.wav")
-    decode = tmp_path / "decoded"
-    a = SharedDecodeSink(tmp_path / "a", decode, realtime=True)
-    b = SharedDecodeSink(tmp_path / "b", decode, realtime=True)
+    decodes = SharedDecodes(tmp_path / "decoded")
+    a = SharedDecodeSink(tmp_path / "a", decodes, realtime=True)
+    b = SharedDecodeSink(tmp_path / "b", decodes, realtime=True)
     clip_a = a.prepare(media, 80, tmp_path / "wa")
     clip_b = b.prepare(media, 80, tmp_path / "wb")
-    assert clip_a.wav == clip_b.wav and len(list(decode.iterdir())) == 1
+    assert clip_a.wav == clip_b.wav and len(list(decodes.directory.iterdir())) == 1
     full = clip_a.wav.stat().st_size
 
-    stop = threading.Event()
-    stop.set()  # preempted at once: a's copy is cut, the shared decode is not
-    played = a.play(clip_a, "item-1", stop)
-    assert played < 0.1
-    b.play(clip_b, "item-1", threading.Event())
+    playing = a.start(clip_a, "item-1")
+    assert playing.stop() < 0.1  # preempted at once: a's copy is cut, the shared one not
+    finished = b.start(clip_b, "item-1")
     (out_a,), (out_b,) = (tmp_path / "a").iterdir(), (tmp_path / "b").iterdir()
+    assert not finished.done() and finished.remaining() > 0.3
     assert clip_a.wav.stat().st_size == full
     assert out_b.stat().st_size == full
     assert out_a.stat().st_size < full
@@ -101,14 +103,13 @@ def test_an_emergency_sent_as_command_and_plan_item_plays_once(tmp_path: Path) -
     """Found by benchmarks/fanout.py: the command's queued job stayed behind when the plan
     item with the same id started first, and played the clip a second time after it."""
     from datetime import UTC, datetime
-    from datetime import time as dtime
 
     from edge.amplifier import Amplifier
+    from edge.loop import Reactor
     from edge.media_cache import MediaCache, sha256_file
     from edge.scheduler import Job, LocalScheduler
     from edge.store import NodeStore
-    from firmware_config.schema import QuietHours
-    from mqtt_contract import MediaRef, Plan, PlanItem, Priority
+    from mqtt_contract import DEFAULT_QUIET_HOURS, MediaRef, Plan, PlanItem, Priority
 
     media = _tone(tmp_path / "clip.wav", seconds=0.3)
     ref = MediaRef(sha256=sha256_file(media), size=media.stat().st_size, codec="wav",
@@ -116,23 +117,29 @@ def test_an_emergency_sent_as_command_and_plan_item_plays_once(tmp_path: Path) -
     store, cache = NodeStore(tmp_path / "node.sqlite3"), MediaCache(tmp_path / "node")
     cache.put_file(ref, media)
     reports: list[tuple[str, str]] = []
-    sink = SharedDecodeSink(tmp_path / "sink", tmp_path / "decoded", realtime=True)
+    sink = SharedDecodeSink(tmp_path / "sink", SharedDecodes(tmp_path / "decoded"))
+    loop = Reactor("test")
     scheduler = LocalScheduler(
-        store, cache, sink, Amplifier(None, 0.0),
+        loop, store, cache, sink, Amplifier(None, 0.0),
         lambda job, event, *_: reports.append((job.item_id, event.value)), lambda ref: None,
-        lambda: 80, QuietHours(start=dtime(22, 0), end=dtime(6, 0)), "Asia/Ho_Chi_Minh", 2.0,
-        tmp_path / "prepared")
+        lambda: 80, DEFAULT_QUIET_HOURS, "Asia/Ho_Chi_Minh", 2.0, tmp_path / "prepared")
     now = time.time()
-    scheduler.submit(Job("s1-1", ref, now, Priority.emergency, "command"))
-    scheduler.set_plan(Plan(node="n1", version=1, items=[PlanItem(
-        id="s1-1", media=ref, start_at=datetime.fromtimestamp(now - 0.5, UTC),
-        priority=Priority.emergency, ignore_quiet_hours=True)]))
-    scheduler.start()
+    loop.start()
+
+    def feed() -> None:
+        scheduler.submit(Job("s1-1", ref, now, Priority.emergency, "command"))
+        scheduler.set_plan(Plan(node="n1", version=1, items=[PlanItem(
+            id="s1-1", media=ref, start_at=datetime.fromtimestamp(now - 0.5, UTC),
+            priority=Priority.emergency, ignore_quiet_hours=True)]))
+        scheduler.start()
+
+    loop.run_in_loop(feed)
     try:
         wait_for(lambda: ("s1-1", "finished") in reports, 10, what="the emergency to finish")
         time.sleep(1.0)  # time enough for a second play, if one were coming
     finally:
-        scheduler.close()
+        loop.run_in_loop(scheduler.close)
+        loop.stop()
         store.close()
     assert [r for r in reports if r[1] == "started"] == [("s1-1", "started")]
     assert len(list((tmp_path / "sink").iterdir())) == 1

@@ -7,11 +7,17 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from mqtt_contract import Command, CommandKind, Status, Topics, new_client
+import mqtt_contract as contract
+from mqtt_contract import Command, CommandKind, Status, new_client
 from tests.conftest import wait_for
 
-GARBAGE = [b"", b"not json", b"{\"v\": 1}", b"[1,2,3]", b"\xff\xfe\x00", b"{\"v\": 99}"]
-T = Topics("xa-demo")
+GARBAGE = [b"", b"not json", b'{"v": 1}', b"[1,2,3]", b"\xff\xfe\x00", b'{"v": 99}']
+COMMUNE = "xa-demo"
+ROOT = f"{contract.ROOT}/{COMMUNE}"
+
+
+def node_topic(spec: contract.TopicSpec, node: str) -> str:
+    return spec.topic(COMMUNE, node=node)
 
 
 def connect(fleet, username: str, password: str) -> mqtt.Client:  # type: ignore[no-untyped-def]
@@ -34,16 +40,29 @@ def node_password(fleet, node: str) -> str:  # type: ignore[no-untyped-def]
 def test_controller_drops_malformed_messages_on_every_inbound_topic(controller, broker):
     link = controller.runtime.link
     node = connect(broker, "node-1", node_password(broker, "node-1"))
-    inbound = [T.status("node-1"), T.telemetry("node-1"), T.playback("node-1"),
-               T.reply("node-1"), T.media_request("node-1"), T.alert("node-1")]
+    inbound = [
+        node_topic(spec, "node-1")
+        for spec in contract.TOPICS
+        if spec.sender == contract.Account.node
+    ]
     publish_all(node, inbound, GARBAGE)
-    wait_for(lambda: link.dropped_messages >= len(inbound) * len(GARBAGE) - len(GARBAGE), 10,
-             what="the controller to drop every malformed message")
+    wait_for(
+        lambda: link.dropped_messages >= len(inbound) * len(GARBAGE) - len(GARBAGE),
+        10,
+        what="the controller to drop every malformed message",
+    )
     # still working: a valid status is applied and the API answers
-    node.publish(T.status("node-1"), Status(node="node-1", online=True).to_bytes(), 1,
-                 retain=True).wait_for_publish(5)
-    wait_for(lambda: {n["node_id"]: n for n in controller.get("/api/nodes").json()}
-             ["node-1"]["online"], 10, what="node-1 online after the garbage")
+    node.publish(
+        node_topic(contract.STATUS, "node-1"),
+        Status(node="node-1", online=True).to_bytes(),
+        1,
+        retain=True,
+    ).wait_for_publish(5)
+    wait_for(
+        lambda: {n["node_id"]: n for n in controller.get("/api/nodes").json()}["node-1"]["online"],
+        10,
+        what="node-1 online after the garbage",
+    )
     assert controller.get("/healthz").json()["status"] == "ok"
     node.loop_stop()
 
@@ -51,18 +70,30 @@ def test_controller_drops_malformed_messages_on_every_inbound_topic(controller, 
 def test_node_drops_malformed_messages_on_every_inbound_topic(broker, start_node):
     agent = start_node("node-1")
     ctl = connect(broker, broker.controller_user, broker.controller_password)
-    inbound = [T.plan("node-1"), T.node_cmd("node-1"), T.zone_cmd("thon-1"), T.all_cmd()]
+    inbound = [
+        node_topic(contract.PLAN, "node-1"),
+        node_topic(contract.NODE_CMD, "node-1"),
+        contract.ZONE_CMD.topic(COMMUNE, zone="thon-1"),
+        contract.ALL_CMD.topic(COMMUNE),
+    ]
     publish_all(ctl, inbound, GARBAGE)
     sha = "0" * 64
-    publish_all(ctl, [f"{T.root}/media/{sha}/notanumber", f"{T.root}/media/nothex/1"], [b"x"])
-    wait_for(lambda: agent.dropped_messages >= len(inbound) * len(GARBAGE), 10,
-             what="the node to drop every malformed message")
+    publish_all(ctl, [f"{ROOT}/media/{sha}/notanumber", f"{ROOT}/media/nothex/1"], [b"x"])
+    wait_for(
+        lambda: agent.dropped_messages >= len(inbound) * len(GARBAGE),
+        10,
+        what="the node to drop every malformed message",
+    )
     # a plan for another node is refused too
-    ctl.publish(T.plan("node-1"), b'{"v":1,"node":"node-2","version":1,"items":[]}', 1
-                ).wait_for_publish(5)
+    ctl.publish(
+        node_topic(contract.PLAN, "node-1"), b'{"v":1,"node":"node-2","version":1,"items":[]}', 1
+    ).wait_for_publish(5)
     # still working: a valid command takes effect
-    ctl.publish(T.node_cmd("node-1"), Command(kind=CommandKind.volume, volume=35).to_bytes(), 1
-                ).wait_for_publish(5)
+    ctl.publish(
+        node_topic(contract.NODE_CMD, "node-1"),
+        Command(kind=CommandKind.volume, volume=35).to_bytes(),
+        1,
+    ).wait_for_publish(5)
     wait_for(lambda: agent.volume() == 35, 10, what="the volume command after the garbage")
     assert agent.store.load_plan() is None
     ctl.loop_stop()
@@ -79,8 +110,9 @@ def connack(client: mqtt.Client, port: int):  # type: ignore[no-untyped-def]
     return result["reason"]
 
 
-@pytest.mark.parametrize("username,password", [("node-1", "wrong"), ("nobody", "x"),
-                                               ("loaxa-controller", "")])
+@pytest.mark.parametrize(
+    "username,password", [("node-1", "wrong"), ("nobody", "x"), ("loaxa-controller", "")]
+)
 def test_broker_refuses_wrong_credentials(broker, username, password):
     reason = connack(new_client("intruder", username, password), broker.broker_port)
     assert reason.is_failure
@@ -95,17 +127,28 @@ def test_broker_refuses_anonymous(broker):
 def test_acl_keeps_a_node_to_its_own_topics(controller, broker):
     """node-1's account cannot speak for node-2 nor read node-2's plan."""
     node1 = connect(broker, "node-1", node_password(broker, "node-1"))
-    node1.publish(T.status("node-2"), Status(node="node-2", online=True).to_bytes(), 1,
-                  retain=True).wait_for_publish(5)
+    node1.publish(
+        node_topic(contract.STATUS, "node-2"),
+        Status(node="node-2", online=True).to_bytes(),
+        1,
+        retain=True,
+    ).wait_for_publish(5)
     seen: list[str] = []
     node1.on_message = lambda c, u, m: seen.append(m.topic)
-    node1.subscribe(T.plan("node-2"), 1)
+    node1.subscribe(node_topic(contract.PLAN, "node-2"), 1)
     controller.runtime.publish_plans()
-    node1.publish(T.status("node-1"), Status(node="node-1", online=True).to_bytes(), 1,
-                  retain=True).wait_for_publish(5)
-    wait_for(lambda: {n["node_id"]: n for n in controller.get("/api/nodes").json()}
-             ["node-1"]["online"], 10, what="node-1's own status")
+    node1.publish(
+        node_topic(contract.STATUS, "node-1"),
+        Status(node="node-1", online=True).to_bytes(),
+        1,
+        retain=True,
+    ).wait_for_publish(5)
+    wait_for(
+        lambda: {n["node_id"]: n for n in controller.get("/api/nodes").json()}["node-1"]["online"],
+        10,
+        what="node-1's own status",
+    )
     nodes = {n["node_id"]: n for n in controller.get("/api/nodes").json()}
     assert nodes["node-2"]["online"] is False
-    assert T.plan("node-2") not in seen
+    assert node_topic(contract.PLAN, "node-2") not in seen
     node1.loop_stop()

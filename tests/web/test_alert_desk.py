@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 
-from mqtt_contract import Alert, Box, Topics, new_client
+from mqtt_contract import ALERT, Alert, Box, new_client
 from tests.conftest import wait_for
 from tests.web.conftest import PHONE, login, screenshot
 
@@ -44,7 +44,7 @@ class NodeLink:
 
     def __init__(self, fleet, node: str) -> None:  # type: ignore[no-untyped-def]
         password = (fleet.root / "secrets" / f"{node}.pass").read_text().strip()
-        self.node, self.topics = node, Topics("xa-demo")
+        self.node = node
         self.client = new_client(f"test-{node}-{uuid.uuid4().hex[:6]}", node, password,
                                  persistent=False)
         connected = threading.Event()
@@ -58,7 +58,7 @@ class NodeLink:
         alert = Alert(id=uuid.uuid4().hex, node=self.node, camera=camera, kind=kind,
                       at=datetime.now(UTC), confidence=0.87, boxes=[box],
                       snapshot_jpeg_b64=b64)
-        self.client.publish(self.topics.alert(self.node), alert.to_bytes(), qos=1
+        self.client.publish(ALERT.topic("xa-demo", node=self.node), alert.to_bytes(), qos=1
                             ).wait_for_publish(5)
         return alert
 

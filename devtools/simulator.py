@@ -1,24 +1,23 @@
-"""Many simulated nodes: real agents, real MQTT, WAV file sinks, across worker processes.
+"""Many simulated nodes: the node's own parts, real MQTT, WAV file sinks, one loop each worker.
 
-Each simulated node is a full :class:`EdgeAgent` with its own broker account, store and
-sink folder; only the sound card (a file sink) and the amplifier (no-op) are simulated.
+Each simulated node is a full :class:`~edge.agent.EdgeAgent` with its own broker account,
+store, cache and sink folder. All the agents of one worker process run on ONE event loop
+(:class:`~edge.loop.Reactor`, epoll over every agent's socket), as a node's parts run on
+its own loop on a Pi: no thread per node, no thread per playback. Worker processes split
+the agents so both cores work (``--processes``).
 
-Why several processes: paho-mqtt's threaded loop calls ``select()``, which cannot watch a
-file descriptor numbered 1024 or above. Every agent holds about six descriptors (its
-socket, paho's wake-up socket pair, SQLite and its WAL), so one process tops out near 150
-agents; :func:`run_swarm` spreads the agents over worker processes (``--processes``), and
-the GIL is split the same way.
+What differs from a field node, because a thousand "nodes" share two cores and one disk
+instead of having one Pi each (see docs/benchmarks.md):
 
-Two things differ from a field node, both because a thousand "nodes" here share two CPU
-cores and one disk instead of having one Pi each (see docs/benchmarks.md):
+- the sound card: :class:`SharedDecodeSink`, a file sink that decodes a clip once per
+  worker process and volume and hard-links it into each node's sink folder (a real
+  node decodes its own copy on its own CPU);
+- the clock source: one :class:`~edge.telemetry.ClockSource` per process (the nodes share
+  this machine's clock, so one reading serves them all).
 
-- :class:`SharedDecodeSink` decodes a clip once per worker process and volume, not once
-  per node; a real node decodes its own copy on its own CPU.
-- the sink hard-links the decoded WAV instead of copying it per node.
-
-What cannot be removed: the agents of one process share one GIL, so work that a real
-node does on its own CPU (parsing a command, a report, a plan) queues here behind its
-neighbours'; figures from a dense simulation are upper bounds for a field node.
+What cannot be removed: the agents of one process share one core, so work a real node
+does on its own CPU (parsing a command, a report, a plan) queues behind its neighbours';
+figures from a dense simulation are upper bounds for a field node.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import logging
 import math
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -39,12 +39,14 @@ from typing import Any
 from broadcasts import decode_to_wav
 from edge.agent import EdgeAgent
 from edge.audio_output import FileSink, PreparedClip, wav_duration, write_head
+from edge.loop import Reactor
+from edge.telemetry import ClockSource
 from firmware_config.schema import NodeConfig, load_node_config
 
 log = logging.getLogger(__name__)
 
-AGENTS_PER_PROCESS = 125
-"""Default ceiling of agents per worker: stays well below select()'s 1,024 descriptors."""
+AGENTS_PER_PROCESS = 500
+"""Default ceiling of agents per worker process (one event loop each)."""
 
 
 def find_node_configs(fleet_dir: Path) -> list[Path]:
@@ -52,40 +54,59 @@ def find_node_configs(fleet_dir: Path) -> list[Path]:
 
 
 def default_processes(nodes: int) -> int:
-    """Enough workers that none passes :data:`AGENTS_PER_PROCESS` agents."""
-    return max(1, math.ceil(nodes / AGENTS_PER_PROCESS))
+    """Enough workers that none passes :data:`AGENTS_PER_PROCESS`, and no more than cores."""
+    return max(1, min(os.cpu_count() or 1, math.ceil(nodes / AGENTS_PER_PROCESS)))
+
+
+def raise_file_limit() -> None:
+    """Every agent holds a socket and SQLite files: lift the soft descriptor limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class SharedDecodes:
+    """Clips decoded in one folder, once per (clip, volume), for every sink sharing it.
+
+    Decoding runs in the loop's worker threads: agents asking for a clip being decoded
+    wait for that one decode."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.decoded: dict[tuple[str, int], PreparedClip] = {}
+        self._locks: dict[tuple[str, int], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, key: tuple[str, int]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
 
 
 class SharedDecodeSink(FileSink):
     """A file sink whose decoded clips are shared by every agent of one process.
 
-    ``prepare`` decodes each (clip, volume) once into ``decode_dir`` (other agents asking
-    for it meanwhile wait for that one decode); ``play`` hard-links the WAV into the node's
-    sink folder. A preempted clip is replaced by a truncated copy, never cut in place,
-    because the link shares its bytes with every other node's copy.
+    ``prepare`` decodes each (clip, volume) once (:class:`SharedDecodes`); ``start``
+    hard-links the WAV into the node's sink folder. A preempted clip is replaced by a
+    truncated copy, never cut in place, because the link shares its bytes with every
+    other node's copy.
     """
 
-    _decoded: dict[tuple[str, int], PreparedClip] = {}
-    _locks: dict[tuple[str, int], threading.Lock] = {}
-    _guard = threading.Lock()
-
-    def __init__(self, directory: Path, decode_dir: Path, realtime: bool = True) -> None:
+    def __init__(self, directory: Path, shared: SharedDecodes, realtime: bool = True) -> None:
         super().__init__(directory, realtime)
-        self.decode_dir = decode_dir
+        self.shared = shared
+        self.decode_dir = shared.directory
 
     def prepare(self, media: Path, volume: int, work_dir: Path) -> PreparedClip:
         key = (media.name, volume)
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            clip = self._decoded.get(key)
+        with self.shared.lock(key):
+            clip = self.shared.decoded.get(key)
             if clip is None or not clip.wav.exists():
                 self.decode_dir.mkdir(parents=True, exist_ok=True)
                 wav = self.decode_dir / f"{media.stem}-v{volume}.wav"
                 seconds = (wav_duration(wav) if wav.exists()
                            else decode_to_wav(media, wav, volume=volume))
                 clip = PreparedClip(wav, seconds)
-                self._decoded[key] = clip
+                self.shared.decoded[key] = clip
             return clip
 
     def place(self, clip: PreparedClip, out: Path) -> None:
@@ -100,23 +121,29 @@ class SharedDecodeSink(FileSink):
         write_head(clip.wav, out, played)
 
 
-def make_agent(config: NodeConfig, decode_dir: Path | None = None) -> EdgeAgent:
-    """An agent for ``config``; with ``decode_dir``, file sinks share decoded clips."""
-    if decode_dir is None or config.audio.output != "file":
-        return EdgeAgent(config)
-    sink = SharedDecodeSink(config.audio.file_dir, decode_dir, config.audio.realtime)
-    return EdgeAgent(config, output=sink)
+def make_agent(config: NodeConfig, loop: Reactor, clock: ClockSource,
+               decodes: SharedDecodes | None = None) -> EdgeAgent:
+    """An agent for ``config`` on the shared ``loop``; with ``decodes``, file sinks
+    share decoded clips."""
+    sink = None
+    if decodes is not None and config.audio.output == "file":
+        sink = SharedDecodeSink(config.audio.file_dir, decodes, config.audio.realtime)
+    return EdgeAgent(config, output=sink, loop=loop, clock=clock)
 
 
 def run_simulation(configs: Sequence[Path], stop: threading.Event,
                    share_decode: bool = True) -> list[EdgeAgent]:
-    """Start one agent per config in this process and keep them until ``stop`` is set.
+    """Run one agent per config on one event loop in this process until ``stop`` is set.
 
     With ``share_decode`` the agents' file sinks decode each clip once for all of them
     (:class:`SharedDecodeSink`), in a temporary folder removed at the end.
     """
+    raise_file_limit()
     decode_dir = Path(tempfile.mkdtemp(prefix="loaxa-sim-decode-")) if share_decode else None
-    agents = [make_agent(load_node_config(c), decode_dir) for c in configs]
+    loop, clock = Reactor("simulator", workers=2), ClockSource()
+    decodes = SharedDecodes(decode_dir) if decode_dir else None
+    agents = [make_agent(load_node_config(c), loop, clock, decodes) for c in configs]
+    loop.start()
     try:
         for agent in agents:
             agent.start()
@@ -128,6 +155,7 @@ def run_simulation(configs: Sequence[Path], stop: threading.Event,
                 agent.stop()
             except Exception:  # one agent's failed stop must not leave the others running
                 log.exception("stopping %s failed", agent.node)
+        loop.stop()
         if decode_dir:
             shutil.rmtree(decode_dir, ignore_errors=True)
     return agents

@@ -1,9 +1,11 @@
 """The node's cameras, wired to the rest of the agent.
 
-One :class:`~edge.camera.worker.CameraWorker` per configured camera. Their alerts become
-contract :class:`~mqtt_contract.Alert` messages in the outbox; their reminder requests
-become routine jobs for the local scheduler, played only when nothing else is playing
-and outside quiet hours (the scheduler enforces those; a reminder never interrupts).
+One :class:`~edge.camera.worker.CameraWorker` per configured camera, each in its own
+thread (OpenCV and the helmet model are CPU work that must not hold up the node's loop).
+Their alerts become contract :class:`~mqtt_contract.Alert` messages, handed to the
+loop for the outbox; their reminder requests become routine jobs for the local scheduler,
+played only when nothing else is playing and outside quiet hours (the scheduler enforces
+those; a reminder never interrupts).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.loop import Reactor
 from edge.scheduler import Job, LocalScheduler
 from mqtt_contract import Alert, Box, MediaRef, Priority
 
@@ -73,10 +76,10 @@ class ReminderClips:
 
 
 class CameraHost:
-    def __init__(self, node: str, cameras: list[Any], scheduler: LocalScheduler,
-                 put_media: Callable[[MediaRef, Path], object],
+    def __init__(self, loop: Reactor, node: str, cameras: list[Any],
+                 scheduler: LocalScheduler, put_media: Callable[[MediaRef, Path], object],
                  send_alert: Callable[[Alert], None], clips_dir: Path) -> None:
-        self.node, self.cameras, self.scheduler = node, cameras, scheduler
+        self.loop, self.node, self.cameras, self.scheduler = loop, node, cameras, scheduler
         self.put_media, self.send_alert = put_media, send_alert
         self.clips = ReminderClips(clips_dir)
         self.workers: list[Any] = []
@@ -102,10 +105,12 @@ class CameraHost:
         return [w.stats().as_dict() for w in self.workers]
 
     def _on_alert(self, event: Any) -> None:
-        self.send_alert(to_contract_alert(self.node, event))
+        """On the camera's thread: the alert is built here and queued on the loop."""
+        self.loop.call_soon_threadsafe(self.send_alert, to_contract_alert(self.node, event))
 
     def _request_reminder(self, camera_id: str, kind: str) -> bool:
-        """Play the camera's reminder now, unless anything else is playing."""
+        """Play the camera's reminder now, unless anything else is playing (on the
+        camera's thread: the clip is prepared here, the job handed to the loop)."""
         cam = next((c for c in self.cameras if c.id == camera_id), None)
         reminder = cam.reminders.get(kind) if cam else None
         if reminder is None or self.scheduler.now_playing() is not None:
@@ -116,8 +121,8 @@ class CameraHost:
             log.exception("cannot prepare the %s reminder for %s", kind, camera_id)
             return False
         self.put_media(ref, path)
-        self.scheduler.submit(Job(f"reminder-{camera_id}-{uuid.uuid4().hex[:12]}", ref,
-                                  time.time(), Priority.ordinary,
-                                  f"reminder {kind} ({camera_id})"))
+        job = Job(f"reminder-{camera_id}-{uuid.uuid4().hex[:12]}", ref, time.time(),
+                  Priority.ordinary, f"reminder {kind} ({camera_id})")
+        self.loop.call_soon_threadsafe(self.scheduler.submit, job)
         self.reminders_played += 1
         return True

@@ -1,0 +1,53 @@
+"""Plans: the node's desired schedule, applied only when newer than the one it holds."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from edge.media_cache import MediaCache
+from edge.scheduler import LocalScheduler
+from edge.store import NodeStore
+from mqtt_contract import ContractError, MediaRef, Plan
+
+log = logging.getLogger(__name__)
+
+STATE_KEEP_S = 7 * 24 * 3600
+"""How long the outcome of an item that left the plan is remembered."""
+
+
+class PlanKeeper:
+    def __init__(self, node: str, store: NodeStore, cache: MediaCache,
+                 scheduler: LocalScheduler, want_media: Callable[[MediaRef], None]) -> None:
+        self.node, self.store, self.cache = node, store, cache
+        self.scheduler, self.want_media = scheduler, want_media
+        self.current: Plan | None = None
+
+    def restore(self) -> None:
+        """At start: the plan kept in the store, before any network."""
+        self.current = self.store.load_plan()
+        self._hand_to_scheduler()
+
+    def apply(self, plan: Plan) -> bool:
+        """Take ``plan`` if it is newer than ours; False when it changed nothing."""
+        if plan.node != self.node:
+            raise ContractError(f"plan for {plan.node!r} arrived at {self.node!r}")
+        if not self.store.save_plan_if_newer(plan):
+            log.debug("plan v%d is not newer than ours; ignored", plan.version)
+            return False
+        log.info("plan v%d applied: %d items", plan.version, len(plan.items))
+        self.current = plan
+        self._hand_to_scheduler()
+        self.cache.prune({i.media.sha256 for i in plan.items})
+        self.scheduler.forget_states({i.id for i in plan.items}, time.time() - STATE_KEEP_S)
+        return True
+
+    @property
+    def version(self) -> int | None:
+        return self.current.version if self.current else None
+
+    def _hand_to_scheduler(self) -> None:
+        for item in self.current.items if self.current else []:
+            self.want_media(item.media)
+        self.scheduler.set_plan(self.current)
