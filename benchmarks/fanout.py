@@ -22,8 +22,8 @@ Each emergency is ended with ``POST /api/emergency/stop`` before the next.
 Between 1 and 2, ``idle_cpu_share``: the share of one core the N nodes use over
 ``--idle-s`` seconds (30) with nothing to do.
 
-The last line printed is the JSON result: ``nodes``, ``idle_cpu_share``, ``p50_s``, ``p99_s``, ``raw_p99_s``,
-``ratio_p99`` (= p99_s / raw_p99_s), ``fresh_p99_s``, and details.
+The last line printed is the JSON result: ``nodes``, ``idle_cpu_share``, ``p50_s``,
+``p99_s``, ``raw_p99_s``, ``ratio_p99`` (= p99_s / raw_p99_s), ``fresh_p99_s``, and details.
 
 Usage: ``python benchmarks/fanout.py --nodes 1000 [--processes 8] [--rounds 5]``
 """
@@ -102,7 +102,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--processes", type=int, default=None,
-                    help="simulator worker processes (default: one per 500 nodes, at most one per core)")
+                    help="simulator worker processes "
+                         "(default: one per 500 nodes, at most one per core)")
     ap.add_argument("--rounds", type=int, default=5, help="held-clip emergencies")
     ap.add_argument("--fresh-rounds", type=int, default=3, help="fresh-clip emergencies")
     ap.add_argument("--idle-s", type=float, default=30.0, help="idle CPU measurement")
@@ -154,7 +155,8 @@ def main() -> None:
 
     p99, raw_p99 = median(p99s), median(raw)
     result = {
-        "nodes": n, "idle_cpu_share": round(idle, 4), "p50_s": round(median(p50s), 4), "p99_s": round(p99, 4),
+        "nodes": n, "idle_cpu_share": round(idle, 4), "p50_s": round(median(p50s), 4),
+        "p99_s": round(p99, 4),
         "raw_p99_s": round(raw_p99, 4), "ratio_p99": round(p99 / raw_p99, 2),
         "fresh_p99_s": round(median(fresh_p99), 4), "fresh_max_s": round(median(fresh_max), 4),
         "processes": processes, "rounds": len(p99s), "fresh_rounds": len(fresh_p99),

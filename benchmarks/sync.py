@@ -37,7 +37,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--processes", type=int, default=None,
-                    help="simulator worker processes (default: one per 500 nodes, at most one per core)")
+                    help="simulator worker processes "
+                         "(default: one per 500 nodes, at most one per core)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--lead", type=float, default=10.0, help="seconds from request to start")
     ap.add_argument("--workdir", type=Path, default=None)
