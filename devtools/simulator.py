@@ -96,6 +96,10 @@ class SharedDecodeSink(FileSink):
         self.shared = shared
         self.decode_dir = shared.directory
 
+    def ready(self, media: Path, volume: int, work_dir: Path) -> PreparedClip | None:
+        clip = self.shared.decoded.get((media.name, volume))
+        return clip if clip is not None and clip.wav.exists() else None
+
     def prepare(self, media: Path, volume: int, work_dir: Path) -> PreparedClip:
         key = (media.name, volume)
         with self.shared.lock(key):

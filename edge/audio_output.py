@@ -59,6 +59,10 @@ class AudioOutput(Protocol):
         """Decode ahead of the deadline (slow: runs in the loop's worker pool)."""
         ...
 
+    def ready(self, media: Path, volume: int, work_dir: Path) -> PreparedClip | None:
+        """The clip if it is already decoded (quick, on the loop); None to prepare it."""
+        ...
+
     def start(self, clip: PreparedClip, label: str) -> Playing:
         """Start playing now and return at once (on the deadline: must be quick)."""
         ...
@@ -85,11 +89,15 @@ def _safe(label: str) -> str:
 
 
 class _DecodingOutput:
+    def ready(self, media: Path, volume: int, work_dir: Path) -> PreparedClip | None:
+        wav = work_dir / f"{media.stem}-v{volume}.wav"
+        return PreparedClip(wav, wav_duration(wav)) if wav.exists() else None
+
     def prepare(self, media: Path, volume: int, work_dir: Path) -> PreparedClip:
         work_dir.mkdir(parents=True, exist_ok=True)
+        if clip := self.ready(media, volume, work_dir):
+            return clip
         wav = work_dir / f"{media.stem}-v{volume}.wav"
-        if wav.exists():
-            return PreparedClip(wav, wav_duration(wav))
         from broadcasts import decode_to_wav  # the content pipeline's: loaded when first used
 
         return PreparedClip(wav, decode_to_wav(media, wav, volume=volume))

@@ -86,6 +86,8 @@ class Reactor:
         """Run ``fn`` in the worker pool; ``done(result, error)`` then runs on the loop."""
 
         def finished(future: Future) -> None:
+            if future.cancelled():  # the loop is stopping
+                return
             error = future.exception()
             self.call_soon_threadsafe(done, None if error else future.result(), error)
 

@@ -32,6 +32,9 @@ STARTED_REPORT_DELAY_S = 0.05
 """The "started" report (built, stored, published) goes out just after the start, not on
 it: on the deadline the loop only reads the clock and opens the output. Where many nodes
 share one loop (the simulator), report work at the deadline would hold the others back."""
+STATE_WRITE_DELAY_S = 0.2
+"""Item states reach the node's store this long after they change, batched. A node that
+loses power within that window may replay the item it had just started."""
 MAX_IDLE_S = 30.0
 """The scheduler looks again at least this often (a wall clock stepped by NTP)."""
 LATE_GRACE_S = 30.0
@@ -92,7 +95,9 @@ class LocalScheduler:
         self.quiet_hours, self.tz = quiet_hours, ZoneInfo(timezone)
         self.prepare_ahead_s, self.work_dir = prepare_ahead_s, work_dir
         self._states = store.item_states()
-        """item id -> state, written through to the store (read on every decision)."""
+        """item id -> state (read on every decision), written to the store shortly."""
+        self._unwritten: dict[str, str] = {}
+        self._write_timer: Timer | None = None
         self._plan_jobs: dict[str, Job] = {}
         self._urgent: list[Job] = []
         self._prepared: dict[str, PreparedClip] = {}
@@ -153,9 +158,10 @@ class LocalScheduler:
         """Stop playing (its last report is written) and cancel every timer."""
         self._closed = True
         self.stop_playback()
-        for timer in (self._tick_timer, self._poll_timer):
+        for timer in (self._tick_timer, self._poll_timer, self._write_timer):
             if timer:
                 timer.cancel()
+        self.write_states()
 
     # decisions ------------------------------------------------------------------------
     def _wake_in(self, delay: float) -> None:
@@ -220,11 +226,17 @@ class LocalScheduler:
         self._armed = (job, self.loop.call_at_wall(start, self._fire, job))
 
     def _prepare(self, job: Job, media: Path) -> None:
-        """Decode in the worker pool; the scheduler looks again once it is done."""
+        """Decode in the worker pool (unless decoded before); the scheduler looks again
+        once it is done. A hand-off to a thread costs a GIL switch (up to 5 ms), which a
+        hundred nodes on one loop would queue for."""
         if job.item_id in self._preparing:
             return
-        self._preparing.add(job.item_id)
         volume = job.volume if job.volume is not None else self.volume()
+        if clip := self.output.ready(media, volume, self.work_dir):
+            self._prepared[job.item_id] = clip  # decoded before: no hand-off to a thread
+            self.wake()
+            return
+        self._preparing.add(job.item_id)
 
         def done(clip: PreparedClip | None, error: BaseException | None) -> None:
             self._preparing.discard(job.item_id)
@@ -340,8 +352,19 @@ class LocalScheduler:
         self.report(job, event, time.time(), None, detail)
 
     def _set_state(self, item_id: str, state: str) -> None:
+        """Decisions read the state in memory at once; the store gets it within
+        :data:`STATE_WRITE_DELAY_S`, in one transaction with any others (a commit costs
+        a millisecond or more, which a burst of starts must not wait for)."""
         self._states[item_id] = state
-        self.store.set_item_state(item_id, state)
+        self._unwritten[item_id] = state
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(STATE_WRITE_DELAY_S, self.write_states)
+
+    def write_states(self) -> None:
+        self._write_timer = None
+        if self._unwritten:
+            self.store.set_item_states(self._unwritten)
+            self._unwritten = {}
 
     def forget_states(self, keep: set[str], older_than: float) -> None:
         """Drop outcomes of items no plan holds any more (see NodeStore)."""

@@ -101,6 +101,16 @@ class NodeStore:
             (item_id, state, time.time()),
         )
 
+    def set_item_states(self, states: dict[str, str]) -> None:
+        """Several states in one transaction (one commit)."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO item_state (item_id, state, updated_at) "
+                "VALUES (?, ?, ?)", [(k, v, now) for k, v in states.items()])
+            self._db.execute("COMMIT")
+
     def item_states(self) -> dict[str, str]:
         return dict(self._exec("SELECT item_id, state FROM item_state"))
 
