@@ -7,7 +7,7 @@ mosquitto, the controller, and N edge agents over P worker processes (WAV file s
 Measured, in this order:
 
 1. **raw**: the bare broker's fan-out, for comparison: one QoS 1 publish to N bare paho
-   subscribers (same threaded loop, same number of processes), publish → ``on_message``;
+   subscribers with the nodes' own accounts (paho's threaded loop), publish → ``on_message``;
    p99 over the N receivers, per round. Run before the nodes start.
 2. **fresh**: an emergency with new text (about 30 s of espeak-ng speech), rendered on
    the spot: from the API call to each node's ``started`` report (its ``actual_at``), so
