@@ -33,6 +33,14 @@ def publish_all(client: mqtt.Client, topics: list[str], payloads: list[bytes]) -
             client.publish(topic, payload, qos=1).wait_for_publish(5)
 
 
+def announce_online(client: mqtt.Client, controller, node: str, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Publish ``node``'s retained online status and wait for the controller to show it."""
+    client.publish(node_topic(contract.STATUS, node), Status(node=node, online=True).to_bytes(),
+                   1, retain=True).wait_for_publish(5)
+    wait_for(lambda: {n["node_id"]: n for n in controller.get("/api/nodes").json()}[node]
+             ["online"], 10, what=what)
+
+
 def node_password(fleet, node: str) -> str:  # type: ignore[no-untyped-def]
     return (fleet.root / "secrets" / f"{node}.pass").read_text().strip()
 
@@ -52,17 +60,7 @@ def test_controller_drops_malformed_messages_on_every_inbound_topic(controller, 
         what="the controller to drop every malformed message",
     )
     # still working: a valid status is applied and the API answers
-    node.publish(
-        node_topic(contract.STATUS, "node-1"),
-        Status(node="node-1", online=True).to_bytes(),
-        1,
-        retain=True,
-    ).wait_for_publish(5)
-    wait_for(
-        lambda: {n["node_id"]: n for n in controller.get("/api/nodes").json()}["node-1"]["online"],
-        10,
-        what="node-1 online after the garbage",
-    )
+    announce_online(node, controller, "node-1", "node-1 online after the garbage")
     assert controller.get("/healthz").json()["status"] == "ok"
     node.loop_stop()
 
@@ -137,17 +135,7 @@ def test_acl_keeps_a_node_to_its_own_topics(controller, broker):
     node1.on_message = lambda c, u, m: seen.append(m.topic)
     node1.subscribe(node_topic(contract.PLAN, "node-2"), 1)
     controller.runtime.publish_plans()
-    node1.publish(
-        node_topic(contract.STATUS, "node-1"),
-        Status(node="node-1", online=True).to_bytes(),
-        1,
-        retain=True,
-    ).wait_for_publish(5)
-    wait_for(
-        lambda: {n["node_id"]: n for n in controller.get("/api/nodes").json()}["node-1"]["online"],
-        10,
-        what="node-1's own status",
-    )
+    announce_online(node1, controller, "node-1", "node-1's own status")
     nodes = {n["node_id"]: n for n in controller.get("/api/nodes").json()}
     assert nodes["node-2"]["online"] is False
     assert node_topic(contract.PLAN, "node-2") not in seen
