@@ -157,9 +157,14 @@ class Reactor:
                 self._guarded(on_read)
             if mask & selectors.EVENT_WRITE and on_write:
                 self._guarded(on_write)
+            self._run_due_timers()  # a deadline does not wait for a burst of messages
         while self._handoffs:
             fn, args = self._handoffs.popleft()
             self._guarded(fn, *args)
+        self._run_due_timers()
+
+    def _run_due_timers(self) -> None:
+        """Run the timers that are due, in order; those they add for now run too."""
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             timer = heapq.heappop(self._timers)[2]

@@ -223,6 +223,9 @@ class LocalScheduler:
         self._disarm()
         warm = self.amp.on()
         start = max(job.start_at, time.time() + warm)
+        if start <= time.time():
+            self._fire(job)  # due already (an emergency): no second trip through the loop
+            return
         self._armed = (job, self.loop.call_at_wall(start, self._fire, job))
 
     def _prepare(self, job: Job, media: Path) -> None:
