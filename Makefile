@@ -11,7 +11,7 @@ SYSTEM_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients ffmpeg:ffmpeg
 	ffprobe:ffmpeg espeak-ng:espeak-ng chromium:chromium
 export PATH := /usr/sbin:/sbin:$(PATH)
 
-.PHONY: demo test lint system-deps venv clean
+.PHONY: demo test lint screenshots system-deps venv clean
 
 demo: system-deps $(STAMP)
 	$(BIN)/loaxa demo
@@ -19,6 +19,10 @@ demo: system-deps $(STAMP)
 test: system-deps $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Refresh the pictures in docs/screenshots/ (the README shows them) from the browser tests.
+screenshots: system-deps $(STAMP)
+	LOAXA_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/web -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,6 +4,8 @@ broker and edge agents from tests/conftest.py, and Debian's chromium driven by P
 
 from __future__ import annotations
 
+import os
+
 import shutil
 import threading
 import time
@@ -17,7 +19,9 @@ import pytest
 from firmware_config.broker import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("LOAXA_SCREENSHOTS_DIR", REPO / ".run" / "screenshots"))
+"""Untracked by default (tests never modify tracked files); `make screenshots` points it
+at docs/screenshots/ to refresh the pictures the README shows."""
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -116,7 +120,7 @@ def login(page: Any, server: LiveServer, role: str, next_path: str = "") -> None
 
 
 def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
-    """Into docs/screenshots/ (the README shows them); every run refreshes them."""
+    """Into :data:`SCREENSHOTS` (``.run/screenshots/``, or docs/ with `make screenshots`)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.evaluate("() => { const t = document.getElementById('toast'); if (t) t.hidden = true; }")
