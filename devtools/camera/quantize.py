@@ -12,7 +12,8 @@ pixels with scores in 0–1) and the convolutions feeding it stay fp32: quantisi
 put 320-pixel coordinates and 0–1 scores on one 8-bit scale.  ``--dynamic`` needs no
 calibration (weights only, activations quantised on the fly); it was not measured.
 
-Mount as ``app.add_typer(model_app, name="model")``; needs the ``onnx`` package.
+Mounted by ``loaxa_cli`` as ``loaxa model`` (with ``train-recheck`` from
+``recheck_train.py``); needs the ``onnx`` package (the ``quantize`` extra).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ if TYPE_CHECKING:
     import onnx
 
 log = logging.getLogger(__name__)
-model_app = typer.Typer(help="Prepare helmet models (INT8 quantisation).", no_args_is_help=True)
+model_app = typer.Typer(
+    help="Prepare helmet models (INT8 quantisation, second-stage training).", no_args_is_help=True
+)
 _err = Console(stderr=True)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".ts"}
