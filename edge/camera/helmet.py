@@ -144,6 +144,33 @@ def _no_trim() -> None:
     pass
 
 
+#: glibc ``mallopt`` parameters (malloc.h): arenas cap, fixed mmap threshold.
+_M_ARENA_MAX, _M_MMAP_THRESHOLD = -8, -3
+MALLOC_ARENAS = 2
+MMAP_THRESHOLD = 128 * 1024
+
+
+def _tune_malloc() -> None:
+    """Cap glibc at two malloc arenas and serve blocks ≥ 128 KiB by ``mmap`` (no-op elsewhere).
+
+    Each thread that allocates (the camera's, onnxruntime's pool) otherwise gets an arena of
+    its own whose freed pages stay resident, and glibc raises its mmap threshold once a big
+    block is freed, so frames and activations then land on the heap and fragment it.  A fixed
+    threshold sends them to ``mmap``, returned to the OS on free.  Process-wide, set once,
+    before onnxruntime starts its threads; measured ≈ 8 MB less for the INT8 worker, no
+    measurable speed cost (docs/camera.md, Memory on a Pi).  Same as the environment
+    variables ``MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072``.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
 def _heap_trimmer() -> Callable[[], None]:
     """glibc's ``malloc_trim(0)``: hand freed heap pages back to the OS (no-op elsewhere).
 
@@ -179,6 +206,7 @@ def _onnxruntime_runner(path: Path, threads: int, lean: bool) -> tuple[_Runner, 
         # QuantizeLinear/DequantizeLinear pairs into QLinearConv, without which it is slow.
         opts.enable_cpu_mem_arena = False
         opts.enable_mem_pattern = False
+        _tune_malloc()
         trim = _heap_trimmer()
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     trim()
