@@ -27,6 +27,9 @@ HELMET_TRAIN = SHARED / "data" / "helmet" / "train"
 #: Without Helmet F1 of the packaged weights on dev: 0.642 when trained (docs/camera.md); the
 #: band allows a box or two of float drift between onnxruntime builds, not a change of features.
 PACKAGED_DEV_BAND = (0.62, 0.66)
+#: The same from a quarter of helmet/train (test_retraining_from_shared_data_scores_in_band):
+#: 0.667 measured (766 candidates, threshold 0.30); the band covers a few boxes either way.
+RETRAIN_DEV_BAND = (0.60, 0.72)
 
 
 def _image(seed: int = 0) -> np.ndarray:
@@ -110,13 +113,13 @@ def test_packaged_weights_load() -> None:
     assert PACKAGED_WEIGHTS.stat().st_size < 1_000_000
 
 
-def _small_train_folder(root: Path, count: int) -> Path:
-    """``count`` training pictures (symlinked) with both kinds of head, spread over sources."""
+def _small_train_folder(root: Path, count: int, step: int = 7) -> Path:
+    """Up to ``count`` training pictures (symlinked), every ``step``-th, with their labels."""
     src = need(HELMET_TRAIN)
     (root / "images").mkdir(parents=True)
     (root / "labels").mkdir()
     chosen = 0
-    for path in list(helmet_images(src))[::7]:
+    for path in list(helmet_images(src))[::step]:
         label = src / "labels" / f"{path.stem}.txt"
         if not label.exists():
             continue
@@ -152,4 +155,25 @@ def test_packaged_weights_score_band(shared_model) -> None:
     detector = HelmetDetector(shared_model, recheck=HeadRecheck.from_file(PACKAGED_WEIGHTS))
     score = evaluate_helmet(need(HELMET_DEV), detector).per_class["without_helmet"]
     low, high = PACKAGED_DEV_BAND
+    assert low <= score.f1 <= high, score
+
+
+@pytest.mark.slow
+def test_retraining_from_shared_data_scores_in_band(shared_model, tmp_path: Path) -> None:
+    """A quarter of helmet/train, retrained from scratch, lands in the stated dev band.
+
+    The packaged weights come from all 1,224 pictures (6 min here); a quarter keeps the test
+    near a minute.  Band: RETRAIN_DEV_BAND, measured when the weights were made.
+    """
+    pytest.importorskip("sklearn")
+    from devtools.camera.recheck_train import collect_samples, train
+
+    folder = _small_train_folder(tmp_path / "quarter", 10_000, step=4)
+    detector = HelmetDetector(shared_model, threads=2)
+    samples = collect_samples(folder, detector, 0.03, 0.6)
+    weights, cv_f1 = train(samples, 0.03, 0.6)
+    assert 0.0 < cv_f1 < 1.0 and 0.2 <= weights.threshold <= 0.8
+    detector.recheck = HeadRecheck(weights)
+    score = evaluate_helmet(need(HELMET_DEV), detector).per_class["without_helmet"]
+    low, high = RETRAIN_DEV_BAND
     assert low <= score.f1 <= high, score
