@@ -17,7 +17,7 @@ from edge.camera.events import AlertBox, CameraAlert, draw_boxes, encode_jpeg
 from edge.camera.geometry import Box, expand_box, merge_overlapping
 from edge.camera.helmet import Detection, HelmetDetector
 from edge.camera.motion import MotionDetector, MotionResult
-from edge.camera.recheck import HeadRecheck
+from edge.camera.recheck import load_recheck
 from edge.camera.tracker import IoUTracker, Track
 from firmware_config.camera import CameraConfig
 
@@ -37,7 +37,7 @@ def load_helmet_detector(config: CameraConfig) -> HelmetDetector | None:
         return None
     try:
         # helmet second stage (edge/camera/recheck.py), only when weights are configured
-        recheck = HeadRecheck.from_file(settings.recheck) if settings.recheck else None
+        recheck = load_recheck(settings.recheck, config.id)
         detector = HelmetDetector(
             settings.model,
             input_size=settings.input_size,

@@ -15,6 +15,7 @@ Measured on ``shared/data/helmet/dev`` (docs/camera.md, "Helmet second stage"): 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -24,6 +25,8 @@ import cv2
 import numpy as np
 
 from edge.camera.helmet import Detection
+
+log = logging.getLogger(__name__)
 
 #: Bumped whenever :func:`features` changes, so old weights are refused, not misread.
 FEATURE_VERSION = 1
@@ -180,3 +183,17 @@ class HeadRecheck:
             if p[cls] >= self.weights.threshold:
                 kept.append(Detection(det.box, cls, float(p[cls]), det.scores))
         return kept
+
+
+def load_recheck(path: Path | None, camera: str) -> HeadRecheck | None:
+    """The camera's second stage, or None: not configured, or unusable (then logged).
+
+    Unusable weights leave the detector deciding alone rather than stopping the helmet check.
+    """
+    if path is None:
+        return None
+    try:
+        return HeadRecheck.from_file(path)
+    except Exception as exc:  # any bad file: a missing, truncated or foreign .npz
+        log.error("camera %s: helmet.recheck unusable (%s); detector decides alone", camera, exc)
+        return None

@@ -177,3 +177,20 @@ def test_retraining_from_shared_data_scores_in_band(shared_model, tmp_path: Path
     score = evaluate_helmet(need(HELMET_DEV), detector).per_class["without_helmet"]
     low, high = RETRAIN_DEV_BAND
     assert low <= score.f1 <= high, score
+
+
+def test_node_config_wires_the_second_stage(shared_model, tmp_path: Path) -> None:
+    from edge.camera.pipeline import load_helmet_detector
+    from firmware_config.camera import CameraConfig
+
+    def config(recheck: Path | None) -> CameraConfig:
+        helmet = {"model": shared_model, "recheck": recheck}
+        return CameraConfig(id="gate", source="0", helmet=helmet)
+
+    assert load_helmet_detector(config(None)).recheck is None
+    wired = load_helmet_detector(config(PACKAGED_WEIGHTS))
+    assert wired is not None and wired.recheck is not None
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not weights")
+    alone = load_helmet_detector(config(bad))  # unusable weights: the detector decides alone
+    assert alone is not None and alone.recheck is None
