@@ -109,7 +109,11 @@ def collect_samples(
     return Samples(np.stack(rows), np.array(labels), names, found, truths)
 
 
-def _fit(rows: np.ndarray, labels: np.ndarray, c: float, seed: int) -> tuple:
+Fitted = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _fit(rows: np.ndarray, labels: np.ndarray, c: float, seed: int) -> Fitted:
+    """Standardisation and softmax weights over all three verdicts (absent ones never win)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -119,8 +123,13 @@ def _fit(rows: np.ndarray, labels: np.ndarray, c: float, seed: int) -> tuple:
     model.fit((rows - scaler.mean_) / scale, labels)
     coef = np.zeros((len(Verdict), rows.shape[1]))
     intercept = np.full(len(Verdict), -1e9)
-    for k, cls in enumerate(model.classes_):  # a class absent from training never wins
-        coef[cls], intercept[cls] = model.coef_[k], model.intercept_[k]
+    classes = list(model.classes_)
+    if len(classes) == 2:  # binary: sigmoid(w·x + b) is the softmax of (0, w·x + b)
+        coef[classes[1]], intercept[classes[1]] = model.coef_[0], model.intercept_[0]
+        intercept[classes[0]] = 0.0
+    else:
+        for k, cls in enumerate(classes):
+            coef[cls], intercept[cls] = model.coef_[k], model.intercept_[k]
     return scaler.mean_, scale, coef, intercept
 
 

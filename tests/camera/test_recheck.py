@@ -194,3 +194,22 @@ def test_node_config_wires_the_second_stage(shared_model, tmp_path: Path) -> Non
     bad.write_bytes(b"not weights")
     alone = load_helmet_detector(config(bad))  # unusable weights: the detector decides alone
     assert alone is not None and alone.recheck is None
+
+
+def test_training_maths_on_separable_rows() -> None:
+    """Two kinds of head only (no 'not a head'): the binary fit still gives three verdicts."""
+    pytest.importorskip("sklearn")
+    from devtools.camera.recheck_train import Samples, train
+
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([rng.normal(-2, 1, (40, 5)), rng.normal(2, 1, (40, 5))])
+    labels = np.array([0] * 40 + [1] * 40)
+    names = [f"pic{i // 2}_copy{i % 2}.jpg" for i in range(80)]  # copies share a source
+    dets = [Detection((0, 0, 10, 10), 0, 0.5)] * 80
+    truths = {n: [] for n in names}
+    for n, label in zip(names, labels, strict=True):
+        truths[n].append((int(label), np.array([0, 0, 10, 10], np.float32)))
+    weights, cv_f1 = train(Samples(rows.astype(np.float32), labels, names, dets, truths), 0.05, 0.6)
+    probs = weights.probabilities(rows.astype(np.float32))
+    assert (probs.argmax(axis=1) == labels).mean() > 0.95 and cv_f1 > 0.9
+    assert probs[:, Verdict.NOT_A_HEAD].max() < 1e-6
