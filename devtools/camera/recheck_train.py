@@ -39,7 +39,7 @@ from edge.camera.recheck import FEATURE_VERSION, HeadRecheck, RecheckWeights, Ve
 
 _err = Console(stderr=True)
 MATCH_IOU = 0.5
-THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.81, 0.05))
+THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.81, 0.05))
 #: Copies of one source picture: "X_png.rf.HASH", "X_jpg…", "X_copy2" share the group "X".
 _SOURCE = re.compile(r"_png|_jpg|\.rf\.|_copy")
 
