@@ -1,8 +1,10 @@
 """``loaxa model quantize``: an INT8 copy of a user-supplied YOLO ONNX helmet model.
 
 The fp32 model (78 MB of weights for YOLOv12m) makes onnxruntime hold ≈ 250–300 MB; the INT8
-copy is 20 MB and, with ``helmet.lean_memory``, takes a camera worker process from 218 to
-≈ 181 MB (figures and accuracy cost in ``docs/camera.md``, "Memory on a Pi").
+copy is 20 MB and, with ``helmet.lean_memory``, takes a camera worker process from 210 to
+≈ 162 MB; its accuracy depends on the onnxruntime/onnx versions (Without Helmet F1 0.743 when
+first measured, 0.639 re-quantised with onnxruntime 1.32.0; ``docs/camera.md``, "Memory on a
+Pi").
 
 Static quantisation (the default) calibrates activation ranges on frames of street videos —
 whole frames and square crops, letterboxed exactly as the detector does — so pass
