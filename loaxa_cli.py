@@ -181,9 +181,12 @@ def _mount_optional() -> None:
     except ModuleNotFoundError as exc:
         if exc.name not in OPTIONAL_PACKAGES:
             raise
-    try:
-        from edge.camera.quantize import model_app
+    try:  # development tools (devtools/, never imported by edge/): INT8, second-stage training
+        from devtools.camera.quantize import model_app
+        from devtools.camera.recheck_train import eval_recheck_command, train_recheck_command
 
+        model_app.command("train-recheck")(train_recheck_command)
+        model_app.command("eval-recheck")(eval_recheck_command)
         app.add_typer(model_app, name="model")
     except ModuleNotFoundError as exc:
         if exc.name not in OPTIONAL_PACKAGES:

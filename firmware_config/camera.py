@@ -137,6 +137,13 @@ class HelmetSettings(_Strict):
             "a Pi); off: onnxruntime's defaults, which keep ≈ 100 MB more resident."
         ),
     )
+    recheck: Path | None = Field(
+        default=None,
+        description=(
+            "Second-stage weights (.npz from `loaxa model train-recheck`) that re-decide each "
+            "head from its crop; None: the detector decides alone (docs/camera.md)."
+        ),
+    )
     confidence: float = Field(default=0.25, gt=0, lt=1, description="Detector score floor.")
     nms_iou: float = Field(default=0.7, gt=0, le=1)
     class_agnostic_nms: bool = Field(

@@ -24,3 +24,19 @@ def test_edge_extra_leaves_out_the_server_packages() -> None:
     edge = " ".join(meta["optional-dependencies"]["edge"] + meta["dependencies"]).lower()
     assert not [p for p in SERVER_ONLY if p in edge]
     assert "fastapi" in " ".join(meta["optional-dependencies"]["controller"])
+
+
+DEVELOPMENT_ONLY = ("devtools", "sklearn", "torch", "onnx")
+
+
+def test_edge_imports_no_development_tools() -> None:
+    """Training and quantising live in devtools/ (extras train/quantize), never on a Pi."""
+    code = ("import sys, edge.agent, edge.cameras, edge.camera.worker, edge.camera.recheck;"
+            f"print([m for m in {DEVELOPMENT_ONLY!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    edge = " ".join(meta["optional-dependencies"]["edge"]).lower()
+    assert "scikit-learn" not in edge and "torch" not in edge
+    assert "scikit-learn" in " ".join(meta["optional-dependencies"]["train"])

@@ -17,6 +17,7 @@ from edge.camera.events import AlertBox, CameraAlert, draw_boxes, encode_jpeg
 from edge.camera.geometry import Box, expand_box, merge_overlapping
 from edge.camera.helmet import Detection, HelmetDetector
 from edge.camera.motion import MotionDetector, MotionResult
+from edge.camera.recheck import load_recheck
 from edge.camera.tracker import IoUTracker, Track
 from firmware_config.camera import CameraConfig
 
@@ -35,6 +36,8 @@ def load_helmet_detector(config: CameraConfig) -> HelmetDetector | None:
         log.warning("camera %s: no helmet model configured; running motion only", config.id)
         return None
     try:
+        # helmet second stage (edge/camera/recheck.py), only when weights are configured
+        recheck = load_recheck(settings.recheck, config.id)
         detector = HelmetDetector(
             settings.model,
             input_size=settings.input_size,
@@ -44,6 +47,7 @@ def load_helmet_detector(config: CameraConfig) -> HelmetDetector | None:
             nms_iou=settings.nms_iou,
             class_agnostic=settings.class_agnostic_nms,
             lean_memory=settings.lean_memory,
+            recheck=recheck,
         )
     except Exception as exc:  # a bad model must not stop the camera: fall back to motion
         log.error("camera %s: helmet model unusable (%s); running motion only", config.id, exc)

@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from edge.camera.quantize import (
+from devtools.camera.quantize import (
     calibration_files,
     calibration_frames,
     decoding_tail,

@@ -1,8 +1,10 @@
 """``loaxa model quantize``: an INT8 copy of a user-supplied YOLO ONNX helmet model.
 
 The fp32 model (78 MB of weights for YOLOv12m) makes onnxruntime hold ≈ 250–300 MB; the INT8
-copy is 20 MB and, with ``helmet.lean_memory``, takes a camera worker process from 218 to
-≈ 181 MB (figures and accuracy cost in ``docs/camera.md``, "Memory on a Pi").
+copy is 20 MB and, with ``helmet.lean_memory``, takes a camera worker process from 210 to
+≈ 162 MB; its accuracy depends on the onnxruntime/onnx versions (Without Helmet F1 0.743 when
+first measured, 0.639 re-quantised with onnxruntime 1.32.0; ``docs/camera.md``, "Memory on a
+Pi").
 
 Static quantisation (the default) calibrates activation ranges on frames of street videos —
 whole frames and square crops, letterboxed exactly as the detector does — so pass
@@ -12,7 +14,8 @@ pixels with scores in 0–1) and the convolutions feeding it stay fp32: quantisi
 put 320-pixel coordinates and 0–1 scores on one 8-bit scale.  ``--dynamic`` needs no
 calibration (weights only, activations quantised on the fly); it was not measured.
 
-Mount as ``app.add_typer(model_app, name="model")``; needs the ``onnx`` package.
+Mounted by ``loaxa_cli`` as ``loaxa model`` (with ``train-recheck`` from
+``recheck_train.py``); needs the ``onnx`` package (the ``quantize`` extra).
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ if TYPE_CHECKING:
     import onnx
 
 log = logging.getLogger(__name__)
-model_app = typer.Typer(help="Prepare helmet models (INT8 quantisation).", no_args_is_help=True)
+model_app = typer.Typer(
+    help="Prepare helmet models (INT8 quantisation, second-stage training).", no_args_is_help=True
+)
 _err = Console(stderr=True)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".ts"}
