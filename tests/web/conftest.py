@@ -5,7 +5,6 @@ broker and edge agents from tests/conftest.py, and Debian's chromium driven by P
 from __future__ import annotations
 
 import os
-
 import shutil
 import threading
 import time
