@@ -74,6 +74,10 @@ class Reactor:
         """Run at the wall-clock instant ``epoch`` (plan items are absolute times)."""
         return self.call_later(epoch - time.time(), fn, *args)
 
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` once the current burst of events is handled (loop only)."""
+        self._handoffs.append((fn, args))
+
     # other threads ------------------------------------------------------------------
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         self._handoffs.append((fn, args))

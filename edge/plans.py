@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 
 STATE_KEEP_S = 7 * 24 * 3600
 """How long the outcome of an item that left the plan is remembered."""
+FORGET_EVERY_S = 3600.0
+"""Old outcomes are swept at most this often (a sweep is a query and a write; plans can
+come every few seconds during an emergency)."""
 
 
 class PlanKeeper:
@@ -23,6 +26,7 @@ class PlanKeeper:
         self.node, self.store, self.cache = node, store, cache
         self.scheduler, self.want_media = scheduler, want_media
         self.current: Plan | None = None
+        self._swept_at = float("-inf")
 
     def restore(self) -> None:
         """At start: the plan kept in the store, before any network."""
@@ -40,7 +44,10 @@ class PlanKeeper:
         self.current = plan
         self._hand_to_scheduler()
         self.cache.prune({i.media.sha256 for i in plan.items})
-        self.scheduler.forget_states({i.id for i in plan.items}, time.time() - STATE_KEEP_S)
+        if time.monotonic() - self._swept_at >= FORGET_EVERY_S:
+            self._swept_at = time.monotonic()
+            self.scheduler.forget_states({i.id for i in plan.items},
+                                         time.time() - STATE_KEEP_S)
         return True
 
     @property

@@ -74,11 +74,13 @@ class MqttTransport:
         c.on_subscribe = lambda *_: self.events.subscribed()
         c.on_socket_open = lambda _c, _u, sock: self._hand_over(self._watch, sock)
         c.on_socket_close = lambda _c, _u, sock: self._hand_over(self.loop.unwatch, sock)
-        c.on_socket_register_write = lambda _c, _u, sock: self._hand_over(
-            self._watch, sock, True)
+        c.on_socket_register_write = lambda _c, _u, sock: self._want_write(sock)
         c.on_socket_unregister_write = lambda _c, _u, sock: self._hand_over(
-            self._watch, sock, False)
+            self._stop_writing, sock)
         self.connected = False
+        self._flush_queued = False
+        self._in_flush = False
+        self._watching_write = False
         self._closing = False
         self._connecting = False
         self._backoff = BACKOFF_MIN_S
@@ -200,7 +202,35 @@ class MqttTransport:
             return  # a socket already replaced or closed
         if want_write is None:
             want_write = self.client.want_write()
+        self._watching_write = want_write
         self.loop.watch(sock, self._readable, self._writable if want_write else None)
+
+    def _want_write(self, sock: Any) -> None:
+        """paho has bytes to send. On the loop they go out in one write after the current
+        burst of events (no epoll change per packet: a hundred nodes answering at once
+        would make two system calls each); from the connecting thread, watch for write."""
+        if not self.loop.in_loop():
+            self.loop.call_soon_threadsafe(self._watch, sock, True)
+        elif not self._flush_queued and not self._in_flush and not self._watching_write:
+            self._flush_queued = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_queued = False
+        sock = self.client.socket()
+        if sock is None:
+            return
+        self._in_flush = True
+        try:
+            self.client.loop_write()
+        finally:
+            self._in_flush = False
+        if self.client.want_write() and self.client.socket() is sock:
+            self._watch(sock, True)  # the socket is full: wait until it drains
+
+    def _stop_writing(self, sock: Any) -> None:
+        if self._watching_write:
+            self._watch(sock, False)
 
     def _readable(self) -> None:
         self.client.loop_read()
