@@ -23,7 +23,7 @@ from edge.amplifier import Amplifier
 from edge.audio_output import AudioOutput, Playing, PreparedClip
 from edge.loop import Reactor, Timer
 from edge.media_cache import MediaCache
-from edge.store import FINAL_STATES, NodeStore
+from edge.store import FINAL_STATES, ItemState, NodeStore
 from mqtt_contract import PRIORITY_RANK, MediaRef, Plan, PlaybackEvent, Priority, QuietWindow
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class LocalScheduler:
         """Play a job as soon as its priority allows (emergency commands, reminders)."""
         if self._states.get(job.item_id):
             return  # a replayed command: already handled
-        self._set_state(job.item_id, "queued")
+        self._set_state(job.item_id, ItemState.queued)
         self._urgent.append(job)
         self._disarm()
         self.wake()
@@ -132,7 +132,7 @@ class LocalScheduler:
     def stop_playback(self) -> bool:
         """The stop command: end what plays now and drop queued commands."""
         for job in self._urgent:
-            self._set_state(job.item_id, PlaybackEvent.stopped.value)
+            self._set_state(job.item_id, ItemState.stopped)
         self._urgent.clear()
         self._disarm()
         stopped = self._stop_current(PlaybackEvent.stopped)
@@ -196,7 +196,7 @@ class LocalScheduler:
     def _open(self, job: Job) -> bool:
         """Neither playing nor done. An emergency arrives twice, as a command and as a plan
         item with the same id; whichever starts, the other must not play it again."""
-        return self._states.get(job.item_id) not in (*FINAL_STATES, "started")
+        return self._states.get(job.item_id) not in (*FINAL_STATES, ItemState.started)
 
     def _drop_urgent(self, item_id: str) -> None:
         self._urgent[:] = [j for j in self._urgent if j.item_id != item_id]
@@ -293,7 +293,7 @@ class LocalScheduler:
                 return
             self._stop_current(PlaybackEvent.preempted)
         self._drop_urgent(job.item_id)
-        self._set_state(job.item_id, "started")
+        self._set_state(job.item_id, ItemState.started)
         playing = self.output.start(clip, f"{job.item_id}-1")
         actual = time.time()
         self._current = Running(job, clip, playing, actual)
@@ -340,7 +340,7 @@ class LocalScheduler:
         if self._poll_timer:
             self._poll_timer.cancel()
             self._poll_timer = None
-        self._set_state(job.item_id, event.value)
+        self._set_state(job.item_id, ItemState.after(event))
         self._current = None
         if not self._urgent:
             self.amp.off()
@@ -350,11 +350,11 @@ class LocalScheduler:
 
     def _finish_unplayed(self, job: Job, event: PlaybackEvent, detail: str) -> None:
         self._drop_urgent(job.item_id)
-        self._set_state(job.item_id, event.value)
+        self._set_state(job.item_id, ItemState.after(event))
         log.info("%s %s: %s", job.item_id, event.value, detail)
         self.report(job, event, time.time(), None, detail)
 
-    def _set_state(self, item_id: str, state: str) -> None:
+    def _set_state(self, item_id: str, state: ItemState) -> None:
         """Decisions read the state in memory at once; the store gets it within
         :data:`STATE_WRITE_DELAY_S`, in one transaction with any others (a commit costs
         a millisecond or more, which a burst of starts must not wait for)."""
@@ -381,5 +381,5 @@ class LocalScheduler:
     def _fail_interrupted(self) -> None:
         """A job that was playing when the node went down is not replayed on restart."""
         for item_id, state in list(self._states.items()):
-            if state == "started":
-                self._set_state(item_id, PlaybackEvent.failed.value)
+            if state == ItemState.started:
+                self._set_state(item_id, ItemState.failed)

@@ -14,9 +14,10 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
-from mqtt_contract import Plan
+from mqtt_contract import Plan, PlaybackEvent
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS plan (
@@ -43,7 +44,25 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 """
 
-FINAL_STATES = frozenset({"finished", "failed", "preempted", "skipped", "stopped"})
+class ItemState(StrEnum):
+    """Where one plan item or command stands on this node. The final ones are the
+    playback events a node reports (mqtt_contract.PlaybackEvent), by the same names."""
+
+    queued = "queued"
+    started = "started"
+    finished = PlaybackEvent.finished.value
+    failed = PlaybackEvent.failed.value
+    preempted = PlaybackEvent.preempted.value
+    skipped = PlaybackEvent.skipped.value
+    stopped = PlaybackEvent.stopped.value
+
+    @classmethod
+    def after(cls, event: PlaybackEvent) -> ItemState:
+        return cls(event.value)
+
+
+FINAL_STATES = frozenset({ItemState.finished, ItemState.failed, ItemState.preempted,
+                          ItemState.skipped, ItemState.stopped})
 
 
 @dataclass(frozen=True)
@@ -91,16 +110,6 @@ class NodeStore:
             return True
 
     # item states --------------------------------------------------------------------
-    def item_state(self, item_id: str) -> str | None:
-        rows = self._exec("SELECT state FROM item_state WHERE item_id = ?", (item_id,))
-        return rows[0][0] if rows else None
-
-    def set_item_state(self, item_id: str, state: str) -> None:
-        self._exec(
-            "INSERT OR REPLACE INTO item_state (item_id, state, updated_at) VALUES (?, ?, ?)",
-            (item_id, state, time.time()),
-        )
-
     def set_item_states(self, states: dict[str, str]) -> None:
         """Several states in one transaction (one commit)."""
         now = time.time()

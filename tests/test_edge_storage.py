@@ -69,8 +69,6 @@ def test_corrupt_media_is_discarded_and_asked_for_again(tmp_path: Path) -> None:
 
 def test_old_outcomes_are_forgotten_only_when_no_plan_holds_them(tmp_path: Path) -> None:
     store = NodeStore(tmp_path / "n.sqlite3")
-    store.set_item_state("gone", "finished")
-    store.set_item_state("still-planned", "finished")
-    store.forget_item_states({"still-planned"}, older_than=9e12)
-    assert store.item_state("gone") is None
-    assert store.item_state("still-planned") == "finished"
+    store.set_item_states({"gone": "finished", "still-planned": "finished"})
+    assert store.forget_item_states({"still-planned"}, older_than=9e12) == ["gone"]
+    assert store.item_states() == {"still-planned": "finished"}
