@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.camera.evaluation import PRF, CdnetSequence, score_mask
+from devtools.camera.evaluation import PRF, CdnetSequence, score_mask
 from edge.camera.geometry import Box, boxes_mask
 from edge.camera.motion import MotionDetector
 

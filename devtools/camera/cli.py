@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from edge.camera.evaluation import evaluate_helmet, evaluate_motion
+from devtools.camera.evaluation import evaluate_helmet, evaluate_motion
 from edge.camera.helmet import Detection, HelmetDetector
 from edge.camera.motion import MotionDetector
 from firmware_config.camera import HelmetSettings, MotionSettings
