@@ -5,6 +5,7 @@ Kept free of printing so the CLI, the tests and the benchmarks share one impleme
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,9 @@ import numpy as np
 
 from edge.camera.geometry import boxes_mask, iou_matrix
 from edge.camera.helmet import CLASS_NAMES, Detection, HelmetDetector
+from edge.camera.left_object import LeftObjectDetector
 from edge.camera.motion import MotionDetector
+from firmware_config.camera import DumpingSettings
 
 GT_MOVING, GT_SHADOW, GT_STATIC = 255, 50, 0
 Progress = Callable[[int, int], None]
@@ -242,4 +245,192 @@ def evaluate_helmet(
             on_image(path.name, dets)
         if progress:
             progress(i, len(paths))
+    return score
+
+
+# ------------------------------------------------------------------------------ left objects
+
+
+class EvaluationError(Exception):
+    """A folder cannot be evaluated; the message is one line, fit to print as is."""
+
+
+@dataclass(slots=True)
+class LabelledObject:
+    """One entry of ``labels.json``'s ``left_objects`` (frames count from 1)."""
+
+    box: tuple[int, int, int, int]
+    placed_frame: int
+    removed_frame: int | None
+
+
+@dataclass(slots=True)
+class ObjectSequence:
+    """A folder in the layout of ``shared/data/objects``: ``labels.json`` with frames in
+    ``input/`` (any image names, in name order) or one video file."""
+
+    root: Path
+    fps: float
+    objects: list[LabelledObject]
+
+    @classmethod
+    def open(cls, root: Path) -> ObjectSequence:
+        root = Path(root)
+        labels_path = root / "labels.json"
+        if not labels_path.is_file():
+            raise EvaluationError(f"{root}: no labels.json")
+        try:
+            labels = json.loads(labels_path.read_text(encoding="utf-8"))
+            objects = [
+                LabelledObject(
+                    tuple(int(v) for v in o["box"]),  # type: ignore[arg-type]
+                    int(o["placed_frame"]),
+                    None if o.get("removed_frame") is None else int(o["removed_frame"]),
+                )
+                for o in labels.get("left_objects", [])
+            ]
+            fps = float(labels["fps"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EvaluationError(f"{labels_path}: unreadable labels ({exc!r})") from None
+        if fps <= 0:
+            raise EvaluationError(f"{labels_path}: fps must be positive")
+        seq = cls(root, fps, objects)
+        seq._source()  # fail now, not half-way
+        return seq
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def _source(self) -> list[Path] | Path:
+        folder = self.root / "input"
+        if folder.is_dir():
+            images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if images:
+                return images
+        videos = sorted(p for p in self.root.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        if not videos:
+            raise EvaluationError(f"{self.root}: no frames in input/ and no video file")
+        return videos[0]
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(frame number from 1, BGR image)`` in order."""
+        source = self._source()
+        if isinstance(source, list):
+            for n, path in enumerate(source, 1):
+                image = cv2.imread(str(path))
+                if image is None:
+                    raise EvaluationError(f"{path}: unreadable image")
+                yield n, image
+            return
+        cap = cv2.VideoCapture(str(source))
+        if not cap.isOpened():
+            raise EvaluationError(f"{source}: cannot be decoded")
+        try:
+            n = 0
+            while True:
+                ok, image = cap.read()
+                if not ok:
+                    break
+                n += 1
+                yield n, image
+        finally:
+            cap.release()
+        if n == 0:
+            raise EvaluationError(f"{source}: no frame could be decoded")
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm"}
+MATCH_SLACK_FRAMES = 15
+"""Labels marked by hand are ±15 frames (``shared/data/README.md``)."""
+
+
+@dataclass(slots=True)
+class ObjectDetection:
+    sequence: str
+    frame: int
+    box: tuple[int, int, int, int]
+    matched: bool = False
+    delay_s: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"sequence": self.sequence, "frame": self.frame, "box": list(self.box)}
+
+
+@dataclass(slots=True)
+class ObjectScore:
+    """Detections of all folders; one labelled object matches at most one detection."""
+
+    objects: int = 0
+    detections: list[ObjectDetection] = field(default_factory=list)
+    per_sequence: dict[str, PRF] = field(default_factory=dict)
+    frames: int = 0
+    seconds: float = 0.0
+
+    @property
+    def prf(self) -> PRF:
+        tp = sum(d.matched for d in self.detections)
+        return PRF(tp, len(self.detections) - tp, self.objects - tp)
+
+    @property
+    def median_delay_s(self) -> float | None:
+        delays = [d.delay_s for d in self.detections if d.delay_s is not None]
+        return float(np.median(delays)) if delays else None
+
+
+def loose_match(box: tuple[int, int, int, int], truth: tuple[int, int, int, int]) -> bool:
+    """The detection's centre lies inside the labelled box grown by half its size on each
+    side (labels by hand are ±10 px; a small cup's box is barely larger than that)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    x1, y1, x2, y2 = truth
+    gx, gy = (x2 - x1) / 2, (y2 - y1) / 2
+    return x1 - gx <= cx <= x2 + gx and y1 - gy <= cy <= y2 + gy
+
+
+def _match(seq: ObjectSequence, dets: list[ObjectDetection]) -> PRF:
+    """Each labelled object takes the first detection near it while it lies there."""
+    used: set[int] = set()
+    for obj in seq.objects:
+        end = obj.removed_frame + MATCH_SLACK_FRAMES if obj.removed_frame else None
+        for i, det in enumerate(dets):
+            in_time = det.frame >= obj.placed_frame - MATCH_SLACK_FRAMES and (
+                end is None or det.frame <= end
+            )
+            if i in used or not in_time or not loose_match(det.box, obj.box):
+                continue
+            used.add(i)
+            det.matched = True
+            det.delay_s = (det.frame - obj.placed_frame) / seq.fps
+            break
+    tp = len(used)
+    return PRF(tp, len(dets) - tp, len(seq.objects) - tp)
+
+
+def evaluate_objects(
+    roots: list[Path],
+    dwell_s: float = 3.0,
+    settings: DumpingSettings | None = None,
+    progress: Progress | None = None,
+) -> ObjectScore:
+    """Run the left-object detector over each folder (whole frame watched, camera time =
+    frame number / fps) and match its reports to the labels."""
+    base = settings or DumpingSettings()
+    settings = base.model_copy(update={"dwell_s": dwell_s})
+    score = ObjectScore()
+    for root in roots:
+        seq = ObjectSequence.open(root)
+        detector = LeftObjectDetector(settings)
+        dets: list[ObjectDetection] = []
+        for n, image in seq.frames():
+            start = time.perf_counter()
+            reports = detector.update(image, n / seq.fps)
+            score.seconds += time.perf_counter() - start
+            score.frames += 1
+            dets += [ObjectDetection(seq.name, n, r.box) for r in reports]
+            if progress:
+                progress(n, 0)
+        score.per_sequence[seq.name] = _match(seq, dets)
+        score.objects += len(seq.objects)
+        score.detections += dets
     return score
