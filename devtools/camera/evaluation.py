@@ -6,6 +6,7 @@ Kept free of printing so the CLI, the tests and the benchmarks share one impleme
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import numpy as np
 from edge.camera.geometry import boxes_mask, iou_matrix
 from edge.camera.helmet import CLASS_NAMES, Detection, HelmetDetector
 from edge.camera.left_object import LeftObjectDetector
-from edge.camera.motion import MotionDetector
+from edge.camera.motion import MotionDetector, MotionResult
 from firmware_config.camera import DumpingSettings
 
 GT_MOVING, GT_SHADOW, GT_STATIC = 255, 50, 0
@@ -70,38 +71,85 @@ class MotionScore:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
+class EvaluationError(Exception):
+    """A folder cannot be evaluated; the message is one line, fit to print as is."""
+
+
+_CDNET_INPUT = re.compile(r"^in(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
+
+
 @dataclass(slots=True)
 class CdnetSequence:
-    """A CDnet folder: ``input/inNNNNNN.jpg``, ``groundtruth/gtNNNNNN.png``, ROI, temporal ROI."""
+    """A CDnet folder: ``input/inNNNNNN.jpg``, ``groundtruth/gtNNNNNN.png``, ROI, temporal ROI.
+
+    Frame numbers are read from the file names: a subset may start anywhere (frames
+    950-1050 of a longer sequence); the scored range is the temporal ROI within them.
+    """
 
     root: Path
     first: int
     last: int
     roi: np.ndarray
-    count: int
+    numbers: list[int]
+    inputs: dict[int, Path]
+
+    @property
+    def count(self) -> int:
+        return len(self.numbers)
 
     @classmethod
     def open(cls, root: Path) -> CdnetSequence:
         root = Path(root)
-        inputs = sorted((root / "input").glob("in*.jpg"))
+        folder = root / "input"
+        if not folder.is_dir():
+            raise EvaluationError(f"{root}: no input/ folder (not a CDnet sequence)")
+        inputs = {
+            int(m.group(1)): p
+            for p in folder.iterdir()
+            if (m := _CDNET_INPUT.match(p.name))
+        }
         if not inputs:
-            raise FileNotFoundError(f"{root}/input has no inNNNNNN.jpg frames")
-        first, last = (int(v) for v in (root / "temporalROI.txt").read_text().split()[:2])
+            raise EvaluationError(f"{folder}: no inNNNNNN.jpg frames")
+        numbers = sorted(inputs)
+        first, last = cls._temporal_roi(root, numbers)
         roi = cv2.imread(str(root / "ROI.bmp"), cv2.IMREAD_GRAYSCALE)
         if roi is None:
-            raise FileNotFoundError(f"{root}/ROI.bmp is missing")
-        return cls(root, first, min(last, len(inputs)), roi > 0, len(inputs))
+            raise EvaluationError(f"{root}: ROI.bmp missing or unreadable")
+        if not (root / "groundtruth").is_dir():
+            raise EvaluationError(f"{root}: no groundtruth/ folder")
+        return cls(root, first, last, roi > 0, numbers, inputs)
+
+    @staticmethod
+    def _temporal_roi(root: Path, numbers: list[int]) -> tuple[int, int]:
+        """The scored frames: ``temporalROI.txt`` clipped to the frames present (all of
+        them when the file is absent)."""
+        path = root / "temporalROI.txt"
+        if not path.exists():
+            return numbers[0], numbers[-1]
+        try:
+            first, last = (int(v) for v in path.read_text().split()[:2])
+        except ValueError:
+            raise EvaluationError(f"{path}: expected two frame numbers") from None
+        first, last = max(first, numbers[0]), min(last, numbers[-1])
+        if first > last:
+            raise EvaluationError(
+                f"{path}: scored frames lie outside the frames present "
+                f"({numbers[0]}-{numbers[-1]})"
+            )
+        return first, last
 
     def frame(self, n: int) -> np.ndarray:
-        image = cv2.imread(str(self.root / "input" / f"in{n:06d}.jpg"), cv2.IMREAD_GRAYSCALE)
+        path = self.inputs.get(n)
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path else None
         if image is None:
-            raise FileNotFoundError(f"frame {n} unreadable")
+            raise EvaluationError(f"{self.root}: frame {n} missing or unreadable")
         return image
 
     def truth(self, n: int) -> np.ndarray:
-        gt = cv2.imread(str(self.root / "groundtruth" / f"gt{n:06d}.png"), cv2.IMREAD_GRAYSCALE)
+        path = self.root / "groundtruth" / f"gt{n:06d}.png"
+        gt = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if gt is None:
-            raise FileNotFoundError(f"ground truth {n} unreadable")
+            raise EvaluationError(f"{self.root}: ground truth of frame {n} missing or unreadable")
         return gt
 
 
@@ -115,9 +163,28 @@ def score_mask(pred: np.ndarray, gt: np.ndarray, roi: np.ndarray, acc: PRF) -> N
     acc.fn += int(np.count_nonzero(~hit & pos & valid))
 
 
+class Mog2Boxes:
+    """OpenCV MOG2 (defaults, shadows dropped) scored like ours: boxes of its blobs of at
+    least 10 pixels (as in ``benchmarks/motion_compare.py``); the baseline of
+    ``loaxa eval motion --compare-mog2``."""
+
+    def __init__(self) -> None:
+        self._mog2 = cv2.createBackgroundSubtractorMOG2()
+
+    def detect(self, frame: np.ndarray, t: float) -> MotionResult:
+        mask = cv2.threshold(self._mog2.apply(frame), 200, 255, cv2.THRESH_BINARY)[1]
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        boxes = []
+        for c in contours:
+            if cv2.contourArea(c) >= 10:
+                x, y, w, h = cv2.boundingRect(c)
+                boxes.append((x, y, x + w, y + h))
+        return MotionResult(boxes, mask, bool(boxes))
+
+
 def evaluate_motion(
     root: Path,
-    detector: MotionDetector | None = None,
+    detector: MotionDetector | Mog2Boxes | None = None,
     fps: float = 30.0,
     dump_dir: Path | None = None,
     progress: Progress | None = None,
@@ -128,18 +195,20 @@ def evaluate_motion(
     if dump_dir is not None:
         dump_dir.mkdir(parents=True, exist_ok=True)
     pixel, frame_level, spent = PRF(), PRF(), 0.0
-    for n in range(1, seq.count + 1):
+    for i, n in enumerate(seq.numbers, 1):
         image = seq.frame(n)
         start = time.perf_counter()
         result = detector.detect(image, n / fps)
         spent += time.perf_counter() - start
         if progress:
-            progress(n, seq.count)
+            progress(i, seq.count)
         if not seq.first <= n <= seq.last:
             continue
         h, w = image.shape
         pred = boxes_mask(result.boxes, w, h)
         gt = seq.truth(n)
+        if gt.shape != (h, w):
+            raise EvaluationError(f"{seq.root}: ground truth {n} is not the frame's size")
         score_mask(pred, gt, seq.roi, pixel)
         truth_moving = bool(np.any((gt == GT_MOVING) & seq.roi))
         frame_level.tp += int(truth_moving and result.active)
@@ -249,10 +318,6 @@ def evaluate_helmet(
 
 
 # ------------------------------------------------------------------------------ left objects
-
-
-class EvaluationError(Exception):
-    """A folder cannot be evaluated; the message is one line, fit to print as is."""
 
 
 @dataclass(slots=True)
