@@ -175,7 +175,7 @@ def _mount_optional() -> None:
         if exc.name not in OPTIONAL_PACKAGES:
             raise
     try:
-        from edge.camera.cli import eval_app
+        from devtools.camera.cli import eval_app
 
         app.add_typer(eval_app, name="eval")
     except ModuleNotFoundError as exc:

@@ -460,6 +460,8 @@ class Alert(Payload):
     confidence: float = Field(ge=0, le=1)
     boxes: list[Box] = []
     snapshot_jpeg_b64: str | None = Field(default=None, max_length=400_000)
+    before_jpeg_b64: str | None = Field(default=None, max_length=400_000)
+    """The scene before the event (a ``dumping`` alert: before the object was left)."""
 
 
 # --------------------------------------------------------------------------- the topic table

@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.camera.evaluation import PRF, CdnetSequence, score_mask
+from devtools.camera.evaluation import PRF, CdnetSequence, score_mask
 from edge.camera.geometry import Box, boxes_mask
 from edge.camera.motion import MotionDetector
 
@@ -118,7 +118,7 @@ def run(seq: CdnetSequence, frames: list[np.ndarray], make: Callable, mode: str)
     boxed, raw = PRF(), PRF()
     h, w = frames[0].shape
     for n in range(seq.first, seq.last + 1):
-        out = outputs[n - 1]
+        out = outputs[n - seq.numbers[0]]
         gt = seq.truth(n)
         if mode == "mask":
             mask = out
@@ -157,7 +157,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="timed passes; the median is kept")
     args = ap.parse_args()
     seq = CdnetSequence.open(args.cdnet)
-    frames = [seq.frame(n) for n in range(1, seq.count + 1)]
+    frames = [seq.frame(n) for n in seq.numbers]
     summary: dict[str, dict] = {}
     for name, (make, mode) in detectors(frames[0].shape).items():
         runs = [run(seq, frames, make, mode) for _ in range(args.repeat)]

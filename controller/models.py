@@ -200,6 +200,8 @@ class CameraAlertRecord(Base):
     confidence: Mapped[float] = mapped_column(Float)
     boxes: Mapped[list] = mapped_column(JSON, default=list)
     snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
+    before_sha256: Mapped[str | None] = mapped_column(String(64))
+    """The picture before the event (a ``dumping`` alert: before the object was left)."""
     state: Mapped[str] = mapped_column(String(16), default="new", index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))

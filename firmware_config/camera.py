@@ -21,9 +21,10 @@ from mqtt_contract import DEFAULT_TIMEZONE, QuietWindow, check_timezone
 
 Point = tuple[float, float]
 Polygon = list[Point]
-CheckName = Literal["helmet", "motion_in_zone"]
+CheckName = Literal["helmet", "motion_in_zone", "dumping"]
 
 DEFAULT_REMINDER_TEXT = "Xin vui lòng đội mũ bảo hiểm khi đi xe máy."
+DUMPING_REMINDER_TEXT = "Đề nghị không vứt rác, đổ rác không đúng nơi quy định."
 
 
 class _Strict(BaseModel):
@@ -55,7 +56,8 @@ def polygon_to_pixels(points: Polygon, width: int, height: int) -> list[tuple[in
 
 
 class ZoneConfig(_Strict):
-    """A named area; motion inside it can raise a ``motion_in_zone`` alert."""
+    """A named area; motion inside it can raise a ``motion_in_zone`` alert, and with
+    ``dumping: true`` an object left in it raises a ``dumping`` alert."""
 
     name: str = Field(min_length=1, max_length=64)
     polygon: Polygon
@@ -63,6 +65,9 @@ class ZoneConfig(_Strict):
         default=150,
         ge=1,
         description="Moving pixels (at the motion working size) inside the zone to count.",
+    )
+    dumping: bool = Field(
+        default=False, description="Watch this zone for objects left behind (check dumping)."
     )
 
     @field_validator("polygon")
@@ -170,6 +175,65 @@ class HelmetSettings(_Strict):
     track_max_age_s: float = Field(default=2.0, gt=0)
 
 
+class DumpingSettings(_Strict):
+    """The left-object (dumping) check: ``edge.camera.left_object.LeftObjectDetector``.
+
+    Sizes are in pixels of the working frame (``frame_width`` wide), times in seconds of
+    the camera's clock, so the check behaves the same at any frame rate.
+    """
+
+    dwell_s: float = Field(
+        default=60.0, gt=0, le=3600, description="An object still this long is reported."
+    )
+    frame_width: int = Field(default=320, ge=64, le=1920, description="Working width.")
+    threshold: int = Field(
+        default=22, ge=1, le=255, description="Grey-level difference from the empty scene."
+    )
+    min_area: int = Field(default=20, ge=1, description="Smallest object, working pixels.")
+    max_area_share: float = Field(
+        default=0.04,
+        gt=0,
+        le=1,
+        description="Larger still things (a parked car or motorbike) are not rubbish.",
+    )
+    settle_s: float = Field(
+        default=1.0, ge=0, le=60, description="Still this long before it is a candidate."
+    )
+    moving_tau_s: float = Field(
+        default=0.4, gt=0, le=10, description="Time constant of the short-term scene."
+    )
+    background_tau_s: float = Field(
+        default=8.0, gt=0, description="Time constant of learning where the scene is empty."
+    )
+    lost_s: float = Field(
+        default=1.5, gt=0, description="A candidate unseen this long is gone (taken away)."
+    )
+    min_overlap: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Its box now vs when it settled (IoU): below this it changed shape.",
+    )
+    max_change: float = Field(
+        default=12.0,
+        gt=0,
+        le=255,
+        description="Mean grey change of its pixels since it settled: above, it moved.",
+    )
+    lighting_correlation: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Same texture as the empty scene at this correlation: light, not a thing.",
+    )
+    before_s: float = Field(
+        default=2.0, ge=0, le=30, description="The 'before' picture predates settling by this."
+    )
+    forget_s: float = Field(
+        default=3600.0, gt=0, description="A reported object joins the background after this."
+    )
+
+
 class QuietHours(QuietWindow):
     """Quiet hours in a node or camera config: the contract's window, strict about keys."""
 
@@ -229,8 +293,12 @@ class CameraConfig(_Strict):
     cooldowns: CooldownSettings = Field(default_factory=CooldownSettings)
     quiet_hours: list[QuietHours] = Field(default_factory=list)
     timezone: str = DEFAULT_TIMEZONE
+    dumping: DumpingSettings = Field(default_factory=DumpingSettings)
     reminders: dict[str, ReminderConfig] = Field(
-        default_factory=lambda: {"no_helmet": ReminderConfig()}
+        default_factory=lambda: {
+            "no_helmet": ReminderConfig(),
+            "dumping": ReminderConfig(text=DUMPING_REMINDER_TEXT),
+        }
     )
     reconnect: ReconnectSettings = Field(default_factory=ReconnectSettings)
     snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
@@ -264,6 +332,8 @@ class CameraConfig(_Strict):
             raise ValueError("checks: a check is listed twice")
         if "motion_in_zone" in self.checks and not self.zones:
             raise ValueError("checks: motion_in_zone needs at least one entry in zones")
+        if "dumping" in self.checks and not any(z.dumping for z in self.zones):
+            raise ValueError("checks: dumping needs a zone with dumping: true")
         names = [z.name for z in self.zones]
         if len(set(names)) != len(names):
             raise ValueError("zones: zone names must be unique")

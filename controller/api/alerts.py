@@ -193,6 +193,19 @@ def false_alarm(alert_id: str, body: TransitionIn, user: Officer,
     return _transition(alert_id, "false_alarm", body, user, runtime)
 
 
+@router.get("/{alert_id}/before", response_class=FileResponse,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def before_snapshot(alert_id: str, user: Officer, session: SessionDep,
+                    runtime: RuntimeDep) -> FileResponse:
+    """The picture before the event (a dumping alert: the place before the object came)."""
+    record = service.get_alert(session, alert_id)
+    if record is None or record.before_sha256 is None:
+        raise HTTPException(404, "no such alert snapshot")
+    return FileResponse(runtime.media.path(record.before_sha256, "jpg"),
+                        media_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=86400, immutable"})
+
+
 @router.get("/{alert_id}/snapshot", response_class=FileResponse,
             responses={200: {"content": {"image/jpeg": {}}}})
 def snapshot(alert_id: str, user: Officer, session: SessionDep,

@@ -63,10 +63,14 @@ def store_alert(session: Session, commune: str, alert: Alert,
     snapshot = None
     if alert.snapshot_jpeg_b64:
         snapshot, _ = store.add_bytes(decode_snapshot(alert.snapshot_jpeg_b64), "jpg")
+    before = None
+    if alert.before_jpeg_b64:
+        before, _ = store.add_bytes(decode_snapshot(alert.before_jpeg_b64), "jpg")
     record = CameraAlertRecord(
         alert_id=alert.id, commune=commune, node_id=alert.node, camera=alert.camera,
         kind=alert.kind, at=alert.at, confidence=alert.confidence,
-        boxes=[b.model_dump() for b in alert.boxes], snapshot_sha256=snapshot, state="new",
+        boxes=[b.model_dump() for b in alert.boxes], snapshot_sha256=snapshot,
+        before_sha256=before, state="new",
         note="")
     try:
         with session.begin_nested():
@@ -191,6 +195,8 @@ def event_of(record: CameraAlertRecord,
         "confidence": record.confidence, "state": record.state,
         "snapshot_url": (f"/api/alerts/{record.alert_id}/snapshot"
                          if record.snapshot_sha256 else None),
+        "before_url": (f"/api/alerts/{record.alert_id}/before"
+                       if record.before_sha256 else None),
         "received_at": _iso(record.received_at),
         "acknowledged_by": record.acknowledged_by, "acknowledged_at": _iso(record.acknowledged_at),
         "handled_by": record.handled_by, "handled_at": _iso(record.handled_at),

@@ -6,12 +6,24 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import cv2
 import numpy as np
 
 AlertBox = tuple[int, int, int, int, str, float]
 """``(x1, y1, x2, y2, label, confidence)`` in pixels of the camera frame."""
+
+
+
+class AlertKind(StrEnum):
+    """What a camera alert is about (the ``kind`` on the wire and the reminder's key)."""
+
+    no_helmet = "no_helmet"
+    motion_in_zone = "motion_in_zone"
+    dumping = "dumping"
+    """An object left in a zone watched for dumping (``left_object.py``)."""
+
 
 _COLOURS = {"without_helmet": (0, 0, 255), "with_helmet": (0, 200, 0)}
 _DEFAULT_COLOUR = (0, 200, 255)
@@ -23,7 +35,7 @@ class CameraAlert:
 
     camera: str
     kind: str
-    """``"no_helmet"``, ``"motion_in_zone"``, …"""
+    """An :class:`AlertKind` value."""
     confidence: float
     boxes: list[AlertBox]
     snapshot_jpeg: bytes
@@ -31,6 +43,8 @@ class CameraAlert:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     detail: dict[str, str] = field(default_factory=dict)
     """Extra context, e.g. the zone name or the track id."""
+    before_jpeg: bytes | None = None
+    """The scene before the event (``dumping``: before the object was put down)."""
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:

@@ -32,9 +32,10 @@ def to_contract_alert(node: str, event: Any) -> Alert:
     boxes = [Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3], label=str(b[4]),
                  confidence=min(1.0, max(0.0, float(b[5])))) for b in event.boxes]
     snapshot = base64.b64encode(event.snapshot_jpeg).decode() if event.snapshot_jpeg else None
+    before = base64.b64encode(event.before_jpeg).decode() if event.before_jpeg else None
     return Alert(id=str(event.id), node=node, camera=event.camera, kind=event.kind, at=event.at,
                  confidence=min(1.0, max(0.0, float(event.confidence))), boxes=boxes,
-                 snapshot_jpeg_b64=snapshot)
+                 snapshot_jpeg_b64=snapshot, before_jpeg_b64=before)
 
 
 class ReminderClips:

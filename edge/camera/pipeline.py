@@ -11,11 +11,13 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import cv2
 import numpy as np
 
-from edge.camera.events import AlertBox, CameraAlert, draw_boxes, encode_jpeg
+from edge.camera.events import AlertBox, AlertKind, CameraAlert, draw_boxes, encode_jpeg
 from edge.camera.geometry import Box, expand_box, merge_overlapping
 from edge.camera.helmet import Detection, HelmetDetector
+from edge.camera.left_object import LeftObject, LeftObjectDetector
 from edge.camera.motion import MotionDetector, MotionResult
 from edge.camera.recheck import load_recheck
 from edge.camera.tracker import IoUTracker, Track
@@ -23,8 +25,9 @@ from firmware_config.camera import CameraConfig
 
 log = logging.getLogger(__name__)
 
-KIND_NO_HELMET = "no_helmet"
-KIND_MOTION_IN_ZONE = "motion_in_zone"
+KIND_NO_HELMET = AlertKind.no_helmet
+KIND_MOTION_IN_ZONE = AlertKind.motion_in_zone
+LEFT_OBJECT_LABEL = "left_object"
 
 
 def load_helmet_detector(config: CameraConfig) -> HelmetDetector | None:
@@ -85,12 +88,21 @@ class CameraPipeline:
         if detector is None and load_model:
             detector = load_helmet_detector(config)
         self.helmet = detector if "helmet" in config.checks else None
+        self._person_detector = detector
         h = config.helmet
         self.tracker = IoUTracker(
             iou_threshold=h.track_iou,
             max_age_s=h.track_max_age_s,
             alert_confidence=h.alert_confidence,
         )
+        self.left_objects: LeftObjectDetector | None = None
+        if "dumping" in config.checks:
+            self.left_objects = LeftObjectDetector(
+                config.dumping,
+                [z.polygon for z in config.zones if z.dumping],
+                self._person_in if self._person_detector is not None else None,
+                config.snapshot.max_width,
+            )
         self._wall_clock = wall_clock
         self._last_model_run = -np.inf
         self._last_alert: dict[str, float] = {}
@@ -173,6 +185,52 @@ class CameraPipeline:
         detail = {"zones": ",".join(motion.zones)}
         return [self._alert(frame, KIND_MOTION_IN_ZONE, 1.0, boxes, detail)]
 
+    # -- dumping -----------------------------------------------------------------------------
+
+    def _person_in(self, frame: np.ndarray, box: Box) -> bool:
+        """A head in or just above the box: a person keeping still, not a thing left."""
+        detector = self._person_detector
+        assert detector is not None
+        h, w = frame.shape[:2]
+        x1, y1, x2, y2 = expand_box(box, 0.5, w, h)
+        region = square_region((x1, y1, x2, y2), detector.input_size, w, h)
+        self.model_runs += 1
+        return any(
+            x1 <= (d.box[0] + d.box[2]) / 2 <= x2 and y1 <= (d.box[1] + d.box[3]) / 2 <= y2
+            for d in detector.detect_regions(frame, [region])
+        )
+
+    def _dumping_alerts(self, frame: np.ndarray, t: float) -> list[CameraAlert]:
+        if self.left_objects is None:
+            return []
+        return [self._dumping_alert(frame, found) for found in self.left_objects.update(frame, t)]
+
+    def _dumping_alert(self, frame: np.ndarray, found: LeftObject) -> CameraAlert:
+        """One alert per object, with the scene before it came and the scene now."""
+        boxes: list[AlertBox] = [(*found.box, LEFT_OBJECT_LABEL, found.confidence)]
+        alert = self._alert(
+            frame,
+            AlertKind.dumping,
+            found.confidence,
+            boxes,
+            {"rested_s": f"{found.reported_at - found.rested_at:.1f}"},
+        )
+        alert.before_jpeg = self._before_snapshot(found, frame.shape[1])
+        return alert
+
+    def _before_snapshot(self, found: LeftObject, frame_width: int) -> bytes | None:
+        """The remembered 'before' frame with the object's place drawn, size-capped."""
+        if found.before_jpeg is None:
+            return None
+        image = cv2.imdecode(np.frombuffer(found.before_jpeg, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            return None
+        k = image.shape[1] / frame_width
+        x1, y1, x2, y2 = (round(v * k) for v in found.box)
+        snap = self.config.snapshot
+        drawn = draw_boxes(image, [(x1, y1, x2, y2, LEFT_OBJECT_LABEL, found.confidence)])
+        return encode_jpeg(drawn, snap.max_bytes, snap.max_width, snap.quality)
+
     # -- common ------------------------------------------------------------------------------
 
     def _alert(
@@ -202,4 +260,5 @@ class CameraPipeline:
         alerts = self._zone_alerts(frame, t, motion)
         if self.helmet is not None:
             alerts += self._helmet_alerts(frame, t, motion)
+        alerts += self._dumping_alerts(frame, t)
         return alerts

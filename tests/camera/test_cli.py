@@ -11,7 +11,7 @@ import numpy as np
 import typer
 from typer.testing import CliRunner
 
-from edge.camera.cli import eval_app
+from devtools.camera.cli import eval_app
 
 from .conftest import HELMET_DEV, need, scene, square_x
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.camera.evaluation import evaluate_helmet
+from devtools.camera.evaluation import evaluate_helmet
 from edge.camera.helmet import HelmetDetector, Letterbox, decode, letterbox, nms
 
 from .conftest import HELMET_DEV, need

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.camera.evaluation import evaluate_motion
+from devtools.camera.evaluation import evaluate_motion
 from edge.camera.motion import MotionDetector
 from firmware_config.camera import MotionSettings, ZoneConfig
 

@@ -31,6 +31,12 @@ function fill(card, a) {
   if (a.handled_by) who += `Kết thúc: ${a.handled_by} lúc ${fmt(a.handled_at)}.`;
   f("who").textContent = who;
   f("note").textContent = a.note || "";
+  const before = f("before");
+  if (before && a.before_url) {
+    const bimg = f("before-img");
+    if (bimg.getAttribute("src") !== a.before_url) bimg.src = a.before_url;
+    before.hidden = false;
+  }
   const img = f("img");
   const noimg = f("noimg");
   if (img && a.snapshot_url) {
