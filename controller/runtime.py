@@ -13,6 +13,7 @@ from datetime import timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
+from controller import localtime
 from controller.db import Database, migrate
 from controller.media_store import MediaStore
 from controller.models import Announcement, Node
@@ -55,6 +56,7 @@ def same_node(info: TopicInfo, claimed: str) -> None:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        localtime.configure(settings.timezone)
         self.db = Database(settings.resolved_database_url)
         self.media = MediaStore(settings.media_dir)
         self.content = ContentRenderer(self.media, settings.data_dir / "cache",

@@ -56,7 +56,7 @@ class AlertDetail(AlertView):
 def list_alerts(user: Officer, session: SessionDep, node: str | None = None,
                 camera: str | None = None, kind: str | None = None,
                 state: str | None = None, zone: str | None = None,
-                day: Annotated[date | None, Query(description="local day (Asia/Ho_Chi_Minh)")
+                day: Annotated[date | None, Query(description="local day (the commune's time zone)")
                                ] = None,
                 since: datetime | None = None, until: datetime | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AlertView]:

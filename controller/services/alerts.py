@@ -12,14 +12,14 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from controller.localtime import day_bounds
 from controller.media_store import MediaStore
 from controller.models import CameraAlertRecord, Node
 from controller.services import audit
@@ -27,7 +27,6 @@ from mqtt_contract import Alert, ContractError
 
 log = logging.getLogger(__name__)
 JPEG_MAGIC = b"\xff\xd8\xff"
-LOCAL_TZ = "Asia/Ho_Chi_Minh"
 
 STATES = ("new", "acknowledged", "resolved", "false_alarm")
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -87,12 +86,6 @@ def zone_nodes(session: Session, zone: str) -> list[str]:
     return [n.node_id for n in session.scalars(select(Node)) if zone in (n.zones or ())]
 
 
-def day_range(day: date, tz: str = LOCAL_TZ) -> tuple[datetime, datetime]:
-    """A local calendar day as a UTC range: officers think in local days, rows are UTC."""
-    start = datetime.combine(day, time(0), ZoneInfo(tz))
-    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
-
-
 def list_alerts(session: Session, *, node: str | None = None, camera: str | None = None,
                 kind: str | None = None, state: str | None = None, zone: str | None = None,
                 since: datetime | None = None, until: datetime | None = None,
@@ -105,7 +98,7 @@ def list_alerts(session: Session, *, node: str | None = None, camera: str | None
     if zone is not None:
         q = q.where(CameraAlertRecord.node_id.in_(zone_nodes(session, zone)))
     if day is not None:
-        start, end = day_range(day)
+        start, end = day_bounds(day)  # officers think in local days, rows are UTC
         q = q.where(CameraAlertRecord.at >= start, CameraAlertRecord.at < end)
     if since is not None:
         q = q.where(CameraAlertRecord.at >= since)
