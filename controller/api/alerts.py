@@ -76,7 +76,7 @@ async def alert_events(request: Request, runtime: Runtime, last_id: int | None,
                        max_s: float) -> AsyncIterator[str]:
     """New alerts (``alert``) and lifecycle changes (``update``) until the client leaves or
     ``max_s`` passes (the browser then reconnects, and its session is checked again)."""
-    hub = service.hub_for(runtime)
+    hub = runtime.alerts
     sub = hub.subscribe()
     sent: deque[int] = deque(maxlen=2000)
     deadline = time.monotonic() + max_s
@@ -169,7 +169,7 @@ def _transition(alert_id: str, action: str, body: TransitionIn, user: CurrentUse
         s.flush()
         out = AlertView.from_record(record)
         event = service.event_of(record, service.node_names(s))
-    service.hub_for(runtime).publish("update", event)
+    runtime.alerts.publish("update", event)
     return out
 
 

@@ -10,7 +10,6 @@ import base64
 import binascii
 import logging
 import threading
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -215,28 +214,41 @@ class Subscription:
             self.overflowed = True
 
 
+MAX_DESKS = 1000
+"""Open desks one controller pushes to; past it the oldest is dropped from the push (it
+still polls the database every few seconds, so it loses nothing but speed)."""
+
+
 class AlertHub:
     """Fan-out of alert events from the MQTT thread to every open desk's event loop.
 
-    In process and per replica: an alert reaches the desks connected to the replica that
-    ingested it at once; desks on other replicas pick it up from the database within the
-    stream's poll interval (see ``controller/api/alerts.py``).
+    One per runtime (``Runtime.alerts``), in process and per replica: an alert reaches the
+    desks connected to the replica that ingested it at once; desks on other replicas pick
+    it up from the database within the stream's poll interval (``controller/api/alerts.py``).
+    Bounded: at most ``capacity`` subscriptions, each with a bounded queue.
     """
 
-    def __init__(self) -> None:
-        self._subscribers: set[Subscription] = set()
+    def __init__(self, capacity: int = MAX_DESKS) -> None:
+        self.capacity = capacity
+        self._subscribers: dict[Subscription, None] = {}  # insertion order: oldest first
         self._lock = threading.Lock()
         self.published = 0
+        self.evicted = 0
 
     def subscribe(self) -> Subscription:
         sub = Subscription(asyncio.get_running_loop())
         with self._lock:
-            self._subscribers.add(sub)
+            self._subscribers[sub] = None
+            while len(self._subscribers) > self.capacity:
+                oldest = next(iter(self._subscribers))
+                del self._subscribers[oldest]
+                oldest.overflowed = True
+                self.evicted += 1
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            self._subscribers.discard(sub)
+            self._subscribers.pop(sub, None)
 
     @property
     def subscribers(self) -> int:
@@ -255,15 +267,3 @@ class AlertHub:
             except RuntimeError:  # that loop is closed: the desk is gone
                 self.unsubscribe(sub)
 
-
-_hubs: weakref.WeakKeyDictionary[object, AlertHub] = weakref.WeakKeyDictionary()
-_hubs_lock = threading.Lock()
-
-
-def hub_for(owner: object) -> AlertHub:
-    """The hub of one controller runtime (each app, and each test, has its own)."""
-    with _hubs_lock:
-        hub = _hubs.get(owner)
-        if hub is None:
-            hub = _hubs[owner] = AlertHub()
-        return hub
