@@ -61,8 +61,3 @@ _ITEMS = TypeAdapter(list[Item])
 def parse_items(raw: Iterable[Item | Mapping[str, Any]]) -> list[Item]:
     """Items from models or JSON-like dicts; raises pydantic.ValidationError if invalid."""
     return _ITEMS.validate_python([i.model_dump() if isinstance(i, BaseModel) else i for i in raw])
-
-
-def items_json_schema() -> dict[str, Any]:
-    """JSON schema for the API docs."""
-    return _ITEMS.json_schema()

@@ -20,6 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from mqtt_contract import DEFAULT_TIMEZONE
+
 
 class UTCDateTime(TypeDecorator):
     """Stores aware datetimes as UTC; SQLite forgets the zone, this puts it back."""
@@ -113,7 +115,7 @@ class Schedule(Base):
     """The time (once), DTSTART (rrule) or the first moment (cron)."""
     rule: Mapped[str | None] = mapped_column(Text)
     until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Ho_Chi_Minh")
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
     priority: Mapped[str] = mapped_column(String(16), default="priority")
     volume: Mapped[int | None] = mapped_column(Integer)
     repeat: Mapped[int] = mapped_column(Integer, default=1)

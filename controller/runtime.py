@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
+from controller import localtime
 from controller.db import Database, migrate
 from controller.media_store import MediaStore
 from controller.models import Announcement, Node
@@ -51,6 +53,8 @@ from mqtt_contract import (
 
 log = logging.getLogger(__name__)
 RESEND_COOLDOWN_S = 2.0
+RESEND_MEMORY = 10_000
+"""At most this many (node, media) resends are remembered; the oldest go first."""
 PLAN_AFTER_COMMAND_S = 2.0
 LEASE_RENEW_S = 30.0
 LEASE_TTL_S = 90.0
@@ -63,9 +67,38 @@ def same_node(info: TopicInfo, claimed: str) -> None:
         raise ContractError(f"payload for node {claimed!r} on {info.node!r}'s topic")
 
 
+class RecentResends:
+    """Which (node, media) were re-sent within the cooldown: a node asking twice in a row
+    (its request crossed the chunks) gets one resend. Bounded: at most ``capacity``
+    entries, the oldest evicted, so a fleet of chatty nodes cannot grow it for ever."""
+
+    def __init__(self, cooldown_s: float = RESEND_COOLDOWN_S,
+                 capacity: int = RESEND_MEMORY) -> None:
+        self.cooldown_s, self.capacity = cooldown_s, capacity
+        self._at: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def claim(self, key: tuple[str, str], now: float | None = None) -> bool:
+        """True if ``key`` may be re-sent now (and remember that it was)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            last = self._at.pop(key, None)
+            if last is not None and now - last < self.cooldown_s:
+                self._at[key] = last
+                return False
+            self._at[key] = now
+            while len(self._at) > self.capacity:
+                self._at.popitem(last=False)
+            return True
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        localtime.configure(settings.timezone)
         self.db = Database(settings.resolved_database_url)
         self.media = MediaStore(settings.media_dir)
         self.content = ContentRenderer(self.media, settings.data_dir / "cache",
@@ -77,8 +110,9 @@ class Runtime:
         self.secret_key = settings.secret_key or load_or_create_secret(
             settings.data_dir / "secret_key")
         self.login_limiter = LoginRateLimiter(settings.login_attempts, settings.login_window_s)
-        self._recent_resends: dict[tuple[str, str], float] = {}
-        self._resend_lock = threading.Lock()
+        self.resends = RecentResends()
+        self.alerts = alerts.AlertHub()
+        """Pushes new and changed alerts to the open desks (Server-Sent Events)."""
         self._compile_lock = threading.Lock()
         self.is_plan_leader = False
         for spec, handler in {STATUS: self._on_status, TELEMETRY: self._on_telemetry,
@@ -103,14 +137,14 @@ class Runtime:
             if self.settings.fleet_dir:
                 n = fleet.register_fleet(s, self.settings.fleet_dir)
                 log.info("registered %d nodes from %s", n, self.settings.fleet_dir)
-        self.link.start()
         self.renew_leadership()
         self.scheduler.add_job(self.renew_leadership, "interval", seconds=LEASE_RENEW_S,
                                id="plan-lease", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.roll_horizon, "interval",
                                seconds=self.settings.plan_refresh_s, id="roll-horizon",
                                max_instances=1, coalesce=True)
-        self.scheduler.start()
+        self.scheduler.start()  # before the link: its first connect queues a job here
+        self.link.start()
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
@@ -132,8 +166,11 @@ class Runtime:
 
     def _republish_after_connect(self) -> None:
         """After a (re)connection the plans go out again: the horizon may have rolled while
-        the link was down, and a restarted controller resumes where it stood."""
-        self._publish_plans_logged(None)
+        the link was down, and a restarted controller resumes where it stood. Called on
+        the MQTT network thread: it only queues the work on the scheduler (one job, however
+        often the link flaps) and returns."""
+        self.scheduler.add_job(self._publish_plans_logged, args=[None], id="republish",
+                               replace_existing=True, misfire_grace_time=None)
 
     # plans and media -----------------------------------------------------------------------
     def publish_plans(self, targets: Iterable[dict] | None = None) -> int:
@@ -155,9 +192,9 @@ class Runtime:
         """Publish plans a moment later, off the request: after an emergency command the
         nodes are busy starting it, and the plan (which also holds the item, for nodes
         that missed the command) is only the safety net."""
-        timer = threading.Timer(delay_s, self._publish_plans_logged, (targets,))
-        timer.daemon = True
-        timer.start()
+        self.scheduler.add_job(self._publish_plans_logged, "date", args=[targets],
+                               run_date=datetime.now(UTC) + timedelta(seconds=delay_s),
+                               misfire_grace_time=None)
 
     def _publish_plans_logged(self, targets: list[dict] | None) -> None:
         try:
@@ -233,7 +270,7 @@ class Runtime:
         if event is not None:  # committed: the open alert desks may fetch it now
             log.info("alert %s from %s/%s: %s", alert.id, alert.node, alert.camera,
                      alert.kind)
-            alerts.hub_for(self).publish("alert", event)
+            self.alerts.publish("alert", event)
 
     def _on_reply(self, info: TopicInfo, reply: Reply) -> None:
         log.info("reply from %s/%s to %s: ok=%s %s", info.commune, info.node,
@@ -242,12 +279,8 @@ class Runtime:
     def _on_media_request(self, info: TopicInfo, request: MediaRequest) -> None:
         """Re-send the chunks one node lacks, on its own media topic."""
         same_node(info, request.node)
-        key = (f"{info.commune}/{request.node}", request.sha256)
-        now = time.monotonic()
-        with self._resend_lock:
-            if now - self._recent_resends.get(key, 0.0) < RESEND_COOLDOWN_S:
-                return
-            self._recent_resends[key] = now
+        if not self.resends.claim((f"{info.commune}/{request.node}", request.sha256)):
+            return
         ref = self._known_media(request.sha256)
         if ref is None:
             log.warning("%s asked for unknown media %s", request.node, request.sha256[:12])

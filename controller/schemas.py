@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from controller.localtime import zone_name
 from mqtt_contract import CommandKind
 
 TimeOfDay = str
@@ -63,7 +64,8 @@ class TimingIn(In):
                              description="RRULE (e.g. FREQ=WEEKLY;BYDAY=MO,FR;BYHOUR=6) "
                                          "or cron (e.g. 0 7-11 * * 1-5)")
     until: datetime | None = None
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: str = Field(default_factory=zone_name,
+                          description="IANA zone; default: the commune's (LOAXA_TIMEZONE)")
 
 
 class ScheduleIn(In):

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mqtt_contract import DEFAULT_TIMEZONE, check_timezone
 
 
 class Settings(BaseSettings):
@@ -30,8 +32,8 @@ class Settings(BaseSettings):
     fleet_dir: Path | None = None
     """Folder of node YAML files to register at start (names, zones, coordinates)."""
     default_commune: str = "xa-demo"
-    tts_engine: str = "auto"
-    tts_voice: str = "vi"
+    timezone: str = DEFAULT_TIMEZONE
+    """The commune's wall clock (IANA name): local days, pages, new schedules' default."""
     plan_horizon_h: float = Field(default=48, gt=0, le=24 * 14)
     start_lead_s: float = Field(default=8, ge=1, le=600)
     """"Play now" means now + this lead, so every node has the audio and starts together."""
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
     """If set and there are no users yet, this admin account is created at start."""
     login_attempts: int = Field(default=5, ge=1)
     login_window_s: float = Field(default=300, gt=0)
+
+    _timezone = field_validator("timezone")(check_timezone)
 
     @cached_property
     def resolved_database_url(self) -> str:

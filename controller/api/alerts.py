@@ -56,7 +56,7 @@ class AlertDetail(AlertView):
 def list_alerts(user: Officer, session: SessionDep, node: str | None = None,
                 camera: str | None = None, kind: str | None = None,
                 state: str | None = None, zone: str | None = None,
-                day: Annotated[date | None, Query(description="local day (Asia/Ho_Chi_Minh)")
+                day: Annotated[date | None, Query(description="local day (the commune's time zone)")
                                ] = None,
                 since: datetime | None = None, until: datetime | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AlertView]:
@@ -76,7 +76,7 @@ async def alert_events(request: Request, runtime: Runtime, last_id: int | None,
                        max_s: float) -> AsyncIterator[str]:
     """New alerts (``alert``) and lifecycle changes (``update``) until the client leaves or
     ``max_s`` passes (the browser then reconnects, and its session is checked again)."""
-    hub = service.hub_for(runtime)
+    hub = runtime.alerts
     sub = hub.subscribe()
     sent: deque[int] = deque(maxlen=2000)
     deadline = time.monotonic() + max_s
@@ -169,7 +169,7 @@ def _transition(alert_id: str, action: str, body: TransitionIn, user: CurrentUse
         s.flush()
         out = AlertView.from_record(record)
         event = service.event_of(record, service.node_names(s))
-    service.hub_for(runtime).publish("update", event)
+    runtime.alerts.publish("update", event)
     return out
 
 

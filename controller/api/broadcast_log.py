@@ -27,8 +27,9 @@ def broadcast_log(user: Staff, session: SessionDep, since: datetime | None = Non
 @router.get("/api/reports/daily", response_model=None)
 def daily_report(user: Staff, session: SessionDep, day: date,
                  format: Literal["json", "csv"] = "json",
-                 timezone: str = "Asia/Ho_Chi_Minh") -> dict | PlainTextResponse:
-    """Play count and total duration per item, per node and per zone for one local day."""
+                 timezone: str | None = None) -> dict | PlainTextResponse:
+    """Play count and total duration per item, per node and per zone for one local day
+    (in ``timezone``, default the commune's, ``LOAXA_TIMEZONE``)."""
     try:
         report = reports.daily_report(session, day, timezone)
     except (KeyError, ValueError) as exc:

@@ -10,16 +10,15 @@ import base64
 import binascii
 import logging
 import threading
-import weakref
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from controller.localtime import day_bounds
 from controller.media_store import MediaStore
 from controller.models import CameraAlertRecord, Node
 from controller.services import audit
@@ -27,7 +26,6 @@ from mqtt_contract import Alert, ContractError
 
 log = logging.getLogger(__name__)
 JPEG_MAGIC = b"\xff\xd8\xff"
-LOCAL_TZ = "Asia/Ho_Chi_Minh"
 
 STATES = ("new", "acknowledged", "resolved", "false_alarm")
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -91,12 +89,6 @@ def zone_nodes(session: Session, zone: str) -> list[str]:
     return [n.node_id for n in session.scalars(select(Node)) if zone in (n.zones or ())]
 
 
-def day_range(day: date, tz: str = LOCAL_TZ) -> tuple[datetime, datetime]:
-    """A local calendar day as a UTC range: officers think in local days, rows are UTC."""
-    start = datetime.combine(day, time(0), ZoneInfo(tz))
-    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
-
-
 def list_alerts(session: Session, *, node: str | None = None, camera: str | None = None,
                 kind: str | None = None, state: str | None = None, zone: str | None = None,
                 since: datetime | None = None, until: datetime | None = None,
@@ -109,7 +101,7 @@ def list_alerts(session: Session, *, node: str | None = None, camera: str | None
     if zone is not None:
         q = q.where(CameraAlertRecord.node_id.in_(zone_nodes(session, zone)))
     if day is not None:
-        start, end = day_range(day)
+        start, end = day_bounds(day)  # officers think in local days, rows are UTC
         q = q.where(CameraAlertRecord.at >= start, CameraAlertRecord.at < end)
     if since is not None:
         q = q.where(CameraAlertRecord.at >= since)
@@ -228,28 +220,41 @@ class Subscription:
             self.overflowed = True
 
 
+MAX_DESKS = 1000
+"""Open desks one controller pushes to; past it the oldest is dropped from the push (it
+still polls the database every few seconds, so it loses nothing but speed)."""
+
+
 class AlertHub:
     """Fan-out of alert events from the MQTT thread to every open desk's event loop.
 
-    In process and per replica: an alert reaches the desks connected to the replica that
-    ingested it at once; desks on other replicas pick it up from the database within the
-    stream's poll interval (see ``controller/api/alerts.py``).
+    One per runtime (``Runtime.alerts``), in process and per replica: an alert reaches the
+    desks connected to the replica that ingested it at once; desks on other replicas pick
+    it up from the database within the stream's poll interval (``controller/api/alerts.py``).
+    Bounded: at most ``capacity`` subscriptions, each with a bounded queue.
     """
 
-    def __init__(self) -> None:
-        self._subscribers: set[Subscription] = set()
+    def __init__(self, capacity: int = MAX_DESKS) -> None:
+        self.capacity = capacity
+        self._subscribers: dict[Subscription, None] = {}  # insertion order: oldest first
         self._lock = threading.Lock()
         self.published = 0
+        self.evicted = 0
 
     def subscribe(self) -> Subscription:
         sub = Subscription(asyncio.get_running_loop())
         with self._lock:
-            self._subscribers.add(sub)
+            self._subscribers[sub] = None
+            while len(self._subscribers) > self.capacity:
+                oldest = next(iter(self._subscribers))
+                del self._subscribers[oldest]
+                oldest.overflowed = True
+                self.evicted += 1
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            self._subscribers.discard(sub)
+            self._subscribers.pop(sub, None)
 
     @property
     def subscribers(self) -> int:
@@ -268,15 +273,3 @@ class AlertHub:
             except RuntimeError:  # that loop is closed: the desk is gone
                 self.unsubscribe(sub)
 
-
-_hubs: weakref.WeakKeyDictionary[object, AlertHub] = weakref.WeakKeyDictionary()
-_hubs_lock = threading.Lock()
-
-
-def hub_for(owner: object) -> AlertHub:
-    """The hub of one controller runtime (each app, and each test, has its own)."""
-    with _hubs_lock:
-        hub = _hubs.get(owner)
-        if hub is None:
-            hub = _hubs[owner] = AlertHub()
-        return hub

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from controller.models import Node, PlaybackLog, Schedule
 from controller.services import targets as target_rules
-from controller.services.plans import item_id, timing_of
+from controller.services.item_ids import item_id
+from controller.services.plans import timing_of
 from controller.services.timing import occurrences
 
 PLAYED = ("started", "finished", "preempted", "stopped")

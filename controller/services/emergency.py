@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from controller.models import Announcement, Schedule
 from controller.services import approval, audit
-from controller.services.plans import item_id, media_ref
+from controller.services.item_ids import item_id
+from controller.services.plans import media_ref
 from controller.services.timing import Timing
 from mqtt_contract import Command, CommandKind, Priority
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from controller.models import Announcement, CalendarException, Node, Schedule, Zone
 from controller.services import targets as target_rules
+from controller.services.item_ids import item_id
 from controller.services.timing import Timing, occurrences
 from mqtt_contract import (
     DEFAULT_QUIET_HOURS,
@@ -43,10 +44,6 @@ def next_version(node: Node) -> int:
 
 def timing_of(s: Schedule) -> Timing:
     return Timing(s.kind, s.start_at, s.rule, s.until, s.timezone)
-
-
-def item_id(schedule_id: int, occurrence: datetime) -> str:
-    return f"s{schedule_id}-{int(occurrence.timestamp())}"
 
 
 def media_ref(a: Announcement) -> MediaRef:

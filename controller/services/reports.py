@@ -5,21 +5,17 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller import localtime
 from controller.models import Announcement, Node, PlaybackLog, Schedule
+from controller.services.item_ids import schedule_label, schedule_of
 
 COUNTED = ("finished", "preempted", "stopped")
 """A play counts once it ended (whole or cut short); its duration is what really played."""
-
-
-def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(0), ZoneInfo(tz))
-    return start, start + timedelta(days=1)
 
 
 def item_titles(session: Session) -> dict[int, str]:
@@ -28,13 +24,10 @@ def item_titles(session: Session) -> dict[int, str]:
     return {sid: title or text[:60] for sid, title, text in rows}
 
 
-def schedule_of(item_id: str) -> int | None:
-    head = item_id.split("-", 1)[0]
-    return int(head[1:]) if head.startswith("s") and head[1:].isdigit() else None
-
-
-def daily_report(session: Session, day: date, tz: str = "Asia/Ho_Chi_Minh") -> dict:
-    start, end = day_bounds(day, tz)
+def daily_report(session: Session, day: date, tz: str | None = None) -> dict:
+    """``day`` is local to ``tz`` (default: the commune's zone)."""
+    tz = tz or localtime.zone_name()
+    start, end = localtime.day_bounds(day, tz)
     rows = list(session.scalars(select(PlaybackLog).where(
         PlaybackLog.actual_at >= start, PlaybackLog.actual_at < end,
         PlaybackLog.event.in_(COUNTED))))
@@ -45,7 +38,8 @@ def daily_report(session: Session, day: date, tz: str = "Asia/Ho_Chi_Minh") -> d
     for r in rows:
         seconds = r.duration_s or 0.0
         sid = schedule_of(r.item_id)
-        label = f"{r.item_id.split('-')[0]} {titles.get(sid, '')}".strip() if sid else r.item_id
+        label = (f"{schedule_label(r.item_id)} {titles.get(sid, '')}".strip()
+                 if sid is not None else r.item_id)
         per["item"][label].append(seconds)
         per["node"][r.node_id].append(seconds)
         per["zone"][zones.get(r.node_id, "-")].append(seconds)

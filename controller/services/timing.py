@@ -1,19 +1,22 @@
 """When a schedule plays: once, an RFC 5545 rule, or a cron expression, in its time zone.
 
-Rules are expanded in the schedule's own zone (Asia/Ho_Chi_Minh by default) so "every
-weekday at 06:00" means 06:00 on the commune's wall clock, then converted to UTC for plans.
+Rules are expanded in the schedule's own zone (by default the commune's, ``LOAXA_TIMEZONE``)
+so "every weekday at 06:00" means 06:00 on the commune's wall clock, then converted to UTC
+for plans.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from dateutil.rrule import rrulestr
+
+from controller.localtime import zone_name
 
 MAX_OCCURRENCES = 10_000
 _TICK = timedelta(microseconds=1)
@@ -29,7 +32,7 @@ class Timing:
     start_at: datetime  # aware
     rule: str | None = None
     until: datetime | None = None
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: str = field(default_factory=zone_name)
 
     def zone(self) -> ZoneInfo:
         try:

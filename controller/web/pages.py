@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import select
 
 from broadcasts.templates import list_templates
+from controller import localtime
 from controller.api.auth import client_key
 from controller.api.deps import SESSION_COOKIE, CurrentUser, RuntimeDep, current_user
 from controller.api.deps import SessionDep as DbSession
@@ -30,7 +31,7 @@ from controller.models import CameraAlertRecord
 from controller.security import Role, create_token
 from controller.services import alerts as alert_service
 from controller.services import announcements as announcement_service
-from controller.services import audit, fleet, playback, reports, users
+from controller.services import audit, fleet, item_ids, playback, reports, users
 from controller.services import schedules as schedule_service
 from controller.web import views
 from controller.web.csrf import CSRF_COOKIE, new_token, well_signed
@@ -238,14 +239,14 @@ def home(user: PageUser) -> RedirectResponse:
 def dashboard(request: Request, user: PageStaff, session: DbSession) -> HTMLResponse:
     """Nodes online/offline (list and village map), what plays now, today's programme."""
     nodes = fleet.list_nodes(session)
-    start, end = views.day_bounds(views.today_local())
+    start, end = localtime.day_bounds(localtime.today())
     playing = [(n, (n.telemetry or {}).get("now_playing")) for n in nodes
                if n.online and (n.telemetry or {}).get("now_playing")]
     new_alerts = len(alert_service.list_alerts(session, state="new", limit=1000))
     return render(request, "dashboard.html", user, nodes=nodes,
                   online=sum(1 for n in nodes if n.online), map=views.village_map(nodes),
                   playing=playing, programme=views.programme(session, start, end),
-                  today=views.today_local(), new_alerts=new_alerts)
+                  today=localtime.today(), new_alerts=new_alerts)
 
 
 @router.get("/compose", response_class=HTMLResponse)
@@ -260,14 +261,14 @@ def compose(request: Request, user: PageStaff, session: DbSession) -> HTMLRespon
                                   for f in t.fields]} for t in templates]
     return render(request, "compose.html", user, templates=templates,
                   templates_json=templates_json, nodes=nodes, zones=zones,
-                  today=views.today_local())
+                  today=localtime.today())
 
 
 @router.get("/schedules", response_class=HTMLResponse)
 def schedules_page(request: Request, user: PageStaff, session: DbSession,
                    week: date | None = None) -> HTMLResponse:
     """The list, the week view, a recurring schedule form, and approvals."""
-    monday, days = views.week_view(session, week or views.today_local())
+    monday, days = views.week_view(session, week or localtime.today())
     nodes = fleet.list_nodes(session)
     announcements = announcement_service.list_announcements(session, limit=100)
     return render(request, "schedules.html", user,
@@ -278,7 +279,7 @@ def schedules_page(request: Request, user: PageStaff, session: DbSession,
                   nodes=nodes, zones=sorted({z for n in nodes for z in n.zones or ()}),
                   describe_rule=views.describe_rule, describe_targets=views.describe_targets,
                   next_of=views.next_occurrence,
-                  today=views.today_local(), can_approve=user.role in (Role.leader,
+                  today=localtime.today(), can_approve=user.role in (Role.leader,
                                                                        Role.admin))
 
 
@@ -292,12 +293,12 @@ def nodes_page(request: Request, user: PageStaff, session: DbSession) -> HTMLRes
 def log_page(request: Request, user: PageStaff, session: DbSession,
              day: date | None = None) -> HTMLResponse:
     """The day's playback reports and totals; the CSV report to download."""
-    day = day or views.today_local()
-    start, end = views.day_bounds(day)
+    day = day or localtime.today()
+    start, end = localtime.day_bounds(day)
     entries = playback.log_entries(session, since=start, until=end, limit=2000)
     titles = reports.item_titles(session)
     names = {n.node_id: n.name or n.node_id for n in fleet.list_nodes(session)}
-    rows = [(e, titles.get(reports.schedule_of(e.item_id) or -1, ""), names.get(e.node_id,
+    rows = [(e, titles.get(item_ids.schedule_of(e.item_id) or -1, ""), names.get(e.node_id,
                                                                                  e.node_id))
             for e in entries]
     return render(request, "log.html", user, day=day, rows=rows,

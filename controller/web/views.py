@@ -4,21 +4,19 @@ village map, today's programme and the week view. No HTTP here, so it is easy to
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from controller.localtime import day_bounds, local
 from controller.models import Node, Schedule
 from controller.services import schedules as schedule_service
 from controller.services.deliveries import deliveries_for
+from controller.services.item_ids import item_id
 from controller.services.plans import PLAYABLE, timing_of
 from controller.services.timing import occurrences
-
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-"""Communes run on Vietnam's wall clock (no daylight saving); every page shows it."""
 
 ROLE_LABELS = {"admin": "Quản trị", "staff": "Biên tập", "leader": "Lãnh đạo",
                "officer": "An ninh"}
@@ -38,10 +36,6 @@ KIND_LABELS = {"once": "Một lần", "rrule": "Lặp lại", "cron": "Lặp l�
 WEEKDAYS = ["Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật"]
 RRULE_DAYS = {"MO": "T2", "TU": "T3", "WE": "T4", "TH": "T5", "FR": "T6", "SA": "T7",
               "SU": "CN"}
-
-
-def local(dt: datetime | None) -> datetime | None:
-    return dt.astimezone(LOCAL_TZ) if dt is not None else None
 
 
 def fmt_time(dt: datetime | None, pattern: str = "%H:%M %d/%m/%Y") -> str:
@@ -71,15 +65,6 @@ def ago(dt: datetime | None, now: datetime | None = None) -> str:
     if seconds < 86400:
         return f"{seconds // 3600} giờ trước"
     return f"{seconds // 86400} ngày trước"
-
-
-def today_local(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(LOCAL_TZ).date()
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(0), LOCAL_TZ)
-    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 
 
 def describe_targets(targets: dict) -> str:
@@ -207,7 +192,7 @@ def programme(session: Session, start: datetime, end: datetime) -> list[Programm
     # occurrences whose targets match no node still belong on the programme
     for s in schedules:
         for at in occurrences(timing_of(s), start, end):
-            iid = f"s{s.id}-{int(at.timestamp())}"
+            iid = item_id(s.id, at)
             rows.setdefault(iid, ProgrammeItem(
                 iid, s.id, s.announcement_id, s.announcement.title or s.announcement.text[:60],
                 at, s.priority, s.announcement.status, describe_targets(s.targets), 0, {}))
@@ -228,6 +213,3 @@ def week_view(session: Session, any_day: date) -> tuple[date, list[tuple[date, l
     days = [monday + timedelta(days=i) for i in range(7)]
     return monday, [(d, sorted(per_day[d], key=lambda p: (p[0], p[1].id))) for d in days]
 
-
-def count_states(values: list[str]) -> dict[str, int]:
-    return dict(Counter(values))

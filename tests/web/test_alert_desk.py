@@ -80,8 +80,7 @@ def test_alert_reaches_the_open_desk_within_a_second_and_is_handled(live_server,
     login(phone, live_server, "officer")
     for page in (desk, phone):
         page.wait_for_selector("#live[data-connected='1']")
-    hub = __import__("controller.services.alerts", fromlist=["hub_for"]).hub_for(
-        live_server.runtime)
+    hub = live_server.runtime.alerts
     wait_for(lambda: hub.subscribers >= 2, 5, what="both desks subscribed")
 
     node1, node3 = NodeLink(broker, "node-1"), NodeLink(broker, "node-3")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from controller.web.views import LOCAL_TZ
+from controller.localtime import zone
 from tests.conftest import login as api_login
 from tests.conftest import wait_for
 from tests.web.conftest import login, screenshot
@@ -83,7 +83,7 @@ def test_compose_preview_schedule_approve_and_monitor(live_server, start_node, n
     aid = int(staff.inner_text("#saved-id"))
 
     # ---- schedule it once, later today (or early tomorrow), on node-1 and node-2
-    at = (datetime.now(UTC) + timedelta(minutes=10)).astimezone(LOCAL_TZ)
+    at = (datetime.now(UTC) + timedelta(minutes=10)).astimezone(zone())
     form = staff.locator("#schedule-card form")
     form.locator("[name=date]").fill(at.strftime("%Y-%m-%d"))
     form.locator("[name=time]").fill(at.strftime("%H:%M"))

@@ -1,0 +1,55 @@
+"""The runtime's own state is bounded, and deferred work goes through its one scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from controller.runtime import RecentResends, Runtime
+from controller.services.alerts import AlertHub
+
+
+def test_resend_memory_keeps_the_cooldown_and_evicts_the_oldest():
+    memory = RecentResends(cooldown_s=2.0, capacity=3)
+    assert memory.claim(("n1", "a"), now=0.0)
+    assert not memory.claim(("n1", "a"), now=1.0)  # asked again within the cooldown
+    assert memory.claim(("n1", "a"), now=2.5)
+    for i, key in enumerate([("n2", "a"), ("n3", "a"), ("n4", "a")]):
+        assert memory.claim(key, now=3.0 + i)
+    assert len(memory) == 3  # ("n1", "a") was the oldest: evicted
+    assert memory.claim(("n1", "a"), now=6.0)  # forgotten, so allowed again
+    assert not memory.claim(("n4", "a"), now=6.0)
+
+
+def test_alert_hub_caps_its_desks_and_drops_the_oldest():
+    async def run() -> None:
+        hub = AlertHub(capacity=2)
+        subs = [hub.subscribe() for _ in range(3)]
+        assert hub.subscribers == 2 and hub.evicted == 1
+        assert subs[0].overflowed  # the dropped desk falls back to polling the database
+        hub.publish("alert", {"row": 1})
+        await asyncio.sleep(0.01)
+        assert subs[0].queue.empty()
+        assert [s.queue.get_nowait().data for s in subs[1:]] == [{"row": 1}] * 2
+
+    asyncio.run(run())
+
+
+def test_deferred_plans_and_reconnects_are_scheduler_jobs_not_threads(tmp_path):
+    from controller.settings import Settings
+
+    runtime = Runtime(Settings(data_dir=tmp_path))
+    runtime.scheduler.start(paused=True)  # jobs are queued, none runs
+    try:
+        threads = threading.active_count()
+        runtime.publish_plans_soon([{"zones": ["thon-1"]}], delay_s=5)
+        for _ in range(3):  # a flapping link: one pending republish, however many connects
+            runtime._republish_after_connect()
+        jobs = runtime.scheduler.get_jobs()
+        assert threading.active_count() == threads
+        assert sorted(j.id == "republish" for j in jobs) == [False, True]
+        deferred = next(j for j in jobs if j.id != "republish")
+        assert deferred.args == ([{"zones": ["thon-1"]}],)
+    finally:
+        runtime.scheduler.shutdown(wait=False)
+        runtime.db.dispose()
