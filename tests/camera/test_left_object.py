@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 import pytest
+from edge.cameras import to_contract_alert
 
 from devtools.camera.evaluation import ObjectSequence, evaluate_objects, loose_match
 from edge.camera import CameraWorker
 from edge.camera.events import AlertKind
 from edge.camera.left_object import LeftObjectDetector
-from edge.cameras import to_contract_alert
 from firmware_config.camera import DUMPING_REMINDER_TEXT, CameraConfig, DumpingSettings
 
 from .conftest import SHARED, VIDEO, need, noisy_background, with_noise
