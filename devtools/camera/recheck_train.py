@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from edge.camera.evaluation import (
+from devtools.camera.evaluation import (
     PRF,
     evaluate_helmet,
     helmet_images,

@@ -9,7 +9,7 @@ from tests.conftest import REPO
 
 
 def test_camera_runtime_does_not_import_devtools() -> None:
-    code = ("import sys, edge.camera, edge.camera.worker, edge.camera.pipeline, edge.cameras;"
+    code = ("import sys, edge.camera, edge.camera.worker, edge.camera.pipeline, edge.camera.host;"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'devtools'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True)

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 import pytest
-from edge.cameras import to_contract_alert
 
 from devtools.camera.evaluation import ObjectSequence, evaluate_objects, loose_match
 from edge.camera import CameraWorker
 from edge.camera.events import AlertKind
+from edge.camera.host import to_contract_alert
 from edge.camera.left_object import LeftObjectDetector
 from firmware_config.camera import DUMPING_REMINDER_TEXT, CameraConfig, DumpingSettings
 

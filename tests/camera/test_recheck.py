@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge.camera.evaluation import evaluate_helmet, helmet_images
+from devtools.camera.evaluation import evaluate_helmet, helmet_images
 from edge.camera.helmet import Detection, HelmetDetector
 from edge.camera.recheck import (
     FEATURE_VERSION,
