@@ -45,6 +45,7 @@ import numpy as np
 
 from edge.camera.events import encode_jpeg
 from edge.camera.geometry import Box, iou, polygons_mask
+from edge.camera.motion import global_gain
 from firmware_config.camera import DumpingSettings, Polygon
 
 log = logging.getLogger(__name__)
@@ -117,16 +118,6 @@ class _History:
         if older:
             return older[-1]
         return self.frames[0][1] if self.frames else None
-
-
-def _mean_ratio(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
-    """Median of ``a / b`` over ``where`` (sampled): the global gain between two views."""
-    idx = np.flatnonzero(where)
-    if idx.size < 100:
-        return 1.0
-    idx = idx[:: max(1, idx.size // 4000)]
-    ratio = a.ravel()[idx] / np.maximum(b.ravel()[idx], 1.0)
-    return float(np.median(ratio))
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -281,7 +272,7 @@ class LeftObjectDetector:
         assert self._age is not None and self._reported is not None
         moving = np.abs(small - self._short) > s.threshold
         cv2.accumulateWeighted(small, self._short, 1.0 - math.exp(-dt / s.moving_tau_s))
-        gain = _mean_ratio(small, self._reference, ~moving)
+        gain = global_gain(small, self._reference, ~moving)
         expected = self._reference * gain
         delta = np.abs(small - expected)
         differs = (delta > s.threshold) & self._zone
