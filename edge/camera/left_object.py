@@ -26,6 +26,9 @@ reported, because most still differences are not rubbish:
   head inside the box → not reported;
 * **attended**: something moves right next to it (its owner is still there) → wait.
 
+When more than a quarter of the zone differs at once, the camera moved (or the light
+changed in a way no single gain explains): the empty scene starts again from that frame.
+
 One report per object: a reported object stays marked until it is taken away (its pixels
 match the empty scene again) or ``forget_s`` passes (then it joins the empty scene). Each
 report carries the picture from ``before_s`` before the object came to rest, from a short
