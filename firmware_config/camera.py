@@ -121,7 +121,7 @@ class MotionSettings(_Strict):
         default=0.1, ge=0, le=10, description="Motion must last this long before it counts."
     )
     warmup_frames: int = Field(
-        default=10, ge=0, description="Frames learnt before the first boxes are reported."
+        default=3, ge=0, description="Frames learnt before the first boxes are reported."
     )
 
 

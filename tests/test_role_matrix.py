@@ -93,7 +93,8 @@ class Ctx:
         assert ok
         alert = Alert(id=uuid.uuid4().hex, node="node-1", camera="gate", kind="no_helmet",
                       at=datetime.now(UTC), confidence=0.9,
-                      snapshot_jpeg_b64=base64.b64encode(jpeg.tobytes()).decode())
+                      snapshot_jpeg_b64=base64.b64encode(jpeg.tobytes()).decode(),
+                      before_jpeg_b64=base64.b64encode(jpeg.tobytes()).decode())
         with self.runtime.db.session() as s:
             assert alerts.record_alert(s, "xa-demo", alert, self.runtime.media)
         return alert.id
@@ -245,6 +246,8 @@ POLICY: dict[tuple[str, str], Case] = {
     ("GET", "/api/alerts/{alert_id}"): Case(OFFICER, lambda c, r: Req(
         {"alert_id": shared_alert(c, r)})),
     ("GET", "/api/alerts/{alert_id}/snapshot"): Case(OFFICER, lambda c, r: Req(
+        {"alert_id": shared_alert(c, r)})),
+    ("GET", "/api/alerts/{alert_id}/before"): Case(OFFICER, lambda c, r: Req(
         {"alert_id": shared_alert(c, r)})),
     ("POST", "/api/alerts/{alert_id}/acknowledge"): Case(OFFICER, lambda c, r: Req(
         {"alert_id": new_alert(c, r)}, {"json": {"note": "đang tới"}})),

@@ -26,6 +26,9 @@ reported, because most still differences are not rubbish:
   head inside the box → not reported;
 * **attended**: something moves right next to it (its owner is still there) → wait.
 
+When more than a quarter of the zone differs at once, the camera moved (or the light
+changed in a way no single gain explains): the empty scene starts again from that frame.
+
 One report per object: a reported object stays marked until it is taken away (its pixels
 match the empty scene again) or ``forget_s`` passes (then it joins the empty scene). Each
 report carries the picture from ``before_s`` before the object came to rest, from a short
@@ -45,6 +48,7 @@ import numpy as np
 
 from edge.camera.events import encode_jpeg
 from edge.camera.geometry import Box, iou, polygons_mask
+from edge.camera.motion import global_gain
 from firmware_config.camera import DumpingSettings, Polygon
 
 log = logging.getLogger(__name__)
@@ -117,16 +121,6 @@ class _History:
         if older:
             return older[-1]
         return self.frames[0][1] if self.frames else None
-
-
-def _mean_ratio(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
-    """Median of ``a / b`` over ``where`` (sampled): the global gain between two views."""
-    idx = np.flatnonzero(where)
-    if idx.size < 100:
-        return 1.0
-    idx = idx[:: max(1, idx.size // 4000)]
-    ratio = a.ravel()[idx] / np.maximum(b.ravel()[idx], 1.0)
-    return float(np.median(ratio))
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -281,7 +275,7 @@ class LeftObjectDetector:
         assert self._age is not None and self._reported is not None
         moving = np.abs(small - self._short) > s.threshold
         cv2.accumulateWeighted(small, self._short, 1.0 - math.exp(-dt / s.moving_tau_s))
-        gain = _mean_ratio(small, self._reference, ~moving)
+        gain = global_gain(small, self._reference, ~moving)
         expected = self._reference * gain
         delta = np.abs(small - expected)
         differs = (delta > s.threshold) & self._zone

@@ -35,7 +35,8 @@ def test_dumping_alert_is_stored_and_shown_with_before_and_after(controller) -> 
     from controller.web.pages import SESSION_COOKIE
 
     token = controller.headers["Authorization"].removeprefix("Bearer ")
-    page = controller.get("/alerts", cookies={SESSION_COOKIE: token})
+    controller.cookies.set(SESSION_COOKIE, token)
+    page = controller.get("/alerts")
     assert page.status_code == 200, page.text[:200]
     assert "Đổ rác" in page.text and f"/api/alerts/{alert.id}/before" in page.text
     missing = controller.get(f"/api/alerts/{uuid.uuid4().hex}/before")

@@ -61,9 +61,8 @@ def test_reminder_waits_in_quiet_hours() -> None:
     """The dumping reminder follows the camera's quiet hours, as the helmet one does."""
     from edge.camera.schedule import ReminderGate
 
-    cfg = dumping_camera().model_copy(update={"quiet_hours": []})
     cfg = CameraConfig.model_validate(
-        {**cfg.model_dump(), "quiet_hours": [{"start": "21:00", "end": "06:00"}]}
+        {**dumping_camera().model_dump(), "quiet_hours": [{"start": "21:00", "end": "06:00"}]}
     )
     asked: list[str] = []
     gate = ReminderGate(cfg, lambda c, k: asked.append(k) or True)
