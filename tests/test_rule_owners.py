@@ -42,3 +42,27 @@ def test_the_time_zone_is_a_setting(tmp_path):
     assert Settings(data_dir=tmp_path).timezone == DEFAULT_TIMEZONE
     with pytest.raises(ValidationError):
         Settings(data_dir=tmp_path, timezone="Nowhere/Town")
+
+
+def test_a_schedule_is_audited_once_by_its_service_whichever_route_makes_it(controller):
+    """``POST /api/announcements`` with ``start_at`` used to leave no schedule record."""
+    from datetime import timedelta
+
+    at = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    later = (datetime.now(UTC) + timedelta(days=4)).isoformat()  # no clash with the first
+    a = controller.post("/api/announcements", json={
+        "text": "Họp thôn tối nay.", "engine": "espeak-ng", "start_at": at,
+        "nodes": ["node-1"]})
+    assert a.status_code == 201, a.text
+    b = controller.post("/api/announcements", json={"text": "Tiêm phòng.",
+                                                    "engine": "espeak-ng"}).json()
+    s = controller.post("/api/schedules", json={
+        "announcement_id": b["id"], "targets": {"nodes": ["node-1"]},
+        "timing": {"kind": "once", "start_at": later}})
+    assert s.status_code == 201, s.text
+    assert controller.post(f"/api/schedules/{s.json()['id']}/cancel").status_code == 200
+    for aid, wanted in ((a.json()["id"], ["create", "approve", "schedule"]),
+                        (b["id"], ["create", "schedule", "cancel_schedule"])):
+        history = controller.get(f"/api/announcements/{aid}").json()["history"]
+        assert [h["action"] for h in history] == wanted
+        assert {h["actor"] for h in history} == {"admin"}

@@ -5,7 +5,7 @@ from fastapi import APIRouter, HTTPException
 from controller.api.deps import RuntimeDep, SessionDep, Staff, UserDep
 from controller.models import Schedule
 from controller.schemas import ScheduleIn, ScheduleOut
-from controller.services import announcements, audit
+from controller.services import announcements
 from controller.services import schedules as service
 from controller.services.plans import timing_of
 from controller.services.timing import Timing, occurrences
@@ -53,7 +53,6 @@ def create(body: ScheduleIn, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
         except service.ScheduleConflict as exc:
             raise HTTPException(409, {"message": "the schedule clashes with other items",
                                       "conflicts": [c.as_dict() for c in exc.clashes]}) from None
-        audit.record(s, user.username, "schedule", "announcement", a.id, schedule=sched.id)
         out, playable = schedule_out(sched), a.status == "scheduled"
     if playable:
         runtime.publish_plans([targets])
@@ -84,9 +83,7 @@ def cancel(schedule_id: int, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
             raise HTTPException(404, f"schedule {schedule_id} not found")
         if sched.status == "cancelled":
             raise HTTPException(409, "schedule already cancelled")
-        service.cancel_schedule(s, sched)
-        audit.record(s, user.username, "cancel_schedule", "announcement",
-                     sched.announcement_id, schedule=sched.id)
+        service.cancel_schedule(s, sched, user.username)
         out, targets = schedule_out(sched), sched.targets
     runtime.publish_plans([targets])
     return out

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from controller.models import Announcement, Node, Schedule
+from controller.services import audit
 from controller.services import targets as target_rules
 from controller.services.plans import PLAYABLE, timing_of
 from controller.services.timing import Timing, TimingError, occurrences, validate
@@ -117,15 +118,19 @@ def create_schedule(session: Session, announcement: Announcement, *, targets: di
     if announcement.status in PLAYABLE:
         announcement.status = "scheduled"
     session.flush()
+    audit.record(session, actor, "schedule", "announcement", announcement.id,
+                 schedule=schedule.id)
     return schedule
 
 
-def cancel_schedule(session: Session, schedule: Schedule) -> None:
+def cancel_schedule(session: Session, schedule: Schedule, actor: str) -> None:
     schedule.status = "cancelled"
     schedule.published_ms = int(time.time() * 1000)
     a = schedule.announcement
     if a.status == "scheduled" and not any(s.status == "active" for s in a.schedules):
         a.status = "approved"
+    audit.record(session, actor, "cancel_schedule", "announcement", schedule.announcement_id,
+                 schedule=schedule.id)
 
 
 def get_schedule(session: Session, schedule_id: int) -> Schedule | None:
