@@ -232,7 +232,7 @@ def running_system(workdir: Path, nodes: int, per_zone: int,
            "LOAXA_MQTT_PORT": str(port), "LOAXA_MQTT_USERNAME": fleet.controller_user,
            "LOAXA_MQTT_PASSWORD_FILE": str(fleet.controller_password_file),
            "LOAXA_FLEET_DIR": str(workdir / "nodes"), "LOAXA_PORT": str(http_port),
-           "LOAXA_ADMIN_PASSWORD": admin_password, "LOAXA_TTS_ENGINE": "espeak-ng",
+           "LOAXA_ADMIN_PASSWORD": admin_password,
            "PYTHONPATH": str(REPO), **(extra_env or {})}
     with running_broker(fleet.broker_conf, port, logs / "mosquitto.log"):
         system = System(fleet, Api(f"http://127.0.0.1:{http_port}"), Watcher(fleet), workdir,
