@@ -199,11 +199,7 @@ def before_snapshot(alert_id: str, user: Officer, session: SessionDep,
                     runtime: RuntimeDep) -> FileResponse:
     """The picture before the event (a dumping alert: the place before the object came)."""
     record = service.get_alert(session, alert_id)
-    if record is None or record.before_sha256 is None:
-        raise HTTPException(404, "no such alert snapshot")
-    return FileResponse(runtime.media.path(record.before_sha256, "jpg"),
-                        media_type="image/jpeg",
-                        headers={"Cache-Control": "private, max-age=86400, immutable"})
+    return _jpeg(runtime, record.before_sha256 if record else None)
 
 
 @router.get("/{alert_id}/snapshot", response_class=FileResponse,
@@ -212,8 +208,12 @@ def snapshot(alert_id: str, user: Officer, session: SessionDep,
              runtime: RuntimeDep) -> FileResponse:
     """The alert's JPEG snapshot, boxes drawn."""
     record = service.get_alert(session, alert_id)
-    if record is None or record.snapshot_sha256 is None:
+    return _jpeg(runtime, record.snapshot_sha256 if record else None)
+
+
+def _jpeg(runtime: RuntimeDep, sha256: str | None) -> FileResponse:
+    """A stored alert picture by content; 404 when the alert or the picture is not there."""
+    if sha256 is None:
         raise HTTPException(404, "no such alert snapshot")
-    return FileResponse(runtime.media.path(record.snapshot_sha256, "jpg"),
-                        media_type="image/jpeg",
+    return FileResponse(runtime.media.path(sha256, "jpg"), media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=86400, immutable"})
