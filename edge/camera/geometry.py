@@ -7,6 +7,7 @@ A box is ``(x1, y1, x2, y2)`` in pixels, ``x2``/``y2`` exclusive, so its area is
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -96,3 +97,32 @@ def merge_overlapping(boxes: Iterable[Box]) -> list[Box]:
                 out.append(box)
         merged = out
     return merged
+
+
+@dataclass(frozen=True)
+class WorkGeometry:
+    """The smaller size a detector works at for a given frame size (width capped, aspect
+    kept), with the scale back to frame pixels: one rule for every detector, so a box or a
+    mask means the same thing in each."""
+
+    frame_size: tuple[int, int]
+    work_size: tuple[int, int]
+    scale: tuple[float, float]
+
+    @classmethod
+    def fit(cls, width: int, height: int, max_width: int) -> WorkGeometry:
+        work_w = min(max_width, width)
+        work_h = max(1, round(height * work_w / width))
+        return cls((width, height), (work_w, work_h), (width / work_w, height / work_h))
+
+    def mask(self, polygons: Iterable[Polygon]) -> np.ndarray:
+        """The polygons (normalised coordinates) filled into a work-sized uint8 mask."""
+        full = polygons_mask(polygons, *self.frame_size)
+        return cv2.resize(full, self.work_size, interpolation=cv2.INTER_NEAREST)
+
+    def grey(self, frame: np.ndarray) -> np.ndarray:
+        """Grey and downscaled (area interpolation also averages away sensor noise)."""
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+        if grey.shape[1] != self.work_size[0]:
+            grey = cv2.resize(grey, self.work_size, interpolation=cv2.INTER_AREA)
+        return grey

@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 from edge.camera.events import encode_jpeg
-from edge.camera.geometry import Box, iou, polygons_mask
+from edge.camera.geometry import Box, WorkGeometry, iou
 from edge.camera.motion import global_gain
 from firmware_config.camera import DumpingSettings, Polygon
 
@@ -204,24 +204,16 @@ class LeftObjectDetector:
         return len(self._candidates)
 
     def _configure(self, width: int, height: int) -> None:
-        self._frame_size = (width, height)
-        work_w = min(self.settings.frame_width, width)
-        work_h = max(1, round(height * work_w / width))
-        self._work_size = (work_w, work_h)
-        self._scale = (width / work_w, height / work_h)
-        if self._zones:
-            zone = polygons_mask(self._zones, width, height)
-            self._zone = cv2.resize(zone, self._work_size, interpolation=cv2.INTER_NEAREST) > 0
-        else:
-            self._zone = np.ones((work_h, work_w), bool)
+        self._geometry = g = WorkGeometry.fit(width, height, self.settings.frame_width)
+        self._frame_size, self._work_size, self._scale = g.frame_size, g.work_size, g.scale
+        work_w, work_h = g.work_size
+        self._zone = (g.mask(self._zones) > 0 if self._zones
+                      else np.ones((work_h, work_w), bool))
         self._zone_pixels = max(1, int(np.count_nonzero(self._zone)))
         self.reset()
 
     def _small(self, frame: np.ndarray) -> np.ndarray:
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        if grey.shape[1] != self._work_size[0]:
-            grey = cv2.resize(grey, self._work_size, interpolation=cv2.INTER_AREA)
-        return cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32)
+        return cv2.GaussianBlur(self._geometry.grey(frame), (3, 3), 0).astype(np.float32)
 
     def _to_frame(self, box: Box) -> Box:
         sx, sy = self._scale

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge.camera.geometry import Box, polygons_mask
+from edge.camera.geometry import Box, WorkGeometry
 from firmware_config.camera import MotionSettings, Polygon, ZoneConfig
 
 
@@ -105,28 +105,15 @@ class MotionDetector:
 
     def _configure(self, width: int, height: int) -> None:
         """Size-dependent state, built on the first frame (and again if the size changes)."""
-        self._frame_size = (width, height)
-        work_w = min(self.settings.frame_width, width)
-        work_h = max(1, round(height * work_w / width))
-        self._work_size = (work_w, work_h)
-        self._scale = (width / work_w, height / work_h)
-        self._keep = None
-        if self._masks:
-            ignore = polygons_mask(self._masks, width, height)
-            ignore = cv2.resize(ignore, self._work_size, interpolation=cv2.INTER_NEAREST)
-            self._keep = cv2.bitwise_not(ignore)
-        self._zone_masks = []
-        for zone in self._zones:
-            zmask = polygons_mask([zone.polygon], width, height)
-            zmask = cv2.resize(zmask, self._work_size, interpolation=cv2.INTER_NEAREST)
-            self._zone_masks.append((zone, zmask))
+        self._geometry = g = WorkGeometry.fit(width, height, self.settings.frame_width)
+        self._frame_size, self._work_size, self._scale = g.frame_size, g.work_size, g.scale
+        self._keep = cv2.bitwise_not(g.mask(self._masks)) if self._masks else None
+        self._zone_masks = [(zone, g.mask([zone.polygon])) for zone in self._zones]
         self.reset()
 
     def _prepare(self, frame: np.ndarray) -> np.ndarray:
-        """Grey, downscaled (area interpolation also averages away sensor noise), blurred."""
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        if grey.shape[1] != self._work_size[0]:
-            grey = cv2.resize(grey, self._work_size, interpolation=cv2.INTER_AREA)
+        """Grey, downscaled, blurred."""
+        grey = self._geometry.grey(frame)
         k = self.settings.blur_kernel
         if k > 1:
             grey = cv2.GaussianBlur(grey, (k | 1, k | 1), 0)
