@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select  # noqa: E402
 
 from controller.db import Database, migrate  # noqa: E402
+from controller.domain import Targets  # noqa: E402
 from controller.models import Announcement, Node, NodeGroup, Schedule, Zone  # noqa: E402
 from controller.services.plans import CompileContext, compile_plan  # noqa: E402
 
@@ -75,7 +76,8 @@ def seed(db: Database, nodes: int, schedules: int, now: datetime) -> None:
                 targets = {"groups": ["market" if k % 8 == 3 else "school"]}
             start = now + timedelta(minutes=10 + 17 * k) if kind == "once" else (
                 now - timedelta(days=1))
-            s.add(Schedule(announcement_id=a.id, targets=targets, kind=kind, start_at=start,
+            s.add(Schedule(announcement_id=a.id, targets=Targets.model_validate(targets),
+                           kind=kind, start_at=start,
                            rule=rule, priority=PRIORITIES[k % len(PRIORITIES)], repeat=1,
                            sequence=k % 3, status="active", created_by="bench"))
 

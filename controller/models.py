@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -20,7 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from mqtt_contract import DEFAULT_TIMEZONE
+from controller.domain import AlertState, AnnouncementStatus, ScheduleStatus, Targets, TimingKind
+from controller.security import Role
+from mqtt_contract import DEFAULT_TIMEZONE, Priority
 
 
 class UTCDateTime(TypeDecorator):
@@ -38,6 +41,39 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+class StrEnumColumn(TypeDecorator):
+    """A ``StrEnum`` kept as its plain string (the schema is unchanged), read back as the
+    enum member, so code compares members and a typo fails when it is written."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int = 16) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> StrEnum | None:
+        return None if value is None else self.enum(value)
+
+
+class TargetsColumn(TypeDecorator):
+    """A schedule's :class:`~controller.domain.Targets`, stored as the JSON it always was."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Targets | dict | None, dialect: Any) -> dict | None:
+        if value is None:
+            return None
+        return (value if isinstance(value, Targets) else Targets.model_validate(value)).stored()
+
+    def process_result_value(self, value: dict | None, dialect: Any) -> Targets | None:
+        return None if value is None else Targets.model_validate(value)
 
 
 def utcnow() -> datetime:
@@ -84,7 +120,8 @@ class Announcement(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64), default="")
-    status: Mapped[str] = mapped_column(String(16), default="draft")
+    status: Mapped[AnnouncementStatus] = mapped_column(StrEnumColumn(AnnouncementStatus),
+                                                       default=AnnouncementStatus.draft)
     engine_requested: Mapped[str] = mapped_column(String(32), default="auto")
     engine_used: Mapped[str | None] = mapped_column(String(32))
     fallback_reason: Mapped[str | None] = mapped_column(Text)
@@ -108,20 +145,21 @@ class Schedule(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     announcement_id: Mapped[int] = mapped_column(
         ForeignKey("announcements.id", ondelete="CASCADE"), index=True)
-    targets: Mapped[dict] = mapped_column(JSON, default=dict)
-    """{"all": bool, "zones": [...], "groups": [...], "nodes": [...]}"""
-    kind: Mapped[str] = mapped_column(String(8))  # once | rrule | cron
+    targets: Mapped[Targets] = mapped_column(TargetsColumn, default=Targets)
+    kind: Mapped[TimingKind] = mapped_column(StrEnumColumn(TimingKind, 8))
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
     """The time (once), DTSTART (rrule) or the first moment (cron)."""
     rule: Mapped[str | None] = mapped_column(Text)
     until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
-    priority: Mapped[str] = mapped_column(String(16), default="priority")
+    priority: Mapped[Priority] = mapped_column(StrEnumColumn(Priority),
+                                               default=Priority.priority)
     volume: Mapped[int | None] = mapped_column(Integer)
     repeat: Mapped[int] = mapped_column(Integer, default=1)
     sequence: Mapped[int | None] = mapped_column(Integer)
     """Staff's order for clashing priority items: lower plays first."""
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | cancelled
+    status: Mapped[ScheduleStatus] = mapped_column(StrEnumColumn(ScheduleStatus),
+                                                   default=ScheduleStatus.active)
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_ms: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -204,7 +242,8 @@ class CameraAlertRecord(Base):
     snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
     before_sha256: Mapped[str | None] = mapped_column(String(64))
     """The picture before the event (a ``dumping`` alert: before the object was left)."""
-    state: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    state: Mapped[AlertState] = mapped_column(StrEnumColumn(AlertState),
+                                              default=AlertState.new, index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -221,7 +260,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str] = mapped_column(String(200), default="")
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(StrEnumColumn(Role))
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,8 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from controller.domain import (
+    AnnouncementStatus,
+    ScheduleStatus,
+    Targets,
+    TimingKind,
+)
 from controller.localtime import zone_name
-from mqtt_contract import CommandKind
+from mqtt_contract import CommandKind, Priority
 
 TimeOfDay = str
 SEGMENT = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -48,13 +54,6 @@ class NodeOut(BaseModel):
         """The node holds the newest plan published for it."""
         return self.plan_version_acked is not None and (
             self.plan_version_acked >= self.plan_version)
-
-
-class Targets(In):
-    all: bool = False
-    zones: list[str] = Field(default_factory=list, max_length=500)
-    groups: list[str] = Field(default_factory=list, max_length=100)
-    nodes: list[str] = Field(default_factory=list, max_length=10_000)
 
 
 class TimingIn(In):
@@ -132,6 +131,12 @@ class AnnouncementIn(In):
     def wants_schedule(self) -> bool:
         return self.play_now or self.start_at is not None
 
+    @property
+    def targets(self) -> Targets:
+        if self.nodes is None and self.zones is None:
+            return Targets.everyone()
+        return Targets.of(nodes=self.nodes or (), zones=self.zones or ())
+
     def item_dicts(self) -> list[dict] | None:
         return [i.model_dump() for i in self.items] if self.items is not None else None
 
@@ -165,17 +170,17 @@ class ScheduleOut(BaseModel):
     id: int
     announcement_id: int
     title: str
-    targets: dict
-    kind: str
+    targets: Targets
+    kind: TimingKind
     start_at: datetime
     rule: str | None
     until: datetime | None
     timezone: str
-    priority: str
+    priority: Priority
     volume: int | None
     repeat: int
     sequence: int | None
-    status: str
+    status: ScheduleStatus
     created_by: str
     next_occurrences: list[datetime]
 
@@ -195,7 +200,7 @@ class AnnouncementOut(BaseModel):
     text: str
     created_at: datetime
     created_by: str
-    status: str
+    status: AnnouncementStatus
     engine_requested: str
     engine_used: str | None
     fallback_reason: str | None

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from controller.domain import AlertAction, AlertState
 from controller.localtime import day_bounds
 from controller.media_store import MediaStore
 from controller.models import CameraAlertRecord, Node
@@ -27,12 +28,13 @@ from mqtt_contract import Alert, ContractError
 log = logging.getLogger(__name__)
 JPEG_MAGIC = b"\xff\xd8\xff"
 
-STATES = ("new", "acknowledged", "resolved", "false_alarm")
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+STATES = tuple(AlertState)
+OPEN = frozenset({AlertState.new, AlertState.acknowledged})
+TRANSITIONS: dict[AlertAction, tuple[frozenset[AlertState], AlertState]] = {
     # action: (states it may start from, state it leads to)
-    "acknowledge": (frozenset({"new"}), "acknowledged"),
-    "resolve": (frozenset({"new", "acknowledged"}), "resolved"),
-    "false_alarm": (frozenset({"new", "acknowledged"}), "false_alarm"),
+    AlertAction.acknowledge: (frozenset({AlertState.new}), AlertState.acknowledged),
+    AlertAction.resolve: (OPEN, AlertState.resolved),
+    AlertAction.false_alarm: (OPEN, AlertState.false_alarm),
 }
 """An officer on the spot may close an alert without acknowledging it first; a closed
 alert stays closed (a second officer's late click is a 409, not a silent overwrite)."""
@@ -68,7 +70,7 @@ def store_alert(session: Session, commune: str, alert: Alert,
         alert_id=alert.id, commune=commune, node_id=alert.node, camera=alert.camera,
         kind=alert.kind, at=alert.at, confidence=alert.confidence,
         boxes=[b.model_dump() for b in alert.boxes], snapshot_sha256=snapshot,
-        before_sha256=before, state="new",
+        before_sha256=before, state=AlertState.new,
         note="")
     try:
         with session.begin_nested():
@@ -138,9 +140,10 @@ def get_alert(session: Session, alert_id: str) -> CameraAlertRecord | None:
     return session.scalar(select(CameraAlertRecord).where(CameraAlertRecord.alert_id == alert_id))
 
 
-def transition(session: Session, record: CameraAlertRecord, action: str, actor: str,
-               note: str = "") -> CameraAlertRecord:
+def transition(session: Session, record: CameraAlertRecord, action: AlertAction | str,
+               actor: str, note: str = "") -> CameraAlertRecord:
     """Move an alert along its lifecycle, recording who, when and the note."""
+    action = AlertAction(action)
     allowed_from, target = TRANSITIONS[action]
     if record.state not in allowed_from:
         raise AlertTransitionError(
@@ -149,7 +152,7 @@ def transition(session: Session, record: CameraAlertRecord, action: str, actor: 
     now = datetime.now(UTC)
     before = record.state
     record.state = target
-    if action == "acknowledge":
+    if action == AlertAction.acknowledge:
         record.acknowledged_by, record.acknowledged_at = actor, now
     else:
         record.handled_by, record.handled_at = actor, now

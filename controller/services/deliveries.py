@@ -14,13 +14,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.domain import DeliveryStatus, ScheduleStatus
 from controller.models import Node, PlaybackLog, Schedule
 from controller.services import targets as target_rules
 from controller.services.item_ids import item_id
 from controller.services.plans import timing_of
 from controller.services.timing import occurrences
+from mqtt_contract import PlaybackEvent
 
-PLAYED = ("started", "finished", "preempted", "stopped")
+PLAYED = (PlaybackEvent.started, PlaybackEvent.finished, PlaybackEvent.preempted,
+          PlaybackEvent.stopped)
 
 
 @dataclass
@@ -29,7 +32,7 @@ class DeliveryView:
     commune: str
     schedule_id: int
     item_id: str
-    status: str
+    status: DeliveryStatus | PlaybackEvent
     planned_at: datetime
     actual_start: datetime | None = None
     finished_at: datetime | None = None
@@ -54,8 +57,9 @@ def deliveries_for(session: Session, schedules: list[Schedule], since: datetime,
             for node in nodes:
                 if target_rules.matches(s.targets, node, groups):
                     acked = (node.plan_version_acked or 0) >= s.published_ms
-                    status = "cancelled" if s.status == "cancelled" else (
-                        "delivered" if acked else "planned")
+                    status = (DeliveryStatus.cancelled
+                              if s.status == ScheduleStatus.cancelled
+                              else DeliveryStatus.delivered if acked else DeliveryStatus.planned)
                     wanted[(node.node_id, iid)] = DeliveryView(
                         node.node_id, node.commune, s.id, iid, status, at)
     apply_reports(session, wanted)
@@ -72,10 +76,10 @@ def apply_reports(session: Session, wanted: dict[tuple[str, str], DeliveryView])
         view = wanted.get((r.node_id, r.item_id))
         if view is None:
             continue
-        if r.event == "started" and view.status not in ("started", "delivered", "planned",
-                                                        "cancelled"):
+        if r.event == PlaybackEvent.started and view.status not in (
+                PlaybackEvent.started, *DeliveryStatus):
             continue  # never step back from a final state
-        view.status, view.detail, view.planned_at = r.event, r.detail, r.planned_at
+        view.status, view.detail, view.planned_at = PlaybackEvent(r.event), r.detail, r.planned_at
         if r.event in PLAYED and view.actual_start is None:
             view.actual_start = r.actual_at
         if r.duration_s is not None and r.event != "started":

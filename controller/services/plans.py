@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from controller.domain import PLAYABLE, ScheduleStatus
 from controller.models import Announcement, CalendarException, Node, Schedule, Zone
 from controller.services import targets as target_rules
 from controller.services.item_ids import item_id
@@ -35,7 +36,6 @@ from mqtt_contract import (
 PAST_GRACE = timedelta(minutes=5)
 """Items that started this recently stay in the plan (a node that is just back plays them
 late rather than never, within its own grace)."""
-PLAYABLE = ("approved", "scheduled")
 
 
 def next_version(node: Node) -> int:
@@ -97,7 +97,7 @@ class CompileContext:
         ctx = cls(now=now, horizon=horizon)
         schedules = session.scalars(
             select(Schedule).join(Announcement)
-            .where(Schedule.status == "active", Announcement.status.in_(PLAYABLE),
+            .where(Schedule.status == ScheduleStatus.active, Announcement.status.in_(PLAYABLE),
                    Announcement.media_sha256.is_not(None))
             .options(selectinload(Schedule.announcement)))
         for s in schedules:

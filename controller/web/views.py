@@ -10,12 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from controller.domain import PLAYABLE, Targets
 from controller.localtime import day_bounds, local
 from controller.models import Node, Schedule
 from controller.services import schedules as schedule_service
 from controller.services.deliveries import deliveries_for
 from controller.services.item_ids import item_id
-from controller.services.plans import PLAYABLE, timing_of
+from controller.services.plans import timing_of
 from controller.services.timing import occurrences
 
 ROLE_LABELS = {"admin": "Quản trị", "staff": "Biên tập", "leader": "Lãnh đạo",
@@ -67,16 +68,16 @@ def ago(dt: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds // 86400} ngày trước"
 
 
-def describe_targets(targets: dict) -> str:
-    if targets.get("all"):
+def describe_targets(targets: Targets) -> str:
+    if targets.all:
         return "Tất cả cụm loa"
     parts = []
-    if targets.get("zones"):
-        parts.append("Thôn/khu: " + ", ".join(targets["zones"]))
-    if targets.get("groups"):
-        parts.append("Nhóm: " + ", ".join(targets["groups"]))
-    if targets.get("nodes"):
-        parts.append("Cụm loa: " + ", ".join(targets["nodes"]))
+    if targets.zones:
+        parts.append("Thôn/khu: " + ", ".join(targets.zones))
+    if targets.groups:
+        parts.append("Nhóm: " + ", ".join(targets.groups))
+    if targets.nodes:
+        parts.append("Cụm loa: " + ", ".join(targets.nodes))
     return "; ".join(parts) or "—"
 
 
