@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,10 +40,32 @@ def migrate(url: str) -> None:
 
 
 class Database:
+    """The engine and its sessions. ``session.info`` belongs to one transaction: what a
+    change notes there (its side effects, its audit record) is handed to the commit hooks
+    and then cleared, and a rollback just clears it."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._commit_hooks: list[Callable[[Session], None]] = []
+        event.listen(self._sessions, "after_commit", self._committed)
+        event.listen(self._sessions, "after_rollback", self._rolled_back)
+
+    def on_commit(self, hook: Callable[[Session], None]) -> None:
+        """Call ``hook(session)`` after each commit, before its ``info`` is cleared."""
+        self._commit_hooks.append(hook)
+
+    def _committed(self, session: Session) -> None:
+        try:
+            for hook in self._commit_hooks:
+                hook(session)
+        finally:
+            session.info.clear()
+
+    @staticmethod
+    def _rolled_back(session: Session) -> None:
+        session.info.clear()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -13,16 +13,19 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from controller import localtime
 from controller.db import Database, migrate
+from controller.domain import Targets
 from controller.media_store import MediaStore
 from controller.models import Announcement, Node
 from controller.mqtt_link import MqttLink
 from controller.security import LoginRateLimiter, load_or_create_secret
-from controller.services import alerts, fleet, leadership, playback
+from controller.services import alerts, effects, fleet, leadership, playback
 from controller.services import targets as target_rules
 from controller.services.content import ContentRenderer
+from controller.services.effects import Effects
 from controller.services.plans import CompileContext, compile_plan, media_ref
 from controller.services.users import ensure_bootstrap_admin
 from controller.settings import Settings
@@ -56,6 +59,7 @@ RESEND_COOLDOWN_S = 2.0
 RESEND_MEMORY = 10_000
 """At most this many (node, media) resends are remembered; the oldest go first."""
 PLAN_AFTER_COMMAND_S = 2.0
+BROADCAST_MEMORY_S = 3600.0
 LEASE_RENEW_S = 30.0
 LEASE_TTL_S = 90.0
 """A replica that stops renewing loses the plan-compiler lease within 90 s."""
@@ -95,6 +99,15 @@ class RecentResends:
             return True
 
 
+class RecentBroadcasts(RecentResends):
+    """Which (commune or zone topic, media) went out within the memory: a second
+    broadcast of the same clip to the same topic is skipped (its nodes hold it). Kept in
+    memory: a restarted controller broadcasts once more, which is only a little waste."""
+
+    def __init__(self) -> None:
+        super().__init__(cooldown_s=BROADCAST_MEMORY_S, capacity=RESEND_MEMORY)
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -111,6 +124,7 @@ class Runtime:
             settings.data_dir / "secret_key")
         self.login_limiter = LoginRateLimiter(settings.login_attempts, settings.login_window_s)
         self.resends = RecentResends()
+        self.broadcasts = RecentBroadcasts()
         self.alerts = alerts.AlertHub()
         """Pushes new and changed alerts to the open desks (Server-Sent Events)."""
         self._compile_lock = threading.Lock()
@@ -121,6 +135,7 @@ class Runtime:
                               ALERT: self._on_alert}.items():
             self.link.on(spec, handler)
         self.link.on_connected = self._republish_after_connect
+        self.db.on_commit(self._after_commit)
 
     @property
     def horizon(self) -> timedelta:
@@ -172,8 +187,34 @@ class Runtime:
         self.scheduler.add_job(self._publish_plans_logged, args=[None], id="republish",
                                replace_existing=True, misfire_grace_time=None)
 
-    # plans and media -----------------------------------------------------------------------
-    def publish_plans(self, targets: Iterable[dict] | None = None) -> int:
+    # plans, media and commands: the effects of committed changes ------------------------
+    def _after_commit(self, session: Session) -> None:
+        """The one post-commit step: what the committed change implies goes out now."""
+        fx = effects.take(session)
+        if fx:
+            try:
+                self.apply(fx)
+            except Exception:  # committed is committed: the horizon roll sends plans again
+                log.exception("sending the effects of a change failed")
+
+    def apply(self, fx: Effects) -> None:
+        """Media first (a command finds it on its way), then commands, then plans."""
+        for announcement_id, targets in fx.media:
+            self._broadcast_media(announcement_id, targets)
+        for targets, command in fx.commands:
+            self._send_commands(targets, command)
+        plans = fx.plans_to_publish
+        if plans is not None and not plans:
+            return
+        if fx.plans_later:
+            self.scheduler.add_job(self._publish_plans_logged, "date", args=[plans],
+                                   run_date=datetime.now(UTC)
+                                   + timedelta(seconds=PLAN_AFTER_COMMAND_S),
+                                   misfire_grace_time=None)
+        else:
+            self.publish_plans(plans)
+
+    def publish_plans(self, targets: Iterable[Targets] | None = None) -> int:
         """Recompile and publish (retained) the plans of nodes matched by any of ``targets``
         (all nodes when None). Returns how many plans went out."""
         with self._compile_lock, self.db.session() as s:
@@ -187,52 +228,43 @@ class Runtime:
                 self.link.publish_plan(node.commune, compile_plan(s, node, ctx))
             return len(nodes)
 
-    def publish_plans_soon(self, targets: list[dict], delay_s: float = PLAN_AFTER_COMMAND_S
-                           ) -> None:
-        """Publish plans a moment later, off the request: after an emergency command the
-        nodes are busy starting it, and the plan (which also holds the item, for nodes
-        that missed the command) is only the safety net."""
-        self.scheduler.add_job(self._publish_plans_logged, "date", args=[targets],
-                               run_date=datetime.now(UTC) + timedelta(seconds=delay_s),
-                               misfire_grace_time=None)
-
-    def _publish_plans_logged(self, targets: list[dict] | None) -> None:
+    def _publish_plans_logged(self, targets: list[Targets] | None) -> None:
         try:
             self.publish_plans(targets)
         except Exception:
             log.exception("publishing plans failed")
 
-    def broadcast_media(self, announcement_id: int, targets: Iterable[dict]) -> None:
+    def _broadcast_media(self, announcement_id: int, targets: Targets) -> None:
         """Publish an announcement's audio once per zone (when only zones are targeted) or
-        once per commune: the broker fans it out, and nodes elsewhere on 3G are spared."""
-        targets = list(targets)
+        once per commune: the broker fans it out, and nodes elsewhere on 3G are spared.
+        A topic that carried the same clip within the broadcast memory is skipped: its
+        nodes hold it (one that does not asks for its missing chunks, ``media/request``),
+        and a held emergency does not push the whole clip through every 4G link again."""
         with self.db.session() as s:
             a = s.get(Announcement, announcement_id)
             if a is None or a.media_sha256 is None:
                 return
             ref = media_ref(a)
-            nodes = [n for t in targets for n in target_rules.resolve(s, t)]
-        zones_only = not any(t.get(k) for t in targets for k in ("all", "groups", "nodes"))
+            nodes = target_rules.resolve(s, targets)
         read = self._chunk_reader(ref)
         for commune in sorted({n.commune for n in nodes}):
-            if zones_only:
-                wanted = {z for t in targets for z in t.get("zones", ())}
+            if targets.zones_only:
                 present = {z for n in nodes if n.commune == commune for z in n.zones or ()}
-                for zone in sorted(wanted & present):
-                    self.link.publish_media(ZONE_MEDIA, commune, ref, read, zone=zone)
-            else:
+                for zone in sorted(set(targets.zones) & present):
+                    if self.broadcasts.claim((f"{commune}/zone/{zone}", ref.sha256)):
+                        self.link.publish_media(ZONE_MEDIA, commune, ref, read, zone=zone)
+            elif self.broadcasts.claim((commune, ref.sha256)):
                 self.link.publish_media(MEDIA, commune, ref, read)
 
-    def send_commands(self, targets: dict, command: Command) -> int:
+    def _send_commands(self, targets: Targets, command: Command) -> int:
         """Send ``command`` to every target (one publish per commune, zone or node)."""
         with self.db.session() as s:
             nodes = target_rules.resolve(s, targets)
         topics_sent = set()
         for node in nodes:
-            if targets.get("all"):
+            if targets.all:
                 spec, params = ALL_CMD, {}
-            elif zone := next((z for z in targets.get("zones", ()) if z in (node.zones or ())),
-                              None):
+            elif zone := next((z for z in targets.zones if z in (node.zones or ())), None):
                 spec, params = ZONE_CMD, {"zone": zone}
             else:
                 spec, params = NODE_CMD, {"node": node.node_id}

@@ -36,20 +36,23 @@ def test_alert_hub_caps_its_desks_and_drops_the_oldest():
 
 
 def test_deferred_plans_and_reconnects_are_scheduler_jobs_not_threads(tmp_path):
+    from controller.domain import Targets
+    from controller.services.effects import Effects
     from controller.settings import Settings
 
     runtime = Runtime(Settings(data_dir=tmp_path))
     runtime.scheduler.start(paused=True)  # jobs are queued, none runs
     try:
         threads = threading.active_count()
-        runtime.publish_plans_soon([{"zones": ["thon-1"]}], delay_s=5)
+        later = Effects().plans(Targets(zones=["thon-1"]), later=True)
+        runtime.apply(later)  # an emergency's plans: after its command
         for _ in range(3):  # a flapping link: one pending republish, however many connects
             runtime._republish_after_connect()
         jobs = runtime.scheduler.get_jobs()
         assert threading.active_count() == threads
         assert sorted(j.id == "republish" for j in jobs) == [False, True]
         deferred = next(j for j in jobs if j.id != "republish")
-        assert deferred.args == ([{"zones": ["thon-1"]}],)
+        assert deferred.args == ([Targets(zones=["thon-1"])],)
     finally:
         runtime.scheduler.shutdown(wait=False)
         runtime.db.dispose()

@@ -5,7 +5,9 @@ from fastapi import APIRouter, HTTPException, status
 
 from controller.api.deps import Leader, RuntimeDep, SessionDep, Staff, UserDep
 from controller.api.schedules import schedule_out
+from controller.domain import ApprovalAction
 from controller.models import Announcement
+from controller.runtime import Runtime
 from controller.schemas import (
     AnnouncementEdit,
     AnnouncementIn,
@@ -61,8 +63,6 @@ def create(body: AnnouncementIn, user: Staff, runtime: RuntimeDep) -> Announceme
     for a leader's approval. ``play_now`` starts a few seconds ahead, so every node has the
     audio and they all start at the same instant.
     """
-    targets = ({"nodes": body.nodes or [], "zones": body.zones or []}
-               if body.nodes is not None or body.zones is not None else {"all": True})
     with runtime.db.session() as s:
         try:
             a = service.create_announcement(
@@ -76,9 +76,10 @@ def create(body: AnnouncementIn, user: Staff, runtime: RuntimeDep) -> Announceme
             if user.role in LEADERS:
                 approval.approve_directly(s, a, user.username, "approved by its author")
             else:
-                approval.transition(s, a, "submit", user.username, "submitted with a schedule")
+                approval.transition(s, a, ApprovalAction.submit, user.username,
+                                    "submitted with a schedule")
             try:
-                create_schedule(s, a, targets=targets, timing=Timing("once", start),
+                create_schedule(s, a, targets=body.targets, timing=Timing("once", start),
                                 priority=body.priority, volume=None, repeat=1, sequence=None,
                                 actor=user.username)
             except ScheduleError as exc:
@@ -87,10 +88,7 @@ def create(body: AnnouncementIn, user: Staff, runtime: RuntimeDep) -> Announceme
                 raise HTTPException(409, {"message": "the schedule clashes with others",
                                           "conflicts": [c.as_dict() for c in exc.clashes]}
                                     ) from None
-        announcement_id, playable = a.id, a.status == "scheduled"
-    if playable:
-        runtime.publish_plans([targets])
-        runtime.broadcast_media(announcement_id, [targets])
+        announcement_id = a.id
     return get(announcement_id, user, runtime)
 
 
@@ -124,45 +122,38 @@ def edit(announcement_id: int, body: AnnouncementEdit, user: Staff,
             raise HTTPException(409, str(exc)) from None
         except ContentError as exc:
             raise HTTPException(422, str(exc)) from None
-        targets = [sch.targets for sch in a.schedules]
-    runtime.publish_plans(targets)
     return get(announcement_id, user, runtime)
 
 
-def _transition(announcement_id: int, action: str, note: str, user, runtime):  # type: ignore[no-untyped-def]
+def _transition(announcement_id: int, action: ApprovalAction, note: str, user,  # type: ignore[no-untyped-def]
+                runtime: Runtime) -> AnnouncementOut:
     with runtime.db.session() as s:
         a = load(s, announcement_id)
         try:
             approval.transition(s, a, action, user.username, note)
         except approval.TransitionError as exc:
             raise HTTPException(409, str(exc)) from None
-        targets = [sch.targets for sch in a.schedules if sch.status == "active"]
-        playable = a.status == "scheduled"
-    if targets:
-        runtime.publish_plans(targets)
-        if playable:
-            runtime.broadcast_media(announcement_id, targets)
     return get(announcement_id, user, runtime)
 
 
 @router.post("/{announcement_id}/submit", response_model=AnnouncementOut)
 def submit(announcement_id: int, body: TransitionIn, user: Staff,
            runtime: RuntimeDep) -> AnnouncementOut:
-    return _transition(announcement_id, "submit", body.note, user, runtime)
+    return _transition(announcement_id, ApprovalAction.submit, body.note, user, runtime)
 
 
 @router.post("/{announcement_id}/approve", response_model=AnnouncementOut)
 def approve(announcement_id: int, body: TransitionIn, user: Leader,
             runtime: RuntimeDep) -> AnnouncementOut:
     """A leader approves; with an active schedule it goes on the nodes' plans at once."""
-    return _transition(announcement_id, "approve", body.note, user, runtime)
+    return _transition(announcement_id, ApprovalAction.approve, body.note, user, runtime)
 
 
 @router.post("/{announcement_id}/reject", response_model=AnnouncementOut)
 def reject(announcement_id: int, body: TransitionIn, user: Leader,
            runtime: RuntimeDep) -> AnnouncementOut:
     """A leader sends it back to draft, with a note saying why."""
-    return _transition(announcement_id, "reject", body.note, user, runtime)
+    return _transition(announcement_id, ApprovalAction.reject, body.note, user, runtime)
 
 
 @router.post("/{announcement_id}/cancel", response_model=AnnouncementOut)
@@ -174,6 +165,4 @@ def cancel(announcement_id: int, user: Staff, runtime: RuntimeDep) -> Announceme
             service.cancel_announcement(s, a, user.username)
         except service.AnnouncementError as exc:
             raise HTTPException(409, str(exc)) from None
-        targets = [sch.targets for sch in a.schedules]
-    runtime.publish_plans(targets)
     return get(announcement_id, user, runtime)

@@ -3,10 +3,10 @@
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 
-from controller.api.deps import AnyUser, RuntimeDep, SessionDep, Staff
+from controller.api.deps import AnyUser, SessionDep, Staff
 from controller.models import CalendarException, Node, NodeGroup, Zone
 from controller.schemas import GroupIn, GroupOut, HolidayIn, HolidayOut, ZoneIn, ZoneOut
-from controller.services import audit
+from controller.services import calendar as service
 
 router = APIRouter(tags=["zones, groups, calendar"])
 
@@ -29,17 +29,10 @@ def list_zones(user: AnyUser, session: SessionDep) -> list[ZoneOut]:
 
 
 @router.put("/api/zones", response_model=ZoneOut)
-def put_zone(body: ZoneIn, user: Staff, runtime: RuntimeDep) -> ZoneOut:
+def put_zone(body: ZoneIn, user: Staff, session: SessionDep) -> ZoneOut:
     """Create or edit a zone (name, quiet hours); its nodes' plans follow at once."""
-    with runtime.db.session() as s:
-        z = s.scalar(select(Zone).where(Zone.commune == body.commune, Zone.code == body.code))
-        if z is None:
-            z = Zone(commune=body.commune, code=body.code)
-            s.add(z)
-        z.name, z.quiet_start, z.quiet_end = body.name, body.quiet_start, body.quiet_end
-        audit.record(s, user.username, "edit_zone", "zone", f"{body.commune}/{body.code}",
-                     quiet=f"{body.quiet_start}-{body.quiet_end}")
-    runtime.publish_plans([{"zones": [body.code]}])
+    service.put_zone(session, body.commune, body.code, body.name, body.quiet_start,
+                     body.quiet_end, user.username)
     return ZoneOut(**body.model_dump())
 
 
@@ -49,19 +42,12 @@ def list_groups(user: AnyUser, session: SessionDep) -> list[GroupOut]:
 
 
 @router.put("/api/groups", response_model=GroupOut)
-def put_group(body: GroupIn, user: Staff, runtime: RuntimeDep) -> GroupOut:
-    with runtime.db.session() as s:
-        known = {n.node_id for n in s.scalars(select(Node))}
-        if unknown := sorted(set(body.node_ids) - known):
-            raise HTTPException(422, f"node_ids: unknown nodes {', '.join(unknown)}")
-        g = s.scalar(select(NodeGroup).where(NodeGroup.name == body.name))
-        if g is None:
-            g = NodeGroup(name=body.name)
-            s.add(g)
-        g.node_ids = sorted(set(body.node_ids))
-        audit.record(s, user.username, "edit_group", "group", body.name, nodes=g.node_ids)
-    runtime.publish_plans()
-    return GroupOut(name=body.name, node_ids=sorted(set(body.node_ids)))
+def put_group(body: GroupIn, user: Staff, session: SessionDep) -> GroupOut:
+    try:
+        g = service.put_group(session, body.name, body.node_ids, user.username)
+    except service.CalendarError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return GroupOut(name=g.name, node_ids=list(g.node_ids))
 
 
 @router.get("/api/calendar", response_model=list[HolidayOut])
@@ -71,24 +57,15 @@ def list_holidays(user: AnyUser, session: SessionDep) -> list[HolidayOut]:
 
 
 @router.post("/api/calendar", response_model=HolidayOut, status_code=201)
-def add_holiday(body: HolidayIn, user: Staff, runtime: RuntimeDep) -> HolidayOut:
+def add_holiday(body: HolidayIn, user: Staff, session: SessionDep) -> HolidayOut:
     """A day when ordinary and priority items do not play (emergencies still do)."""
-    with runtime.db.session() as s:
-        h = CalendarException(day=body.day, name=body.name, commune=body.commune)
-        s.add(h)
-        s.flush()
-        audit.record(s, user.username, "add_holiday", "calendar", h.id, day=str(body.day))
-        out = HolidayOut.model_validate(h)
-    runtime.publish_plans()
-    return out
+    h = service.add_holiday(session, body.day, body.name, body.commune, user.username)
+    return HolidayOut.model_validate(h)
 
 
 @router.delete("/api/calendar/{holiday_id}", status_code=204)
-def delete_holiday(holiday_id: int, user: Staff, runtime: RuntimeDep) -> None:
-    with runtime.db.session() as s:
-        h = s.get(CalendarException, holiday_id)
-        if h is None:
-            raise HTTPException(404, f"calendar entry {holiday_id} not found")
-        s.delete(h)
-        audit.record(s, user.username, "delete_holiday", "calendar", holiday_id)
-    runtime.publish_plans()
+def delete_holiday(holiday_id: int, user: Staff, session: SessionDep) -> None:
+    h = session.get(CalendarException, holiday_id)
+    if h is None:
+        raise HTTPException(404, f"calendar entry {holiday_id} not found")
+    service.delete_holiday(session, h, user.username)

@@ -168,5 +168,6 @@ def delete_word(term: str, user: Staff, session: SessionDep, runtime: RuntimeDep
     if row is None:
         raise HTTPException(404, f"no word {term!r}")
     session.delete(row)
+    audit.record(session, user.username, "delete_lexicon", "lexicon", term)
 
 

@@ -2,7 +2,9 @@ from fastapi import APIRouter, HTTPException
 
 from controller.api.deps import AnyUser, RuntimeDep, SessionDep, Staff
 from controller.schemas import CommandOut, NodeCommandIn, NodeOut
+from controller.domain import Targets
 from controller.services import audit, fleet
+from controller.services.effects import effects_of
 from mqtt_contract import Command, CommandKind
 
 router = APIRouter(prefix="/api/nodes", tags=["nodes"])
@@ -27,7 +29,7 @@ def command(node_id: str, body: NodeCommandIn, user: Staff, runtime: RuntimeDep)
         cmd = Command(kind=kind, volume=body.volume)
         audit.record(s, user.username, f"command_{kind.value}", "node", node_id,
                      volume=body.volume)
-    runtime.send_commands({"nodes": [node_id]}, cmd)
+        effects_of(s).send_command(Targets.of(nodes=[node_id]), cmd)
     return CommandOut(command_id=cmd.id, nodes=1)
 
 

@@ -3,12 +3,14 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, HTTPException
 
 from controller.api.deps import RuntimeDep, SessionDep, Staff, UserDep
+from controller.domain import ScheduleStatus
 from controller.models import Schedule
 from controller.schemas import ScheduleIn, ScheduleOut
 from controller.services import announcements
 from controller.services import schedules as service
 from controller.services.plans import timing_of
 from controller.services.timing import Timing, occurrences
+from mqtt_contract import Priority
 
 router = APIRouter(prefix="/api/schedules", tags=["schedules"])
 
@@ -16,7 +18,7 @@ router = APIRouter(prefix="/api/schedules", tags=["schedules"])
 def schedule_out(s: Schedule) -> ScheduleOut:
     now = datetime.now(UTC)
     upcoming = occurrences(timing_of(s), now, now + timedelta(days=30))[:10] \
-        if s.status == "active" else []
+        if s.status == ScheduleStatus.active else []
     return ScheduleOut(
         id=s.id, announcement_id=s.announcement_id,
         title=s.announcement.title or s.announcement.text[:60], targets=s.targets, kind=s.kind,
@@ -34,18 +36,17 @@ def create(body: ScheduleIn, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
     nodes are refused with 409 (listing them) unless priorities resolve them; emergencies
     go through ``POST /api/emergency``.
     """
-    if body.priority == "emergency":
+    if body.priority == Priority.emergency:
         raise HTTPException(422, "priority: emergencies are sent with POST /api/emergency")
     timing = Timing(body.timing.kind, body.timing.start_at, body.timing.rule,
                     body.timing.until, body.timing.timezone)
-    targets = body.targets.model_dump()
     with runtime.db.session() as s:
         a = announcements.get_announcement(s, body.announcement_id)
         if a is None:
             raise HTTPException(404, f"announcement {body.announcement_id} not found")
         try:
             sched = service.create_schedule(
-                s, a, targets=targets, timing=timing, priority=body.priority,
+                s, a, targets=body.targets, timing=timing, priority=Priority(body.priority),
                 volume=body.volume, repeat=body.repeat, sequence=body.sequence,
                 actor=user.username)
         except service.ScheduleError as exc:
@@ -53,11 +54,7 @@ def create(body: ScheduleIn, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
         except service.ScheduleConflict as exc:
             raise HTTPException(409, {"message": "the schedule clashes with other items",
                                       "conflicts": [c.as_dict() for c in exc.clashes]}) from None
-        out, playable = schedule_out(sched), a.status == "scheduled"
-    if playable:
-        runtime.publish_plans([targets])
-        runtime.broadcast_media(body.announcement_id, [targets])
-    return out
+        return schedule_out(sched)
 
 
 @router.get("", response_model=list[ScheduleOut])
@@ -81,9 +78,7 @@ def cancel(schedule_id: int, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
         sched = service.get_schedule(s, schedule_id)
         if sched is None:
             raise HTTPException(404, f"schedule {schedule_id} not found")
-        if sched.status == "cancelled":
+        if sched.status == ScheduleStatus.cancelled:
             raise HTTPException(409, "schedule already cancelled")
         service.cancel_schedule(s, sched, user.username)
-        out, targets = schedule_out(sched), sched.targets
-    runtime.publish_plans([targets])
-    return out
+        return schedule_out(sched)

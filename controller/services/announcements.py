@@ -7,6 +7,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from controller.domain import AnnouncementStatus, ScheduleStatus
 from controller.models import Announcement
 from controller.services import approval, audit
 from controller.services.content import ContentRenderer, text_items
@@ -30,19 +31,23 @@ def create_announcement(session: Session, *, text: str | None, title: str, engin
     composed = items if items is not None else text_items(text or "")
     _, media = renderer.render(session, composed, repeat=repeat, engine=engine, voice=voice)
     a = Announcement(text=text if text is not None else speech_text(composed), title=title,
-                     engine_requested=engine, status="draft", created_by=actor,
+                     engine_requested=engine, status=AnnouncementStatus.draft,
+                     created_by=actor,
                      items=items, repeat=repeat, **media)
     session.add(a)
     session.flush()
-    audit.record(session, actor, "create", "announcement", a.id, after="draft")
+    audit.record(session, actor, "create", "announcement", a.id,
+                 after=AnnouncementStatus.draft)
     return a
 
 
 def update_content(session: Session, a: Announcement, *, text: str | None, title: str | None,
                    engine: str, voice: str, renderer: ContentRenderer,
                    actor: str) -> Announcement:
-    if a.status == "cancelled":
+    if a.status == AnnouncementStatus.cancelled:
         raise AnnouncementError("announcement is cancelled")
+    audit.record(session, actor, "edit", "announcement", a.id, title=title,
+                 text_changed=text is not None)
     if title is not None:
         a.title = title
     if text is not None and text != a.text:
@@ -52,21 +57,22 @@ def update_content(session: Session, a: Announcement, *, text: str | None, title
             setattr(a, key, value)
         a.text, a.items, a.engine_requested = text, None, engine
         approval.back_to_draft(session, a, actor, "content edited")
-    audit.record(session, actor, "edit", "announcement", a.id, title=title,
-                 text_changed=text is not None)
+    approval.republish(session, a)
     return a
 
 
 def cancel_announcement(session: Session, a: Announcement, actor: str) -> None:
-    if a.status == "cancelled":
+    """Every node's plan drops it (a node playing it stops)."""
+    if a.status == AnnouncementStatus.cancelled:
         raise AnnouncementError("announcement already cancelled")
     before = a.status
-    a.status = "cancelled"
+    a.status = AnnouncementStatus.cancelled
     for s in a.schedules:
-        s.status = "cancelled"
+        s.status = ScheduleStatus.cancelled
     approval.touch_schedules(a)
     audit.record(session, actor, "cancel", "announcement", a.id, before=before,
-                 after="cancelled")
+                 after=AnnouncementStatus.cancelled)
+    approval.republish(session, a)
 
 
 def get_announcement(session: Session, announcement_id: int) -> Announcement | None:

@@ -11,13 +11,16 @@ import time
 
 from sqlalchemy.orm import Session
 
-from controller.models import Announcement
+from controller.domain import AnnouncementStatus, ApprovalAction, ScheduleStatus
+from controller.models import Announcement, Schedule
 from controller.services import audit
+from controller.services.effects import effects_of
 
-TRANSITIONS = {
-    "submit": ({"draft"}, "submitted"),
-    "approve": ({"submitted"}, "approved"),
-    "reject": ({"submitted"}, "draft"),
+Status = AnnouncementStatus
+TRANSITIONS: dict[ApprovalAction, tuple[set[AnnouncementStatus], AnnouncementStatus]] = {
+    ApprovalAction.submit: ({Status.draft}, Status.submitted),
+    ApprovalAction.approve: ({Status.submitted}, Status.approved),
+    ApprovalAction.reject: ({Status.submitted}, Status.draft),
 }
 
 
@@ -25,8 +28,9 @@ class TransitionError(ValueError):
     """Not allowed from the current state (409)."""
 
 
-def transition(session: Session, a: Announcement, action: str, actor: str,
+def transition(session: Session, a: Announcement, action: ApprovalAction, actor: str,
                note: str = "") -> Announcement:
+    """Submit, approve or reject; the nodes' plans follow (and the audio, once it plays)."""
     allowed_from, target = TRANSITIONS[action]
     if a.status not in allowed_from:
         raise TransitionError(
@@ -34,29 +38,47 @@ def transition(session: Session, a: Announcement, action: str, actor: str,
             f"(only from {', '.join(sorted(allowed_from))})")
     before = a.status
     a.status = target
-    if target == "approved" and any(s.status == "active" for s in a.schedules):
-        a.status = "scheduled"
+    if target == Status.approved and active_schedules(a):
+        a.status = Status.scheduled
     touch_schedules(a)
     audit.record(session, actor, action, "announcement", a.id, before=before, after=a.status,
                  note=note or None)
+    republish(session, a, active_schedules(a))
     return a
 
 
 def back_to_draft(session: Session, a: Announcement, actor: str, reason: str) -> None:
     """Content changed: approval no longer holds."""
-    if a.status != "draft":
+    if a.status != Status.draft:
         audit.record(session, actor, "back_to_draft", "announcement", a.id, before=a.status,
-                     after="draft", note=reason)
-        a.status = "draft"
+                     after=Status.draft, note=reason)
+        a.status = Status.draft
         touch_schedules(a)
 
 
 def approve_directly(session: Session, a: Announcement, actor: str, note: str) -> None:
     """A leader's own announcement (or an emergency): approved in one recorded step."""
     before = a.status
-    a.status = "approved"
+    a.status = Status.approved
     audit.record(session, actor, "approve", "announcement", a.id, before=before,
-                 after="approved", note=note)
+                 after=Status.approved, note=note)
+
+
+def active_schedules(a: Announcement) -> list[Schedule]:
+    return [s for s in a.schedules if s.status == ScheduleStatus.active]
+
+
+def republish(session: Session, a: Announcement, schedules: list[Schedule] | None = None
+              ) -> None:
+    """After the commit, the plans of the nodes ``schedules`` reach (default: all of the
+    announcement's) follow the change; when it is on the air its audio goes out too."""
+    schedules = list(a.schedules) if schedules is None else schedules
+    if not schedules:
+        return
+    fx = effects_of(session).plans(*(s.targets for s in schedules))
+    if a.status == Status.scheduled:
+        for s in schedules:
+            fx.send_media(a.id, s.targets)
 
 
 def touch_schedules(a: Announcement) -> None:

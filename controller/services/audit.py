@@ -1,19 +1,50 @@
-"""The audit log: who did what, when, to which record."""
+"""The audit log: who did what, when, to which record. One record per change.
+
+Services record what they do as they do it. A change made of several steps (an
+announcement created, approved by its leader author and scheduled, in one request) is one
+transaction, so it leaves one record: the first step names the record, and the steps after
+it are listed in its ``detail["steps"]``, in order. An auditor reads one line per thing a
+person did, and no route has to remember to write it.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from controller.models import AuditEvent
+
+AUDIT_KEY = "loaxa.audit"
 
 
 def record(session: Session, actor: str, action: str, entity: str, entity_id: object,
            **detail: object) -> AuditEvent:
-    event = AuditEvent(actor=actor, action=action, entity=entity, entity_id=str(entity_id),
-                       detail={k: v for k, v in detail.items() if v is not None})
-    session.add(event)
+    """Audit a step of the change ``session`` holds (the first step makes the record)."""
+    detail = {k: v for k, v in detail.items() if v is not None}
+    event: AuditEvent | None = session.info.get(AUDIT_KEY)
+    if event is None or event.actor != actor:
+        event = AuditEvent(actor=actor, action=action, entity=entity, entity_id=str(entity_id),
+                           detail=detail)
+        session.add(event)
+        session.info[AUDIT_KEY] = event
+        return event
+    step = {"action": action, **detail}
+    if (entity, str(entity_id)) != (event.entity, event.entity_id):
+        step.update(entity=entity, entity_id=str(entity_id))
+    event.detail = {**event.detail, "steps": [*event.detail.get("steps", []), step]}
+    flag_modified(event, "detail")
     return event
+
+
+def forget(session: Session) -> None:
+    """The transaction ended: its next change starts a new record."""
+    session.info.pop(AUDIT_KEY, None)
+
+
+def actions(event: AuditEvent) -> list[str]:
+    """The record's action and its later steps', in order."""
+    return [event.action, *(s["action"] for s in event.detail.get("steps", []))]
 
 
 def history(session: Session, entity: str, entity_id: object) -> list[AuditEvent]:

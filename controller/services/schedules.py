@@ -16,10 +16,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from controller.domain import PLAYABLE, AnnouncementStatus, ScheduleStatus, Targets
 from controller.models import Announcement, Node, Schedule
-from controller.services import audit
+from controller.services import approval, audit
 from controller.services import targets as target_rules
-from controller.services.plans import PLAYABLE, timing_of
+from controller.services.effects import effects_of
+from controller.services.plans import timing_of
 from controller.services.timing import Timing, TimingError, occurrences, validate
 from mqtt_contract import Priority
 
@@ -77,8 +79,9 @@ def find_clashes(session: Session, new: Schedule, duration_s: float, now: dateti
                  for at in occurrences(timing_of(new), now, end)]
     clashes: list[Clash] = []
     others = session.scalars(select(Schedule).join(Announcement).where(
-        Schedule.status == "active", Schedule.id != (new.id or -1),
-        Announcement.status.notin_(("cancelled",))).options(selectinload(Schedule.announcement)))
+        Schedule.status == ScheduleStatus.active, Schedule.id != (new.id or -1),
+        Announcement.status != AnnouncementStatus.cancelled)
+        .options(selectinload(Schedule.announcement)))
     for other in others:
         if resolved(new, other):
             continue
@@ -96,13 +99,15 @@ def find_clashes(session: Session, new: Schedule, duration_s: float, now: dateti
     return clashes
 
 
-def create_schedule(session: Session, announcement: Announcement, *, targets: dict,
-                    timing: Timing, priority: str, volume: int | None, repeat: int,
+def create_schedule(session: Session, announcement: Announcement, *, targets: Targets,
+                    timing: Timing, priority: Priority, volume: int | None, repeat: int,
                     sequence: int | None, actor: str) -> Schedule:
+    """Validate and add the schedule; once its announcement is approved it goes on the
+    targeted nodes' plans (with its audio) after the commit."""
     now = datetime.now(UTC)
-    if announcement.status == "cancelled":
+    if announcement.status == AnnouncementStatus.cancelled:
         raise ScheduleError("announcement is cancelled")
-    if not any(targets.get(k) for k in ("all", "zones", "groups", "nodes")):
+    if not targets.names_anything:
         raise ScheduleError("targets: name all, or some zones, groups or nodes")
     if unknown := target_rules.unknown_targets(session, targets):
         raise ScheduleError(f"targets: unknown {', '.join(unknown)}")
@@ -110,27 +115,31 @@ def create_schedule(session: Session, announcement: Announcement, *, targets: di
     schedule = Schedule(announcement_id=announcement.id, targets=targets, kind=timing.kind,
                         start_at=timing.start_at, rule=timing.rule, until=timing.until,
                         timezone=timing.timezone, priority=priority, volume=volume,
-                        repeat=repeat, sequence=sequence, status="active", created_by=actor,
+                        repeat=repeat, sequence=sequence, status=ScheduleStatus.active,
+                        created_by=actor,
                         published_ms=int(time.time() * 1000))
     if clashes := find_clashes(session, schedule, announcement.duration_s or 0, now):
         raise ScheduleConflict(clashes)
     announcement.schedules.append(schedule)
     if announcement.status in PLAYABLE:
-        announcement.status = "scheduled"
+        announcement.status = AnnouncementStatus.scheduled
     session.flush()
     audit.record(session, actor, "schedule", "announcement", announcement.id,
                  schedule=schedule.id)
+    approval.republish(session, announcement, [schedule])
     return schedule
 
 
 def cancel_schedule(session: Session, schedule: Schedule, actor: str) -> None:
-    schedule.status = "cancelled"
+    """The item leaves every targeted node's plan (a node playing it stops)."""
+    schedule.status = ScheduleStatus.cancelled
     schedule.published_ms = int(time.time() * 1000)
     a = schedule.announcement
-    if a.status == "scheduled" and not any(s.status == "active" for s in a.schedules):
-        a.status = "approved"
+    if a.status == AnnouncementStatus.scheduled and not approval.active_schedules(a):
+        a.status = AnnouncementStatus.approved
     audit.record(session, actor, "cancel_schedule", "announcement", schedule.announcement_id,
                  schedule=schedule.id)
+    effects_of(session).plans(schedule.targets)
 
 
 def get_schedule(session: Session, schedule_id: int) -> Schedule | None:
@@ -141,5 +150,5 @@ def get_schedule(session: Session, schedule_id: int) -> Schedule | None:
 def list_schedules(session: Session, include_cancelled: bool = False) -> list[Schedule]:
     q = select(Schedule).options(selectinload(Schedule.announcement)).order_by(Schedule.id)
     if not include_cancelled:
-        q = q.where(Schedule.status == "active")
+        q = q.where(Schedule.status == ScheduleStatus.active)
     return list(session.scalars(q))

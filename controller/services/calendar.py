@@ -1,0 +1,64 @@
+"""Zones (villages) with their quiet hours, node groups, and holidays: each change is
+audited here and the plans it affects follow after the commit."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controller.domain import Targets
+from controller.models import CalendarException, Node, NodeGroup, Zone
+from controller.services import audit
+from controller.services.effects import effects_of
+
+
+class CalendarError(ValueError):
+    """Bad input (422)."""
+
+
+def put_zone(session: Session, commune: str, code: str, name: str, quiet_start: str,
+             quiet_end: str, actor: str) -> Zone:
+    """Create or edit a zone; its nodes' plans carry the new quiet hours."""
+    z = session.scalar(select(Zone).where(Zone.commune == commune, Zone.code == code))
+    if z is None:
+        z = Zone(commune=commune, code=code)
+        session.add(z)
+    z.name, z.quiet_start, z.quiet_end = name, quiet_start, quiet_end
+    audit.record(session, actor, "edit_zone", "zone", f"{commune}/{code}",
+                 quiet=f"{quiet_start}-{quiet_end}")
+    effects_of(session).plans(Targets(zones=[code]))
+    return z
+
+
+def put_group(session: Session, name: str, node_ids: list[str], actor: str) -> NodeGroup:
+    """Create or replace a group; every schedule naming it reaches its new members."""
+    known = {n.node_id for n in session.scalars(select(Node))}
+    if unknown := sorted(set(node_ids) - known):
+        raise CalendarError(f"node_ids: unknown nodes {', '.join(unknown)}")
+    g = session.scalar(select(NodeGroup).where(NodeGroup.name == name))
+    if g is None:
+        g = NodeGroup(name=name)
+        session.add(g)
+    g.node_ids = sorted(set(node_ids))
+    audit.record(session, actor, "edit_group", "group", name, nodes=g.node_ids)
+    effects_of(session).all_plans()
+    return g
+
+
+def add_holiday(session: Session, day: date, name: str, commune: str | None,
+                actor: str) -> CalendarException:
+    """A day when ordinary and priority items do not play (emergencies still do)."""
+    h = CalendarException(day=day, name=name, commune=commune)
+    session.add(h)
+    session.flush()
+    audit.record(session, actor, "add_holiday", "calendar", h.id, day=str(day))
+    effects_of(session).all_plans()
+    return h
+
+
+def delete_holiday(session: Session, holiday: CalendarException, actor: str) -> None:
+    session.delete(holiday)
+    audit.record(session, actor, "delete_holiday", "calendar", holiday.id)
+    effects_of(session).all_plans()
