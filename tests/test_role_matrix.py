@@ -262,6 +262,7 @@ POLICY: dict[tuple[str, str], Case] = {
     ("GET", "/"): Case(ANY, ok=frozenset({303})),
     ("GET", "/dashboard"): Case(STAFF),
     ("GET", "/compose"): Case(STAFF),
+    ("GET", "/emergency"): Case(LEADER),
     ("GET", "/schedules"): Case(STAFF),
     ("GET", "/nodes"): Case(STAFF),
     ("GET", "/log"): Case(STAFF),
@@ -352,7 +353,8 @@ def test_every_route_enforces_its_roles(controller, broker):
     print(f"\nrole matrix: {len(POLICY)} routes × {len(ROLES) + 1} callers = {checked} checks")
 
 
-@pytest.mark.parametrize("path", ["/login", "/dashboard", "/compose", "/schedules", "/nodes",
+@pytest.mark.parametrize("path", ["/login", "/dashboard", "/compose", "/emergency",
+                                  "/schedules", "/nodes",
                                   "/log", "/alerts", "/admin/users"])
 def test_pages_are_html_with_a_strict_content_security_policy(controller, path):
     controller.cookies.set("loaxa_session", controller.headers["Authorization"].split()[1])

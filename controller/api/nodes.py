@@ -1,8 +1,8 @@
 from fastapi import APIRouter, HTTPException
 
 from controller.api.deps import AnyUser, RuntimeDep, SessionDep, Staff
-from controller.schemas import CommandOut, NodeCommandIn, NodeOut
 from controller.domain import Targets
+from controller.schemas import CommandOut, NodeCommandIn, NodeOut
 from controller.services import audit, fleet
 from controller.services.effects import effects_of
 from mqtt_contract import Command, CommandKind

@@ -78,3 +78,11 @@ def stop_emergencies(session: Session, targets: Targets, actor: str) -> tuple[Co
     fx = effects_of(session).send_command(targets, command)
     fx.plans(*(s.targets for s in ended))
     return command, len(target_rules.resolve(session, targets))
+
+
+def active_emergencies(session: Session) -> list[Schedule]:
+    """Emergency schedules not yet stopped, newest first (the page shows them by title)."""
+    return list(session.scalars(
+        select(Schedule).where(Schedule.status == ScheduleStatus.active,
+                               Schedule.priority == Priority.emergency)
+        .order_by(Schedule.id.desc())))

@@ -27,11 +27,13 @@ from controller import localtime
 from controller.api.auth import client_key
 from controller.api.deps import SESSION_COOKIE, CurrentUser, RuntimeDep, current_user
 from controller.api.deps import SessionDep as DbSession
+from controller.domain import PLAYABLE
 from controller.models import CameraAlertRecord
 from controller.security import Role, create_token
 from controller.services import alerts as alert_service
 from controller.services import announcements as announcement_service
 from controller.services import audit, fleet, item_ids, playback, reports, users
+from controller.services import emergency as emergency_service
 from controller.services import schedules as schedule_service
 from controller.web import views
 from controller.web.csrf import CSRF_COOKIE, new_token, well_signed
@@ -114,10 +116,12 @@ def page_require(*roles: Role) -> Callable[[CurrentUser], CurrentUser]:
 PageUser = Annotated[CurrentUser, Depends(page_user)]
 PageStaff = Annotated[CurrentUser, Depends(page_require(Role.staff, Role.leader))]
 PageOfficer = Annotated[CurrentUser, Depends(page_require(Role.officer, Role.leader))]
+PageLeader = Annotated[CurrentUser, Depends(page_require(Role.leader))]
 PageAdmin = Annotated[CurrentUser, Depends(page_require())]
 
 NAV = [("/dashboard", "Tổng quan", {Role.staff, Role.leader}),
        ("/compose", "Soạn tin", {Role.staff, Role.leader}),
+       ("/emergency", "Khẩn cấp", {Role.leader}),
        ("/schedules", "Lịch phát", {Role.staff, Role.leader}),
        ("/nodes", "Cụm loa", {Role.staff, Role.leader}),
        ("/log", "Nhật ký phát", {Role.staff, Role.leader}),
@@ -243,10 +247,29 @@ def dashboard(request: Request, user: PageStaff, session: DbSession) -> HTMLResp
     playing = [(n, (n.telemetry or {}).get("now_playing")) for n in nodes
                if n.online and (n.telemetry or {}).get("now_playing")]
     new_alerts = len(alert_service.list_alerts(session, state="new", limit=1000))
-    return render(request, "dashboard.html", user, nodes=nodes,
+    titles = reports.item_titles(session)
+    playing_of = {n.node_id: views.describe_playing(what, titles) for n, what in playing}
+    return render(request, "dashboard.html", user, nodes=nodes, playing_of=playing_of,
                   online=sum(1 for n in nodes if n.online), map=views.village_map(nodes),
                   playing=playing, programme=views.programme(session, start, end),
                   today=localtime.today(), new_alerts=new_alerts)
+
+
+@router.get("/emergency", response_class=HTMLResponse)
+def emergency_page(request: Request, user: PageLeader, session: DbSession) -> HTMLResponse:
+    """Send an emergency (new text or an approved recording) to everyone or some zones,
+    after a confirmation step; see what plays now, by title, and stop it."""
+    nodes = fleet.list_nodes(session)
+    titles = reports.item_titles(session)
+    active = [(s, s.announcement.title or s.announcement.text[:60])
+              for s in emergency_service.active_emergencies(session)]
+    playing = [(n, views.describe_playing((n.telemetry or {}).get("now_playing"), titles))
+               for n in nodes if n.online and (n.telemetry or {}).get("now_playing")]
+    ready = [a for a in announcement_service.list_announcements(session, limit=100)
+             if a.status in PLAYABLE and a.media_sha256]
+    return render(request, "emergency.html", user, nodes=nodes, active=active,
+                  playing=playing, ready=ready, zones=views.zone_choices(session, nodes),
+                  online=sum(1 for n in nodes if n.online))
 
 
 @router.get("/compose", response_class=HTMLResponse)

@@ -8,14 +8,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.domain import PLAYABLE, Targets
 from controller.localtime import day_bounds, local
-from controller.models import Node, Schedule
+from controller.models import Node, Schedule, Zone
 from controller.services import schedules as schedule_service
 from controller.services.deliveries import deliveries_for
-from controller.services.item_ids import item_id
+from controller.services.item_ids import item_id, schedule_of
 from controller.services.plans import timing_of
 from controller.services.timing import occurrences
 
@@ -214,3 +215,38 @@ def week_view(session: Session, any_day: date) -> tuple[date, list[tuple[date, l
     days = [monday + timedelta(days=i) for i in range(7)]
     return monday, [(d, sorted(per_day[d], key=lambda p: (p[0], p[1].id))) for d in days]
 
+
+
+PLAYING_KINDS = {"test tone": "Tiếng thử loa"}
+
+
+def describe_playing(value: str | None, titles: dict[int, str]) -> str:
+    """What a node's telemetry says it plays, in words: an item's announcement title (the
+    node reports the item id of a command-started item), never an id."""
+    if not value:
+        return "—"
+    if (sid := schedule_of(value)) is not None:
+        return titles.get(sid, "Bản tin")
+    if value in PLAYING_KINDS:
+        return PLAYING_KINDS[value]
+    if value.startswith("reminder"):
+        return "Nhắc nhở từ camera"
+    return value
+
+
+def zone_choices(session: Session, nodes: list[Node]) -> list[tuple[str, str, int]]:
+    """(zone code, its name for people, how many nodes it has), for target pickers."""
+    counts: dict[str, int] = defaultdict(int)
+    for n in nodes:
+        for z in n.zones or ():
+            counts[z] += 1
+    named = {z.code: z.name for z in session.scalars(select(Zone)) if z.name}
+    return [(code, named.get(code) or zone_label(code), counts[code])
+            for code in sorted(counts)]
+
+
+def zone_label(code: str) -> str:
+    """``thon-2`` → ``Thôn 2``: a readable name until the zone is given one."""
+    head, _, number = code.partition("-")
+    words = {"thon": "Thôn", "khu": "Khu", "xom": "Xóm", "ap": "Ấp", "to": "Tổ"}
+    return f"{words[head]} {number}" if head in words and number.isdigit() else code
