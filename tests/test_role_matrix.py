@@ -263,6 +263,7 @@ POLICY: dict[tuple[str, str], Case] = {
     ("GET", "/dashboard"): Case(STAFF),
     ("GET", "/compose"): Case(STAFF),
     ("GET", "/emergency"): Case(LEADER),
+    ("GET", "/villages"): Case(STAFF),
     ("GET", "/schedules"): Case(STAFF),
     ("GET", "/nodes"): Case(STAFF),
     ("GET", "/log"): Case(STAFF),
@@ -353,7 +354,7 @@ def test_every_route_enforces_its_roles(controller, broker):
     print(f"\nrole matrix: {len(POLICY)} routes × {len(ROLES) + 1} callers = {checked} checks")
 
 
-@pytest.mark.parametrize("path", ["/login", "/dashboard", "/compose", "/emergency",
+@pytest.mark.parametrize("path", ["/login", "/dashboard", "/compose", "/emergency", "/villages",
                                   "/schedules", "/nodes",
                                   "/log", "/alerts", "/admin/users"])
 def test_pages_are_html_with_a_strict_content_security_policy(controller, path):

@@ -1,10 +1,9 @@
 """Zones (villages) with their quiet hours, node groups, and holidays."""
 
 from fastapi import APIRouter, HTTPException
-from sqlalchemy import select
 
 from controller.api.deps import AnyUser, SessionDep, Staff
-from controller.models import CalendarException, Node, NodeGroup, Zone
+from controller.models import CalendarException
 from controller.schemas import GroupIn, GroupOut, HolidayIn, HolidayOut, ZoneIn, ZoneOut
 from controller.services import calendar as service
 
@@ -14,18 +13,7 @@ router = APIRouter(tags=["zones, groups, calendar"])
 @router.get("/api/zones", response_model=list[ZoneOut])
 def list_zones(user: AnyUser, session: SessionDep) -> list[ZoneOut]:
     """Zones named by nodes or edited here; quiet hours default to 22:00–06:00."""
-    nodes = list(session.scalars(select(Node)))
-    edited = {(z.commune, z.code): z for z in session.scalars(select(Zone))}
-    keys = set(edited) | {(n.commune, z) for n in nodes for z in n.zones or ()}
-    out = []
-    for commune, code in sorted(keys):
-        z = edited.get((commune, code))
-        out.append(ZoneOut(commune=commune, code=code, name=z.name if z else "",
-                           quiet_start=z.quiet_start if z else "22:00",
-                           quiet_end=z.quiet_end if z else "06:00",
-                           nodes=sorted(n.node_id for n in nodes
-                                        if n.commune == commune and code in (n.zones or ()))))
-    return out
+    return [ZoneOut(**z.__dict__) for z in service.list_zones(session)]
 
 
 @router.put("/api/zones", response_model=ZoneOut)
@@ -38,7 +26,7 @@ def put_zone(body: ZoneIn, user: Staff, session: SessionDep) -> ZoneOut:
 
 @router.get("/api/groups", response_model=list[GroupOut])
 def list_groups(user: AnyUser, session: SessionDep) -> list[GroupOut]:
-    return [GroupOut.model_validate(g) for g in session.scalars(select(NodeGroup))]
+    return [GroupOut.model_validate(g) for g in service.list_groups(session)]
 
 
 @router.put("/api/groups", response_model=GroupOut)
@@ -52,8 +40,7 @@ def put_group(body: GroupIn, user: Staff, session: SessionDep) -> GroupOut:
 
 @router.get("/api/calendar", response_model=list[HolidayOut])
 def list_holidays(user: AnyUser, session: SessionDep) -> list[HolidayOut]:
-    return [HolidayOut.model_validate(h) for h in
-            session.scalars(select(CalendarException).order_by(CalendarException.day))]
+    return [HolidayOut.model_validate(h) for h in service.list_holidays(session)]
 
 
 @router.post("/api/calendar", response_model=HolidayOut, status_code=201)

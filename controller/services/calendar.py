@@ -3,6 +3,7 @@ audited here and the plans it affects follow after the commit."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
@@ -13,9 +14,44 @@ from controller.models import CalendarException, Node, NodeGroup, Zone
 from controller.services import audit
 from controller.services.effects import effects_of
 
+DEFAULT_QUIET = ("22:00", "06:00")
+
 
 class CalendarError(ValueError):
     """Bad input (422)."""
+
+
+@dataclass(frozen=True)
+class ZoneView:
+    commune: str
+    code: str
+    name: str
+    quiet_start: str
+    quiet_end: str
+    nodes: list[str]
+
+
+def list_zones(session: Session) -> list[ZoneView]:
+    """Zones named by nodes or edited here; quiet hours default to 22:00–06:00."""
+    nodes = list(session.scalars(select(Node)))
+    edited = {(z.commune, z.code): z for z in session.scalars(select(Zone))}
+    keys = set(edited) | {(n.commune, z) for n in nodes for z in n.zones or ()}
+    out = []
+    for commune, code in sorted(keys):
+        z = edited.get((commune, code))
+        start, end = (z.quiet_start, z.quiet_end) if z else DEFAULT_QUIET
+        out.append(ZoneView(commune, code, z.name if z else "", start, end,
+                            sorted(n.node_id for n in nodes
+                                   if n.commune == commune and code in (n.zones or ()))))
+    return out
+
+
+def list_groups(session: Session) -> list[NodeGroup]:
+    return list(session.scalars(select(NodeGroup).order_by(NodeGroup.name)))
+
+
+def list_holidays(session: Session) -> list[CalendarException]:
+    return list(session.scalars(select(CalendarException).order_by(CalendarException.day)))
 
 
 def put_zone(session: Session, commune: str, code: str, name: str, quiet_start: str,

@@ -38,6 +38,12 @@ def lexicon(session: Session, commune: str) -> dict[str, str]:
             session.scalars(select(LexiconEntry).where(LexiconEntry.commune == commune))}
 
 
+def lexicon_entries(session: Session, commune: str) -> list[LexiconEntry]:
+    """The commune's own words, alphabetical (the page lists and edits them)."""
+    return list(session.scalars(select(LexiconEntry).where(LexiconEntry.commune == commune)
+                                .order_by(LexiconEntry.term)))
+
+
 def resolve_uploads(session: Session, items: Sequence[dict], store: MediaStore) -> list[dict]:
     """API items name uploads by sha256; the pipeline wants the stored file's path."""
     resolved = []

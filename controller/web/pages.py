@@ -33,6 +33,8 @@ from controller.security import Role, create_token
 from controller.services import alerts as alert_service
 from controller.services import announcements as announcement_service
 from controller.services import audit, fleet, item_ids, playback, reports, users
+from controller.services import calendar as calendar_service
+from controller.services import content as content_service
 from controller.services import emergency as emergency_service
 from controller.services import schedules as schedule_service
 from controller.web import views
@@ -124,6 +126,7 @@ NAV = [("/dashboard", "Tổng quan", {Role.staff, Role.leader}),
        ("/emergency", "Khẩn cấp", {Role.leader}),
        ("/schedules", "Lịch phát", {Role.staff, Role.leader}),
        ("/nodes", "Cụm loa", {Role.staff, Role.leader}),
+       ("/villages", "Thôn/khu & lịch", {Role.staff, Role.leader}),
        ("/log", "Nhật ký phát", {Role.staff, Role.leader}),
        ("/alerts", "Cảnh báo", {Role.officer, Role.leader}),
        ("/admin/users", "Tài khoản", set())]
@@ -310,6 +313,21 @@ def schedules_page(request: Request, user: PageStaff, session: DbSession,
 def nodes_page(request: Request, user: PageStaff, session: DbSession) -> HTMLResponse:
     """Status, last seen, volume, clock, plan delivery; test tone and volume commands."""
     return render(request, "nodes.html", user, nodes=fleet.list_nodes(session))
+
+
+@router.get("/villages", response_class=HTMLResponse)
+def villages_page(request: Request, user: PageStaff, session: DbSession,
+                  runtime: RuntimeDep) -> HTMLResponse:
+    """Villages (names, quiet hours), groups of nodes, holidays, and how words are read."""
+    nodes = fleet.list_nodes(session)
+    node_names = {n.node_id: n.name or views.zone_label(n.node_id) for n in nodes}
+    return render(request, "villages.html", user,
+                  zones=calendar_service.list_zones(session), node_names=node_names,
+                  zone_label=views.zone_label, groups=calendar_service.list_groups(session),
+                  holidays=calendar_service.list_holidays(session), nodes=nodes,
+                  lexicon=content_service.lexicon_entries(session,
+                                                          runtime.settings.default_commune),
+                  today=localtime.today())
 
 
 @router.get("/log", response_class=HTMLResponse)
