@@ -239,6 +239,8 @@ POLICY: dict[tuple[str, str], Case] = {
     ("GET", "/api/log"): Case(STAFF),
     ("GET", "/api/reports/daily"): Case(STAFF, lambda c, r: Req(kwargs={
         "params": {"day": "2026-01-01", "format": "csv"}})),
+    ("GET", "/api/reports/monthly"): Case(STAFF, lambda c, r: Req(kwargs={
+        "params": {"month": "2026-01", "format": "xlsx"}})),
     # camera alerts
     ("GET", "/api/alerts"): Case(OFFICER),
     ("GET", "/api/alerts/stream"): Case(OFFICER, lambda c, r: Req(kwargs={

@@ -3,8 +3,7 @@
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from controller.api.deps import SessionDep, Staff
 from controller.schemas import LogEntryOut
@@ -24,19 +23,42 @@ def broadcast_log(user: Staff, session: SessionDep, since: datetime | None = Non
                                  limit=limit)]
 
 
+ReportFormat = Literal["json", "csv", "xlsx"]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
 @router.get("/api/reports/daily", response_model=None)
-def daily_report(user: Staff, session: SessionDep, day: date,
-                 format: Literal["json", "csv"] = "json",
-                 timezone: str | None = None) -> dict | PlainTextResponse:
-    """Play count and total duration per item, per node and per zone for one local day
-    (in ``timezone``, default the commune's, ``LOAXA_TIMEZONE``)."""
+def daily_report(user: Staff, session: SessionDep, day: date, format: ReportFormat = "json",
+                 timezone: str | None = None) -> dict | Response:
+    """Plays and minutes per announcement, node and village for one local day (in
+    ``timezone``, default the commune's, ``LOAXA_TIMEZONE``): JSON, CSV (Vietnamese
+    headers, UTF-8 with a BOM for Excel) or an Excel workbook."""
     try:
         report = reports.daily_report(session, day, timezone)
     except (KeyError, ValueError) as exc:
-        from fastapi import HTTPException
-
         raise HTTPException(422, f"timezone: {exc}") from None
+    return report_response(report, format, f"bao-cao-phat-{day}")
+
+
+@router.get("/api/reports/monthly", response_model=None)
+def monthly_report(user: Staff, session: SessionDep,
+                   month: Annotated[str, Query(pattern=r"^(19|20)\d\d-(0[1-9]|1[0-2])$")],
+                   format: ReportFormat = "json", timezone: str | None = None
+                   ) -> dict | Response:
+    """The same totals for a whole month (``month``: ``2026-12``)."""
+    year, number = (int(x) for x in month.split("-"))
+    try:
+        report = reports.monthly_report(session, year, number, timezone)
+    except (KeyError, ValueError) as exc:
+        raise HTTPException(422, f"timezone: {exc}") from None
+    return report_response(report, format, f"bao-cao-phat-{month}")
+
+
+def report_response(report: dict, format: str, name: str) -> dict | Response:
     if format == "csv":
-        return PlainTextResponse(reports.report_csv(report), media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="loaxa-report-{day}.csv"'})
+        return Response(reports.report_csv(report), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if format == "xlsx":
+        return Response(reports.report_xlsx(report), media_type=XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
     return report

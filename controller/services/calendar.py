@@ -31,6 +31,15 @@ class ZoneView:
     nodes: list[str]
 
 
+def zone_label(code: str) -> str:
+    """``thon-2`` → ``Thôn 2``: a readable name for a zone nobody has named yet."""
+    if code == "-":
+        return "Chưa xếp thôn/khu"
+    head, _, number = code.partition("-")
+    words = {"thon": "Thôn", "khu": "Khu", "xom": "Xóm", "ap": "Ấp", "to": "Tổ"}
+    return f"{words[head]} {number}" if head in words and number.isdigit() else code
+
+
 def list_zones(session: Session) -> list[ZoneView]:
     """Zones named by nodes or edited here; quiet hours default to 22:00–06:00."""
     nodes = list(session.scalars(select(Node)))

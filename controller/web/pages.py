@@ -320,10 +320,11 @@ def villages_page(request: Request, user: PageStaff, session: DbSession,
                   runtime: RuntimeDep) -> HTMLResponse:
     """Villages (names, quiet hours), groups of nodes, holidays, and how words are read."""
     nodes = fleet.list_nodes(session)
-    node_names = {n.node_id: n.name or views.zone_label(n.node_id) for n in nodes}
+    node_names = {n.node_id: n.name or calendar_service.zone_label(n.node_id) for n in nodes}
     return render(request, "villages.html", user,
                   zones=calendar_service.list_zones(session), node_names=node_names,
-                  zone_label=views.zone_label, groups=calendar_service.list_groups(session),
+                  zone_label=calendar_service.zone_label,
+                  groups=calendar_service.list_groups(session),
                   holidays=calendar_service.list_holidays(session), nodes=nodes,
                   lexicon=content_service.lexicon_entries(session,
                                                           runtime.settings.default_commune),

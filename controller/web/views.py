@@ -15,6 +15,7 @@ from controller.domain import PLAYABLE, Targets
 from controller.localtime import day_bounds, local
 from controller.models import Node, Schedule, Zone
 from controller.services import schedules as schedule_service
+from controller.services.calendar import zone_label
 from controller.services.deliveries import deliveries_for
 from controller.services.item_ids import item_id, schedule_of
 from controller.services.plans import timing_of
@@ -243,10 +244,3 @@ def zone_choices(session: Session, nodes: list[Node]) -> list[tuple[str, str, in
     named = {z.code: z.name for z in session.scalars(select(Zone)) if z.name}
     return [(code, named.get(code) or zone_label(code), counts[code])
             for code in sorted(counts)]
-
-
-def zone_label(code: str) -> str:
-    """``thon-2`` → ``Thôn 2``: a readable name until the zone is given one."""
-    head, _, number = code.partition("-")
-    words = {"thon": "Thôn", "khu": "Khu", "xom": "Xóm", "ap": "Ấp", "to": "Tổ"}
-    return f"{words[head]} {number}" if head in words and number.isdigit() else code

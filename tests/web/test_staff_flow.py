@@ -173,10 +173,14 @@ def test_compose_preview_schedule_approve_and_monitor(live_server, start_node, n
     assert "Chào buổi sáng" in staff.inner_text("#report")
     report = staff.request.get(live_server.url(staff.get_attribute("#csv", "href") or ""))
     assert report.ok and report.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(report.text())))
-    assert {r["group"] for r in rows} == {"item", "node", "zone"}
-    assert [int(r["plays"]) for r in rows
-            if r["group"] == "item" and "Chào buổi sáng" in r["key"]] == [3]
+    text = report.body().decode("utf-8")
+    assert text.startswith("\ufeff"), "Excel needs the BOM to read UTF-8"
+    rows = list(csv.DictReader(io.StringIO(text[1:])))
+    assert {r["Theo"] for r in rows} == {"Bản tin", "Cụm loa", "Thôn/khu"}
+    assert [int(r["Số lần phát"]) for r in rows
+            if r["Theo"] == "Bản tin" and r["Tên"] == "Chào buổi sáng"] == [3]
+    workbook = staff.request.get(live_server.url(staff.get_attribute("#xlsx", "href") or ""))
+    assert workbook.ok and workbook.body()[:2] == b"PK"  # an Office Open XML zip
     screenshot(staff, "log")
 
     staff.goto(live_server.url("/nodes"))
