@@ -148,6 +148,8 @@ class OperationDesk:
         self.send, self.capacity, self.reply_timeout_s = send, capacity, reply_timeout_s
         self._ops: OrderedDict[str, Operation] = OrderedDict()
         self._changed = threading.Condition()
+        self.unmatched = 0
+        """Replies that answered no operation addressed to their node (logged, dropped)."""
 
     def __len__(self) -> int:
         return len(self._ops)
@@ -205,6 +207,7 @@ class OperationDesk:
             op = self._ops.get(reply.command_id)
             answer = op.nodes.get(node_id) if op else None
             if answer is None or answer.commune != commune:
+                self.unmatched += 1
                 log.info("reply from %s/%s to %s matches no operation: dropped", commune,
                          node_id, reply.command_id)
                 return False

@@ -322,3 +322,53 @@ def test_only_who_should_may_run_each_operation(controller, broker, role_headers
                 assert r.json()["detail"]["code"] == "operation_forbidden"
     assert {r.value for r in ALLOWED_ROLES[OperationKind.config]} == {"admin"}
     assert "staff" not in {r.value for r in ALLOWED_ROLES[OperationKind.restart]}
+
+
+# ------------------------------------------------------------------ forged and stale replies
+
+
+def test_a_node_cannot_answer_for_another_node(controller, broker):
+    """node-2's account answers node-1's operation, on its own topic and (refused by the
+    ACL) on node-1's: neither counts; node-1 is still listed as not answering."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from firmware_config.schema import load_node_config
+    from mqtt_contract import REPLY, Reply, new_client
+
+    controller.runtime.operations.reply_timeout_s = 3.0
+    op = run(controller, {"kind": "versions", "nodes": [NODE], "wait_s": 0})
+    dropped_before = controller.runtime.link.dropped_messages
+    cfg = load_node_config(broker.node_configs["node-2"])
+    client = new_client("loaxa-node-xa-demo-node-2", cfg.username, cfg.mqtt.read_password(),
+                        persistent=False)
+    client.connect(cfg.mqtt.host, cfg.mqtt.port)
+    client.loop_start()
+    try:
+        props = Properties(PacketTypes.PUBLISH)
+        props.CorrelationData = op["id"].encode()
+        for topic_node, claimed in (("node-2", "node-2"), ("node-2", NODE), (NODE, NODE)):
+            forged = Reply(node=claimed, command_id=op["id"], ok=True, data={"software": "x"})
+            info = client.publish(REPLY.topic("xa-demo", node=topic_node), forged.to_bytes(),
+                                  qos=1, properties=props)
+            info.wait_for_publish(5)
+        later = wait_for(lambda: (r := controller.get(f"/api/operations/{op['id']}").json())
+                         ["finished"] and r, 10, what="the deadline")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert only(later)["state"] == "no_answer" and only(later)["data"] is None
+    # they did arrive: one matched no operation of node-2's, one spoke for another node
+    # on node-2's topic; the one on node-1's topic the broker's ACL kept away
+    assert controller.runtime.operations.unmatched == 1
+    assert controller.runtime.link.dropped_messages == dropped_before + 1
+
+
+def test_the_operation_desk_is_bounded(controller, broker):
+    desk = controller.runtime.operations
+    desk.capacity = 3
+    ids = [run(controller, {"kind": "versions", "nodes": [NODE], "wait_s": 0})["id"]
+           for _ in range(5)]
+    assert len(desk) == 3
+    assert controller.get(f"/api/operations/{ids[0]}").status_code == 404
+    assert controller.get(f"/api/operations/{ids[-1]}").status_code == 200
