@@ -59,6 +59,8 @@ class Trial:
     new: NodeConfig
     started: float
     reply_properties: Any = None
+    resumed: bool = False
+    """Found at start: the agent already runs on the whole new config."""
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -221,7 +223,7 @@ class NodeOperations:
             return False
         log.warning("resuming an unfinished config trial (%.0f s)", trial_s)
         self.trial = Trial(str(marker.get("command_id", "")), old, self.current(),
-                           time.monotonic())
+                           time.monotonic(), resumed=True)
         self.state = TrialState.trying
         self._timer = self.loop.call_later(trial_s, self._roll_back)
         return True
@@ -245,9 +247,15 @@ class NodeOperations:
             if self._timer:
                 self._timer.cancel()
             self.marker_path.unlink(missing_ok=True)
+            restart = (self.restart_hook is not None and not trial.resumed
+                       and self._beyond_link(trial))
             outcome = Outcome(True, f"new config in use after "
-                              f"{time.monotonic() - trial.started:.1f} s", ReplyCode.done)
+                              f"{time.monotonic() - trial.started:.1f} s"
+                              + ("; restarting to apply the rest" if restart else ""),
+                              ReplyCode.done)
             log.info("the new config connected: kept")
+            if restart:  # the reply goes first; the supervisor starts us on the new file
+                self.loop.call_later(RESTART_DELAY_S, self.restart_hook)  # type: ignore[arg-type]
         elif self.state == TrialState.rolling_back:
             outcome = Outcome(False, "the new config did not connect within the trial; "
                               "the previous config is back", ReplyCode.rolled_back)
@@ -258,6 +266,11 @@ class NodeOperations:
         self.send_reply(Reply(node=self.node, command_id=trial.command_id, ok=outcome.ok,
                               detail=outcome.detail, code=outcome.code),
                         trial.reply_properties)
+
+    @staticmethod
+    def _beyond_link(trial: Trial) -> bool:
+        """Does the new config change more than the MQTT link (which is live already)?"""
+        return trial.old.model_dump(exclude={"mqtt"}) != trial.new.model_dump(exclude={"mqtt"})
 
     def _remember(self, command_id: str, outcome: Outcome) -> Outcome:
         self._done_ids[command_id] = outcome

@@ -372,3 +372,33 @@ def test_the_operation_desk_is_bounded(controller, broker):
     assert len(desk) == 3
     assert controller.get(f"/api/operations/{ids[0]}").status_code == 404
     assert controller.get(f"/api/operations/{ids[-1]}").status_code == 200
+
+
+def test_a_kept_config_that_changes_more_than_the_link_restarts_a_supervised_agent(
+        controller, broker, tmp_path: Path):
+    """Under a supervisor (`loaxa edge run`), a kept config that changes other settings
+    makes the agent exit with the restart code after its reply: systemd starts it on the
+    whole new file."""
+    from mqtt_contract import RESTART_EXIT_CODE
+
+    path = broker.node_configs[NODE]
+    doc = config_doc(broker)
+    doc["telemetry_interval_s"] = 7
+    log_file = (tmp_path / "agent.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "loaxa_cli", "edge", "run", "--config",
+                             str(path)], cwd=tmp_path, env={**os.environ,
+                                                            "PYTHONPATH": str(REPO)},
+                            stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _online(controller, NODE), 30, what="the subprocess node online")
+        op = run(controller, {"kind": "config", "nodes": [NODE], "trial_s": 5,
+                              "config_yaml": yaml.safe_dump(doc, allow_unicode=True),
+                              "wait_s": 30})
+        assert only(op)["code"] == "done", op
+        assert proc.wait(20) == RESTART_EXIT_CODE
+        assert yaml.safe_load(path.read_text())["telemetry_interval_s"] == 7
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log_file.close()
