@@ -70,11 +70,21 @@ def edge_run(config: Annotated[Path, typer.Option("--config", "-c", help="node Y
         cfg = load_node_config(config)
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    agent = EdgeAgent(cfg)
     stop = wait_for_signal()
+    restart = threading.Event()
+
+    def restart_requested() -> None:  # a restart command: exit for systemd to start us
+        restart.set()
+        stop.set()
+
+    agent = EdgeAgent(cfg, config_path=config, on_restart=restart_requested)
     agent.start()
     stop.wait()
     agent.stop()
+    if restart.is_set():
+        from mqtt_contract import RESTART_EXIT_CODE
+
+        raise typer.Exit(RESTART_EXIT_CODE)
 
 
 @app.command("simulate")

@@ -10,6 +10,7 @@ Topic root: ``loaxa/v1/{commune}``. See docs/mqtt.md for the table of topics.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -21,7 +22,14 @@ from importlib import metadata
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 log = logging.getLogger("loaxa.contract")
 CONTRACT_VERSION = 1
@@ -383,6 +391,31 @@ class CommandKind(StrEnum):
     test_tone = "test_tone"
     reboot = "reboot"
     resync = "resync"  # re-publish status, re-request the plan and missing media
+    restart = "restart"  # the agent exits with RESTART_EXIT_CODE; systemd starts it again
+    config = "config"  # a new node config: validated, written atomically, tried, kept or undone
+    versions = "versions"  # software, config, Python and OS versions in Reply.data
+
+
+RESTART_EXIT_CODE = 75
+"""The agent's exit status when asked to restart (EX_TEMPFAIL): a failure to systemd, so a
+unit with ``Restart=on-failure`` or ``Restart=always`` starts it again."""
+NODE_CONFIG_MAX_BYTES = 64 * 1024
+"""A pushed node config (JSON) is at most this big: a config is a page of settings."""
+CONFIG_TRIAL_MAX_S = 600.0
+DEFAULT_CONFIG_TRIAL_S = 60.0
+"""How long a node tries a pushed config before it restores the old one (seconds)."""
+
+
+class ReplyCode(StrEnum):
+    """The outcome of a command in one word, so the controller can say it in Vietnamese
+    without showing the node's ``detail`` (English, for logs) to people."""
+
+    done = "done"
+    invalid = "invalid"  # the command or its config does not validate
+    refused = "refused"  # not allowed on this node (reboot disabled, another node's config)
+    busy = "busy"  # another config trial is under way
+    failed = "failed"  # tried and failed on the node
+    rolled_back = "rolled_back"  # the new config could not connect: the old one is back
 
 
 class Command(Payload):
@@ -400,13 +433,38 @@ class Command(Payload):
     volume: int | None = Field(default=None, ge=0, le=100)
     repeat: int = Field(default=1, ge=1, le=20)
     item_id: str | None = None
+    node_config: dict[str, Any] | None = None
+    """``config`` only: the whole new node config (the YAML file's mapping)."""
+    trial_s: float | None = Field(default=None, gt=0, le=CONFIG_TRIAL_MAX_S)
+    """``config`` only: how long the node may try to connect with it before rolling back
+    (default :data:`DEFAULT_CONFIG_TRIAL_S`)."""
+
+    @field_validator("node_config")
+    @classmethod
+    def _config_bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value)) > NODE_CONFIG_MAX_BYTES:
+            raise ValueError(f"node_config is larger than {NODE_CONFIG_MAX_BYTES} bytes")
+        return value
 
 
 class Reply(Payload):
     node: Segment
     command_id: str
     ok: bool
-    detail: str = ""
+    detail: str = Field(default="", max_length=2000)
+    code: ReplyCode | None = None
+    """The outcome in one word (nodes older than remote operations send none)."""
+    data: dict[str, str | int | float | bool | None] | None = None
+    """What a ``versions`` command reports (``software``, ``config_sha256``, ``python``,
+    ``os``, …); at most 32 entries."""
+
+    @field_validator("data")
+    @classmethod
+    def _data_bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and (len(value) > 32 or any(
+                len(k) > 64 or (isinstance(v, str) and len(v) > 512) for k, v in value.items())):
+            raise ValueError("reply data is limited to 32 short entries")
+        return value
 
 
 class MediaRequest(Payload):

@@ -26,6 +26,7 @@ from controller.services import alerts, effects, fleet, leadership, playback
 from controller.services import targets as target_rules
 from controller.services.content import ContentRenderer
 from controller.services.effects import Effects
+from controller.services.operations import OperationDesk
 from controller.services.plans import CompileContext, compile_plan, media_ref
 from controller.services.users import ensure_bootstrap_admin
 from controller.settings import Settings
@@ -126,6 +127,8 @@ class Runtime:
         self.resends = RecentResends()
         self.broadcasts = RecentBroadcasts()
         self.alerts = alerts.AlertHub()
+        self.operations = OperationDesk(lambda commune, node, cmd: self.link.send_command(
+            NODE_CMD, commune, cmd, node, node=node))
         """Pushes new and changed alerts to the open desks (Server-Sent Events)."""
         self._compile_lock = threading.Lock()
         self.is_plan_leader = False
@@ -305,8 +308,8 @@ class Runtime:
             self.alerts.publish("alert", event)
 
     def _on_reply(self, info: TopicInfo, reply: Reply) -> None:
-        log.info("reply from %s/%s to %s: ok=%s %s", info.commune, info.node,
-                 reply.command_id, reply.ok, reply.detail[:200])
+        same_node(info, reply.node)
+        self.operations.on_reply(info.commune, reply.node, reply)
 
     def _on_media_request(self, info: TopicInfo, request: MediaRequest) -> None:
         """Re-send the chunks one node lacks, on its own media topic."""

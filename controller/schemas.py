@@ -357,3 +357,41 @@ class UserOut(BaseModel):
     active: bool
 
 
+
+
+class OperationIn(In):
+    """A remote operation on some nodes (each answers; see controller/services/operations)."""
+
+    kind: Literal["volume", "test_tone", "restart", "config", "versions"]
+    nodes: list[Annotated[str, Field(pattern=SEGMENT)]] = Field(default=[], max_length=1000)
+    all: bool = False
+    """Every registered node instead of ``nodes``."""
+    volume: int | None = Field(default=None, ge=0, le=100)
+    config_yaml: str | None = Field(default=None, max_length=64 * 1024)
+    """``config``: the node's whole new YAML config (checked here and on the node)."""
+    trial_s: float = Field(default=60.0, ge=1, le=600)
+    """``config``: how long the node tries the new config before rolling back."""
+    wait_s: float = Field(default=10.0, ge=0, le=60)
+    """How long this request waits for the replies (then read ``GET /api/operations/{id}``)."""
+
+
+class NodeAnswerOut(BaseModel):
+    node_id: str
+    name: str
+    state: Literal["waiting", "answered", "no_answer"]
+    ok: bool | None
+    code: str | None
+    """The node's outcome in one word (done, invalid, refused, busy, failed, rolled_back)."""
+    message: str
+    """The outcome in Vietnamese, for people."""
+    data: dict | None
+    answered_at: datetime | None
+
+
+class OperationOut(BaseModel):
+    id: str
+    kind: str
+    actor: str
+    created_at: datetime
+    finished: bool
+    nodes: list[NodeAnswerOut]

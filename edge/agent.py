@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from edge.amplifier import Amplifier
@@ -27,6 +29,7 @@ from edge.commands import CommandHandler
 from edge.loop import Reactor, Timer
 from edge.media import MediaFetcher
 from edge.media_cache import MediaCache
+from edge.operations import NodeOperations
 from edge.outbox import Outbox
 from edge.plans import PlanKeeper
 from edge.scheduler import Job, LocalScheduler
@@ -52,6 +55,7 @@ from mqtt_contract import (
     Plan,
     PlaybackEvent,
     PlaybackReport,
+    Reply,
     Status,
     Telemetry,
     TopicInfo,
@@ -63,7 +67,12 @@ log = logging.getLogger(__name__)
 
 class EdgeAgent:
     def __init__(self, config: NodeConfig, output: AudioOutput | None = None,
-                 loop: Reactor | None = None, clock: ClockSource | None = None) -> None:
+                 loop: Reactor | None = None, clock: ClockSource | None = None,
+                 config_path: Path | None = None,
+                 on_restart: Callable[[], None] | None = None) -> None:
+        """``config_path``: the file ``config`` came from (a pushed config replaces it);
+        ``on_restart``: how to exit for a supervisor to start the agent again (None: the
+        node refuses a restart command)."""
         self.config = config
         self.node, self.commune = config.node_id, config.commune
         self._own_loop = loop is None
@@ -83,13 +92,10 @@ class EdgeAgent:
         self._stop = threading.Event()
         self._telemetry_timer: Timer | None = None
 
-        self.transport = MqttTransport(self.loop, self._link_settings(), LinkEvents(
-            self._on_connected, self._on_disconnected, self._on_message, self._on_published,
-            self.connected.set),
-            will=self._status_message(online=False))
-        self.outbox = Outbox(self.store, self.transport.publish)
+        self.transport = self._make_transport()
+        self.outbox = Outbox(self.store, self._publish)
         self.media = MediaFetcher(self.loop, self.cache, self.commune, self.node,
-                                  config.media_wait_s, self.transport.publish,
+                                  config.media_wait_s, self._publish,
                                   lambda ref: self.scheduler.wake())
         self.scheduler = LocalScheduler(
             self.loop, self.store, self.cache, self.output, self.amplifier,
@@ -97,8 +103,12 @@ class EdgeAgent:
             config.timezone, config.prepare_ahead_s, storage / "prepared")
         self.plans = PlanKeeper(self.node, self.store, self.cache, self.scheduler,
                                 self.media.want)
+        self.operations = NodeOperations(
+            self.loop, self.node, config_path, lambda: self.config, self.reconnect_with,
+            self._send_reply, on_restart, lambda: self.plans.version)
         self.commands = CommandHandler(self.node, self.store, self.scheduler, self.media.want,
-                                       self.cache.put_file, self.resync, storage / "tone")
+                                       self.cache.put_file, self.resync, storage / "tone",
+                                       self.operations)
         self.cameras = self._camera_host() if config.cameras else None
         self.dispatcher = Dispatcher(f"node {self.node}")
         self.dispatcher.on(PLAN, self._on_plan)
@@ -106,6 +116,28 @@ class EdgeAgent:
             self.dispatcher.on(spec, self._on_command)
         for spec in MEDIA_TOPICS:
             self.dispatcher.on(spec, self._on_chunk)
+
+    def _make_transport(self) -> MqttTransport:
+        return MqttTransport(self.loop, self._link_settings(), LinkEvents(
+            self._on_connected, self._on_disconnected, self._on_message, self._on_published,
+            self.connected.set),
+            will=self._status_message(online=False))
+
+    def _publish(self, msg: Message, properties: Any = None) -> int | None:
+        """Through whichever link is current (a config trial replaces it)."""
+        return self.transport.publish(msg, properties)
+
+    def reconnect_with(self, config: NodeConfig) -> None:
+        """Replace the MQTT link with one made from ``config`` (a pushed config on trial,
+        or the previous one restored); the other parts keep running as they are."""
+        self.config = config
+        old, self.transport = self.transport, self._make_transport()
+        if old.connected:
+            old.close()
+        else:
+            old.drop()
+        self._on_disconnected()
+        self.transport.start()
 
     def _link_settings(self) -> LinkSettings:
         cfg = self.config.mqtt
@@ -144,6 +176,7 @@ class EdgeAgent:
     def _start_parts(self) -> None:
         self.plans.restore()
         self.scheduler.start()
+        self.operations.resume()
         self.transport.start()
 
     def stop(self, graceful: bool = True) -> None:
@@ -185,6 +218,7 @@ class EdgeAgent:
         self.outbox.online()
         self.media.set_online(True)
         self._telemetry_tick()
+        self.operations.link_up()
 
     def _on_disconnected(self) -> None:
         self.connected.clear()
@@ -204,8 +238,14 @@ class EdgeAgent:
 
     def _on_command(self, info: TopicInfo, cmd: Command, properties: Any) -> None:
         reply = self.commands.handle(cmd)
+        if reply is None:  # answered later (a config push, once it has reconnected)
+            self.operations.answer_later(properties)
+            return
+        self._send_reply(reply, properties)
+
+    def _send_reply(self, reply: Reply, request_properties: Any) -> None:
         self.transport.publish(REPLY.message(self.commune, reply, node=self.node),
-                               self.transport.reply_properties(properties))
+                               self.transport.reply_properties(request_properties))
 
     def _on_chunk(self, info: TopicInfo, data: bytes, properties: Any) -> None:
         assert info.sha256 is not None and info.chunk is not None

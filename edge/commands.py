@@ -13,10 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edge.scheduler import Job, LocalScheduler
 from edge.store import NodeStore
-from mqtt_contract import Command, CommandKind, ContractError, MediaRef, Reply
+from mqtt_contract import Command, CommandKind, ContractError, MediaRef, Reply, ReplyCode
+
+if TYPE_CHECKING:
+    from edge.operations import NodeOperations
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +29,35 @@ log = logging.getLogger(__name__)
 class Outcome:
     ok: bool
     detail: str = ""
+    code: ReplyCode | None = None
+    data: dict[str, Any] | None = None
 
 
 class CommandHandler:
     def __init__(self, node: str, store: NodeStore, scheduler: LocalScheduler,
                  want_media: Callable[[MediaRef], None], put_media: Callable[[MediaRef, Path],
                                                                             object],
-                 resync: Callable[[], None], tone_dir: Path) -> None:
+                 resync: Callable[[], None], tone_dir: Path,
+                 operations: NodeOperations | None = None) -> None:
         self.node, self.store, self.scheduler = node, store, scheduler
         self.want_media, self.put_media, self.resync = want_media, put_media, resync
         self.tone_dir = tone_dir
+        self.operations = operations
 
-    def handle(self, cmd: Command) -> Reply:
+    def handle(self, cmd: Command) -> Reply | None:
+        """The reply to ``cmd``, or None when it comes later (a config push answers once
+        the agent has reconnected with the new config or rolled back)."""
         log.info("command %s %s received", cmd.kind.value, cmd.item_id or cmd.id)
         outcome = self._run(cmd)
-        return Reply(node=self.node, command_id=cmd.id, ok=outcome.ok, detail=outcome.detail)
+        if outcome is None:
+            return None
+        code = outcome.code or (ReplyCode.done if outcome.ok else ReplyCode.failed)
+        return Reply(node=self.node, command_id=cmd.id, ok=outcome.ok, detail=outcome.detail,
+                     code=code, data=outcome.data)
 
-    def _run(self, cmd: Command) -> Outcome:
+    def _run(self, cmd: Command) -> Outcome | None:
+        if cmd.kind in (CommandKind.restart, CommandKind.config, CommandKind.versions):
+            return self._operation(cmd)
         if cmd.kind == CommandKind.play:
             return self._play(cmd)
         if cmd.kind == CommandKind.stop:
@@ -57,7 +73,19 @@ class CommandHandler:
         if cmd.kind == CommandKind.resync:
             self.resync()
             return Outcome(True)
-        return Outcome(False, "reboot is disabled on this node (run under systemd to allow)")
+        return Outcome(False, "reboot is disabled on this node (run under systemd to allow)",
+                       ReplyCode.refused)
+
+    def _operation(self, cmd: Command) -> Outcome | None:
+        """Remote operations (edge/operations.py): versions, restart, config push."""
+        ops = self.operations
+        if ops is None:
+            return Outcome(False, f"{cmd.kind.value} is not available here", ReplyCode.refused)
+        if cmd.kind == CommandKind.versions:
+            return ops.versions()
+        if cmd.kind == CommandKind.restart:
+            return ops.restart()
+        return ops.push_config(cmd)
 
     def _play(self, cmd: Command) -> Outcome:
         if cmd.media is None:

@@ -99,6 +99,12 @@ class Ctx:
             assert alerts.record_alert(s, "xa-demo", alert, self.runtime.media)
         return alert.id
 
+    def operation(self) -> str:
+        r = self.client.post("/api/operations", json={"kind": "versions", "nodes": ["node-1"],
+                                                      "wait_s": 0})
+        assert r.status_code == 200, r.text
+        return r.json()["id"]
+
     def holiday(self) -> int:
         r = self.client.post("/api/calendar", json={"day": f"2031-01-{self.n() % 28 + 1:02d}"})
         assert r.status_code == 201, r.text
@@ -181,6 +187,12 @@ POLICY: dict[tuple[str, str], Case] = {
     ("GET", "/api/nodes/{node_id}"): Case(ANY, lambda c, r: Req({"node_id": "node-1"})),
     ("POST", "/api/nodes/{node_id}/commands"): Case(STAFF, lambda c, r: Req(
         {"node_id": "node-1"}, {"json": {"kind": "test_tone"}})),
+    # remote operations (which role may run which kind: tests/integration/
+    # test_remote_operations.py; here the kind every STAFF caller may run)
+    ("POST", "/api/operations"): Case(STAFF, lambda c, r: Req(kwargs={"json": {
+        "kind": "versions", "nodes": ["node-1"], "wait_s": 0}})),
+    ("GET", "/api/operations/{operation_id}"): Case(STAFF, lambda c, r: Req(
+        {"operation_id": c.once("operation", c.operation)})),
     # announcements and their approval
     ("GET", "/api/announcements"): Case(ANY),
     ("POST", "/api/announcements"): Case(STAFF, speech),

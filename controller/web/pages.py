@@ -311,8 +311,17 @@ def schedules_page(request: Request, user: PageStaff, session: DbSession,
 
 @router.get("/nodes", response_class=HTMLResponse)
 def nodes_page(request: Request, user: PageStaff, session: DbSession) -> HTMLResponse:
-    """Status, last seen, volume, clock, plan delivery; test tone and volume commands."""
-    return render(request, "nodes.html", user, nodes=fleet.list_nodes(session))
+    """Status, last seen, volume, clock, plan delivery; the remote operations this user
+    may run (controller/services/operations.py), each node's reply shown in place."""
+    from controller.services.operations import ALLOWED_ROLES
+
+    allowed = {kind.value for kind, roles in ALLOWED_ROLES.items() if user.role in roles}
+    nodes = fleet.list_nodes(session)
+    titles = reports.item_titles(session)
+    playing_of = {n.node_id: views.describe_playing((n.telemetry or {}).get("now_playing"),
+                                                    titles) for n in nodes}
+    return render(request, "nodes.html", user, nodes=nodes, allowed_ops=allowed,
+                  playing_of=playing_of)
 
 
 @router.get("/villages", response_class=HTMLResponse)

@@ -145,12 +145,13 @@ def test_compose_preview_schedule_approve_and_monitor(live_server, start_node, n
     assert staff.locator("#nodes td[data-label='Trạng thái'] .badge.online").count() == 3
     sink = agents["node-2"].config.audio.file_dir
     before = set(sink.glob("*.wav"))
-    staff.click("button[data-command=test_tone][data-node=node-2]")
+    staff.click("tr[data-node=node-2] button[data-op=test_tone]")
     wait_for(lambda: set(sink.glob("*.wav")) - before, 15, what="node-2 to play the test tone")
     row3 = staff.locator("tr[data-node=node-3]")
     row3.locator("[data-volume-input]").fill("65")
-    row3.locator("button[data-command=volume]").click()
+    row3.locator("button[data-op=volume]").click()
     wait_for(lambda: agents["node-3"].volume() == 65, 10, what="node-3's new volume")
+    row3.locator("[data-result]", has_text="Đã đặt âm lượng 65").wait_for()
 
     # ---- something plays now (a leader's own announcement goes out at once)
     with httpx.Client(base_url=live_server.base_url, timeout=60) as client:

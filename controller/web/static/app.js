@@ -129,7 +129,7 @@ document.addEventListener("DOMContentLoaded", () => {
         body.volume = Number(button.parentElement.querySelector("[data-volume-input]").value);
       }
       const out = await busy(button, () => api("POST", `/api/nodes/${button.dataset.node}/commands`, body));
-      toast(`Đã gửi lệnh tới ${button.dataset.node} (${out.command_id.slice(0, 8)})`);
+      toast("Đã gửi lệnh");
       button.dataset.sent = out.command_id;
     });
   });
