@@ -82,6 +82,8 @@ STEPS: list[Step] = [
     ("POST", "/api/emergency/stop", lambda st: {"json": {}}),
     ("POST", "/api/nodes/{node_id}/commands", lambda st: {"json": {"kind": "volume",
                                                                    "volume": 60}}),
+    ("POST", "/api/operations", lambda st: {"json": {"kind": "versions", "nodes": ["node-1"],
+                                                      "wait_s": 0}}),
     ("PUT", "/api/zones", lambda st: {"json": {"commune": "xa-demo", "code": "thon-1",
                                                "name": "Thôn 1"}}),
     ("PUT", "/api/groups", lambda st: {"json": {"name": "cho", "node_ids": ["node-1"]}}),

@@ -85,7 +85,7 @@ def test_a_leader_sends_and_stops_an_emergency_from_the_page(live_server, start_
              what="every node to stop")
 
 
-def test_the_emergency_page_fits_a_phone_and_is_for_leaders_only(live_server, new_page):
+def test_the_emergency_page_and_the_folded_menu_fit_a_phone_and_it_is_for_leaders(live_server, new_page):
     staff = new_page()
     login(staff, live_server, "staff", "/emergency")
     assert "Không có quyền truy cập" in staff.inner_text("main")
@@ -93,7 +93,14 @@ def test_the_emergency_page_fits_a_phone_and_is_for_leaders_only(live_server, ne
 
     phone = new_page(PHONE)
     login(phone, live_server, "leader", "/emergency")
-    assert "Khẩn cấp" in phone.inner_text("header nav")
+    # the menu folds into one button on a phone; opened, every page is in sight
+    assert not phone.is_visible("header nav a[href='/emergency']")
+    phone.click("#menu-toggle")
+    assert phone.get_attribute("#menu-toggle", "aria-expanded") == "true"
+    for link in phone.locator("header nav a").all():
+        box = link.bounding_box()
+        assert link.is_visible() and box and box["x"] + box["width"] <= PHONE["width"], (
+            f"{link.inner_text()} is out of sight")
     width = phone.evaluate("() => document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page is {width} px wide on a {PHONE['width']} px phone"
     screenshot(phone, "emergency-phone")

@@ -4,6 +4,17 @@
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 
+// On a phone the menu folds into one button instead of scrolling sideways out of sight.
+document.addEventListener("DOMContentLoaded", () => {
+  const toggle = document.getElementById("menu-toggle");
+  const nav = document.getElementById("site-nav");
+  if (!toggle || !nav) return;
+  toggle.addEventListener("click", () => {
+    const open = nav.classList.toggle("open");
+    toggle.setAttribute("aria-expanded", String(open));
+  });
+});
+
 async function api(method, url, body, { raw = false } = {}) {
   const init = { method, credentials: "same-origin", headers: { "X-CSRF-Token": CSRF } };
   if (body instanceof FormData) {
