@@ -21,13 +21,33 @@ from importlib import metadata
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
 log = logging.getLogger("loaxa.contract")
 CONTRACT_VERSION = 1
 ROOT = "loaxa/v1"
 MEDIA_CHUNK_SIZE = 32 * 1024
 """Bytes per media chunk: small enough for a 3G link to finish one between drops."""
+MIN_CHUNK_SIZE = 4 * 1024
+MAX_CHUNK_SIZE = 1024 * 1024
+"""Bounds of a media ref's ``chunk_size``: a 1-byte chunk size turned one 20 MB clip into
+20 million chunks (and as many files, and a request listing them all)."""
+MAX_MEDIA_BYTES = 64 * 1024 * 1024
+"""The largest clip on the wire. The content pipeline's longest input is a 50 MB, 30 min
+upload (broadcasts/uploads.py), re-encoded at 16-32 kbit/s (a 30 min clip is ~7 MB), so
+64 MB leaves room without letting one ref claim a node's disk."""
+MAX_MEDIA_CHUNKS = MAX_MEDIA_BYTES // MIN_CHUNK_SIZE
+"""No media ref has more chunks than this (16,384), nor does a request list more."""
+MAX_MEDIA_SECONDS = 6 * 3600.0
+"""The longest clip a ref may declare (30 min of speech, repeated, with pauses)."""
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 """The commune time zone when a setting or config names none (Vietnam has one zone)."""
@@ -300,25 +320,61 @@ class Telemetry(Payload):
     """Per camera: state, fps, frames, alerts, reminders, reconnects, last error."""
 
 
+class MediaCodec(StrEnum):
+    """The codecs (and file extensions) of media on the wire: an enum, because the codec
+    becomes part of a file name on both sides (a ``../`` codec reached a path join)."""
+
+    mp3 = "mp3"
+    opus = "opus"
+    ogg = "ogg"
+    wav = "wav"
+
+
+ChunkIndex = Annotated[int, Field(ge=0, lt=MAX_MEDIA_CHUNKS)]
+
+
+def _unique_sorted(chunks: list[int]) -> list[int]:
+    return sorted(set(chunks))
+
+
+ChunkList = Annotated[list[ChunkIndex], Field(max_length=MAX_MEDIA_CHUNKS),
+                      AfterValidator(_unique_sorted)]
+"""A list of chunk indexes: capped, each in range, deduplicated and sorted (one chunk
+listed 30,000 times made a controller send it 30,000 times)."""
+
+
 class MediaRef(BaseModel):
-    """A piece of audio by content: the node fetches and verifies it by sha256."""
+    """A piece of audio by content: the node fetches and verifies it by sha256. Every
+    size is bounded (:data:`MAX_MEDIA_BYTES`, :data:`MIN_CHUNK_SIZE`..:data:`MAX_CHUNK_SIZE`,
+    :data:`MAX_MEDIA_CHUNKS`), so no ref can make a node ask for millions of chunks."""
 
     sha256: Sha256
-    size: int = Field(gt=0, le=200 * 1024 * 1024)
-    codec: str = "mp3"
-    duration_s: float = Field(gt=0)
-    chunk_size: int = Field(default=MEDIA_CHUNK_SIZE, gt=0)
+    size: int = Field(gt=0, le=MAX_MEDIA_BYTES)
+    codec: MediaCodec = MediaCodec.mp3
+    duration_s: float = Field(gt=0, le=MAX_MEDIA_SECONDS)
+    chunk_size: int = Field(default=MEDIA_CHUNK_SIZE, ge=MIN_CHUNK_SIZE, le=MAX_CHUNK_SIZE)
+
+    @model_validator(mode="after")
+    def _few_enough_chunks(self) -> MediaRef:
+        if self.chunks > MAX_MEDIA_CHUNKS:
+            raise ValueError(f"{self.chunks} chunks; at most {MAX_MEDIA_CHUNKS}")
+        return self
 
     @property
     def chunks(self) -> int:
         return -(-self.size // self.chunk_size)
 
 
+MAX_TITLE_CHARS = 500
+MAX_PLAN_ITEMS = 5000
+"""A 48 h plan of a busy node holds a few hundred items; 5,000 bounds a plan's memory."""
+
+
 class PlanItem(BaseModel):
     """One thing to play at an absolute time. ``id`` is stable across plan versions."""
 
     id: Annotated[str, Field(min_length=1, max_length=128)]
-    title: str = ""
+    title: str = Field(default="", max_length=MAX_TITLE_CHARS)
     media: MediaRef
     start_at: datetime
     priority: Priority = Priority.priority
@@ -371,7 +427,7 @@ class Plan(Payload):
     version: int = Field(ge=0)
     generated_at: datetime = Field(default_factory=utcnow)
     horizon_until: datetime | None = None
-    items: list[PlanItem] = []
+    items: list[PlanItem] = Field(default=[], max_length=MAX_PLAN_ITEMS)
     quiet_hours: QuietWindow | None = None
     """The node's zone's quiet hours, set at the controller (overrides the node config)."""
 
@@ -399,7 +455,7 @@ class Command(Payload):
     priority: Priority = Priority.emergency
     volume: int | None = Field(default=None, ge=0, le=100)
     repeat: int = Field(default=1, ge=1, le=20)
-    item_id: str | None = None
+    item_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class Reply(Payload):
@@ -414,7 +470,7 @@ class MediaRequest(Payload):
 
     node: Segment
     sha256: Sha256
-    chunks: list[int] = []
+    chunks: ChunkList = []
 
 
 class PlaybackEvent(StrEnum):
