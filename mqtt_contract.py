@@ -70,6 +70,26 @@ Segment = Annotated[str, Field(pattern=_SEGMENT.pattern)]
 Sha256 = Annotated[str, Field(pattern=_SHA256.pattern)]
 
 
+MAX_INT64 = 2**63 - 1
+"""Integers stored by either side fit SQLite's (and PostgreSQL's) 64-bit INTEGER: a plan
+version of 2**64 failed the node's store after it was parsed (found by the fuzzer)."""
+MAX_CAMERAS = 16
+FINITE = ConfigDict(allow_inf_nan=False)
+"""No NaN or infinity in a float field (JSON has neither; Python's reader accepts them,
+and a NaN telemetry value stored at the controller made its node list invalid JSON)."""
+
+
+def _strict_json(value: Any) -> Any:
+    """Free-form JSON (telemetry's camera stats) must be strict JSON: finite numbers."""
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError("not strict JSON (NaN or infinity)") from exc
+    return value
+
+
 class ContractError(ValueError):
     """A topic or payload that does not follow the contract."""
 
@@ -262,7 +282,7 @@ def new_id() -> str:
 class Payload(BaseModel):
     """Base of every JSON payload: versioned, strict about unknown fields' types."""
 
-    model_config = ConfigDict(extra="ignore", frozen=False)
+    model_config = ConfigDict(extra="ignore", frozen=False, allow_inf_nan=False)
     v: Literal[1] = CONTRACT_VERSION
 
     def to_bytes(self) -> bytes:
@@ -297,6 +317,7 @@ class Status(Payload):
 
 
 class ClockState(BaseModel):
+    model_config = FINITE
     synced: bool
     offset_ms: float | None = None
     source: str = "unknown"
@@ -312,11 +333,12 @@ class Telemetry(Payload):
     temperature_c: float | None = None
     volume: int = Field(ge=0, le=100)
     now_playing: str | None = None
-    plan_version: int | None = None
+    plan_version: int | None = Field(default=None, ge=0, le=MAX_INT64)
     clock: ClockState
     cache_items: int = 0
     outbox_pending: int = 0
-    cameras: list[dict[str, Any]] = []
+    cameras: Annotated[list[dict[str, Any]], Field(max_length=MAX_CAMERAS),
+                       AfterValidator(_strict_json)] = []
     """Per camera: state, fps, frames, alerts, reminders, reconnects, last error."""
 
 
@@ -347,6 +369,8 @@ class MediaRef(BaseModel):
     """A piece of audio by content: the node fetches and verifies it by sha256. Every
     size is bounded (:data:`MAX_MEDIA_BYTES`, :data:`MIN_CHUNK_SIZE`..:data:`MAX_CHUNK_SIZE`,
     :data:`MAX_MEDIA_CHUNKS`), so no ref can make a node ask for millions of chunks."""
+
+    model_config = FINITE
 
     sha256: Sha256
     size: int = Field(gt=0, le=MAX_MEDIA_BYTES)
@@ -424,7 +448,7 @@ class Plan(Payload):
     """
 
     node: Segment
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=MAX_INT64)
     generated_at: datetime = Field(default_factory=utcnow)
     horizon_until: datetime | None = None
     items: list[PlanItem] = Field(default=[], max_length=MAX_PLAN_ITEMS)
@@ -497,6 +521,7 @@ class PlaybackReport(Payload):
 
 
 class Box(BaseModel):
+    model_config = FINITE
     x1: float
     y1: float
     x2: float
