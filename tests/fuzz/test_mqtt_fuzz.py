@@ -11,7 +11,8 @@ tests/fuzz/schema_strategy.py), a valid-shaped one with a field broken, random J
 bytes. The property: the message is handled, or dropped as malformed (a ContractError,
 logged as a warning); a handler never fails with any other exception (the dispatcher's
 "its handler failed" log), and the next valid message is still handled. Bounded: a few
-hundred examples per side (``LOAXA_FUZZ_EXAMPLES``), no shrinking database kept.
+hundred examples per side (800 by default, ``LOAXA_FUZZ_EXAMPLES``; about 40 s in all on
+a loaded 2-core machine), no example database kept.
 """
 
 from __future__ import annotations
