@@ -116,6 +116,7 @@ class MediaFetcher:
             while len(self._unnamed) >= MAX_UNNAMED_MEDIA:
                 self._evict_oldest_unnamed()
             self._unnamed[sha256] = now
+            self._arm()  # its expiry is looked at even if nothing else is fetched
         while not self.cache.add_chunk(sha256, index, data, wanted=False):
             if next(iter(self._unnamed)) == sha256:
                 log.debug("no room for unnamed chunk %s/%d; dropped", sha256[:12], index)

@@ -135,8 +135,6 @@ def test_chunks_of_media_nobody_named_do_not_stay(tmp_path: Path, loop: Reactor,
     other = b"\x01" * 100_000
     sha = hashlib.sha256(other).hexdigest()
     loop.run_in_loop(lambda: [fetcher.chunk(sha, i, c) for i, c in enumerate(chunks_of(other))])
-    mine = absent_ref("mine")  # something this node does want keeps the fetcher looking
-    loop.run_in_loop(lambda: fetcher.want(mine))
     wait_for(lambda: partial_on_disk(tmp_path) == 0, 5, what="the unnamed chunks to go")
     assert not (tmp_path / "cache" / "partial" / sha).exists()
 
