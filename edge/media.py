@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from edge.loop import Reactor, Timer
 from edge.media_cache import MediaCache
-from mqtt_contract import MEDIA_REQUEST, MediaRef, MediaRequest, Message
+from mqtt_contract import MAX_CHUNK_SIZE, MEDIA_REQUEST, MediaRef, MediaRequest, Message
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ class MediaFetcher:
     def _hold_unnamed(self, sha256: str, index: int, data: bytes) -> None:
         """Hold a chunk of media nobody named yet, if it fits: expired and then the oldest
         unnamed media make room; wanted media never does."""
-        if self.cache.has(sha256):
-            return
+        if self.cache.has(sha256) or len(data) > MAX_CHUNK_SIZE:
+            return  # (a chunk no ref could name must not evict the others)
         now = time.monotonic()
         self._expire_unnamed(now)
         if sha256 not in self._unnamed:

@@ -240,3 +240,12 @@ def test_the_cache_never_joins_a_codec_it_does_not_know(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         cache.put_file(ref, tmp_path / "nothing")
     assert list(tmp_path.rglob("x*")) == []
+
+
+def test_an_oversized_unnamed_chunk_evicts_nothing(tmp_path: Path, loop: Reactor) -> None:
+    fetcher = make_fetcher(tmp_path, loop, [])
+    held = b"\x03" * 32768
+    sha = hashlib.sha256(held).hexdigest()
+    loop.run_in_loop(lambda: fetcher.chunk(sha, 0, held))
+    loop.run_in_loop(lambda: fetcher.chunk("ab" * 32, 0, b"\x00" * (2 * 1024 * 1024)))
+    assert partial_on_disk(tmp_path) == 32768
