@@ -23,12 +23,14 @@ from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 log = logging.getLogger("loaxa.contract")
@@ -36,6 +38,18 @@ CONTRACT_VERSION = 1
 ROOT = "loaxa/v1"
 MEDIA_CHUNK_SIZE = 32 * 1024
 """Bytes per media chunk: small enough for a 3G link to finish one between drops."""
+MIN_CHUNK_SIZE = 4 * 1024
+MAX_CHUNK_SIZE = 1024 * 1024
+"""Bounds of a media ref's ``chunk_size``: a 1-byte chunk size turned one 20 MB clip into
+20 million chunks (and as many files, and a request listing them all)."""
+MAX_MEDIA_BYTES = 64 * 1024 * 1024
+"""The largest clip on the wire. The content pipeline's longest input is a 50 MB, 30 min
+upload (broadcasts/uploads.py), re-encoded at 16-32 kbit/s (a 30 min clip is ~7 MB), so
+64 MB leaves room without letting one ref claim a node's disk."""
+MAX_MEDIA_CHUNKS = MAX_MEDIA_BYTES // MIN_CHUNK_SIZE
+"""No media ref has more chunks than this (16,384), nor does a request list more."""
+MAX_MEDIA_SECONDS = 6 * 3600.0
+"""The longest clip a ref may declare (30 min of speech, repeated, with pauses)."""
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 """The commune time zone when a setting or config names none (Vietnam has one zone)."""
@@ -56,6 +70,26 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 Segment = Annotated[str, Field(pattern=_SEGMENT.pattern)]
 Sha256 = Annotated[str, Field(pattern=_SHA256.pattern)]
+
+
+MAX_INT64 = 2**63 - 1
+"""Integers stored by either side fit SQLite's (and PostgreSQL's) 64-bit INTEGER: a plan
+version of 2**64 failed the node's store after it was parsed (found by the fuzzer)."""
+MAX_CAMERAS = 16
+FINITE = ConfigDict(allow_inf_nan=False)
+"""No NaN or infinity in a float field (JSON has neither; Python's reader accepts them,
+and a NaN telemetry value stored at the controller made its node list invalid JSON)."""
+
+
+def _strict_json(value: Any) -> Any:
+    """Free-form JSON (telemetry's camera stats) must be strict JSON: finite numbers."""
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError("not strict JSON (NaN or infinity)") from exc
+    return value
 
 
 class ContractError(ValueError):
@@ -250,7 +284,7 @@ def new_id() -> str:
 class Payload(BaseModel):
     """Base of every JSON payload: versioned, strict about unknown fields' types."""
 
-    model_config = ConfigDict(extra="ignore", frozen=False)
+    model_config = ConfigDict(extra="ignore", frozen=False, allow_inf_nan=False)
     v: Literal[1] = CONTRACT_VERSION
 
     def to_bytes(self) -> bytes:
@@ -285,6 +319,7 @@ class Status(Payload):
 
 
 class ClockState(BaseModel):
+    model_config = FINITE
     synced: bool
     offset_ms: float | None = None
     source: str = "unknown"
@@ -300,33 +335,72 @@ class Telemetry(Payload):
     temperature_c: float | None = None
     volume: int = Field(ge=0, le=100)
     now_playing: str | None = None
-    plan_version: int | None = None
+    plan_version: int | None = Field(default=None, ge=0, le=MAX_INT64)
     clock: ClockState
     cache_items: int = 0
     outbox_pending: int = 0
-    cameras: list[dict[str, Any]] = []
+    cameras: Annotated[list[dict[str, Any]], Field(max_length=MAX_CAMERAS),
+                       AfterValidator(_strict_json)] = []
     """Per camera: state, fps, frames, alerts, reminders, reconnects, last error."""
 
 
+class MediaCodec(StrEnum):
+    """The codecs (and file extensions) of media on the wire: an enum, because the codec
+    becomes part of a file name on both sides (a ``../`` codec reached a path join)."""
+
+    mp3 = "mp3"
+    opus = "opus"
+    ogg = "ogg"
+    wav = "wav"
+
+
+ChunkIndex = Annotated[int, Field(ge=0, lt=MAX_MEDIA_CHUNKS)]
+
+
+def _unique_sorted(chunks: list[int]) -> list[int]:
+    return sorted(set(chunks))
+
+
+ChunkList = Annotated[list[ChunkIndex], Field(max_length=MAX_MEDIA_CHUNKS),
+                      AfterValidator(_unique_sorted)]
+"""A list of chunk indexes: capped, each in range, deduplicated and sorted (one chunk
+listed 30,000 times made a controller send it 30,000 times)."""
+
+
 class MediaRef(BaseModel):
-    """A piece of audio by content: the node fetches and verifies it by sha256."""
+    """A piece of audio by content: the node fetches and verifies it by sha256. Every
+    size is bounded (:data:`MAX_MEDIA_BYTES`, :data:`MIN_CHUNK_SIZE`..:data:`MAX_CHUNK_SIZE`,
+    :data:`MAX_MEDIA_CHUNKS`), so no ref can make a node ask for millions of chunks."""
+
+    model_config = FINITE
 
     sha256: Sha256
-    size: int = Field(gt=0, le=200 * 1024 * 1024)
-    codec: str = "mp3"
-    duration_s: float = Field(gt=0)
-    chunk_size: int = Field(default=MEDIA_CHUNK_SIZE, gt=0)
+    size: int = Field(gt=0, le=MAX_MEDIA_BYTES)
+    codec: MediaCodec = MediaCodec.mp3
+    duration_s: float = Field(gt=0, le=MAX_MEDIA_SECONDS)
+    chunk_size: int = Field(default=MEDIA_CHUNK_SIZE, ge=MIN_CHUNK_SIZE, le=MAX_CHUNK_SIZE)
+
+    @model_validator(mode="after")
+    def _few_enough_chunks(self) -> MediaRef:
+        if self.chunks > MAX_MEDIA_CHUNKS:
+            raise ValueError(f"{self.chunks} chunks; at most {MAX_MEDIA_CHUNKS}")
+        return self
 
     @property
     def chunks(self) -> int:
         return -(-self.size // self.chunk_size)
 
 
+MAX_TITLE_CHARS = 500
+MAX_PLAN_ITEMS = 5000
+"""A 48 h plan of a busy node holds a few hundred items; 5,000 bounds a plan's memory."""
+
+
 class PlanItem(BaseModel):
     """One thing to play at an absolute time. ``id`` is stable across plan versions."""
 
     id: Annotated[str, Field(min_length=1, max_length=128)]
-    title: str = ""
+    title: str = Field(default="", max_length=MAX_TITLE_CHARS)
     media: MediaRef
     start_at: datetime
     priority: Priority = Priority.priority
@@ -376,10 +450,10 @@ class Plan(Payload):
     """
 
     node: Segment
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=MAX_INT64)
     generated_at: datetime = Field(default_factory=utcnow)
     horizon_until: datetime | None = None
-    items: list[PlanItem] = []
+    items: list[PlanItem] = Field(default=[], max_length=MAX_PLAN_ITEMS)
     quiet_hours: QuietWindow | None = None
     """The node's zone's quiet hours, set at the controller (overrides the node config)."""
 
@@ -432,7 +506,7 @@ class Command(Payload):
     priority: Priority = Priority.emergency
     volume: int | None = Field(default=None, ge=0, le=100)
     repeat: int = Field(default=1, ge=1, le=20)
-    item_id: str | None = None
+    item_id: str | None = Field(default=None, min_length=1, max_length=128)
     node_config: dict[str, Any] | None = None
     """``config`` only: the whole new node config (the YAML file's mapping)."""
     trial_s: float | None = Field(default=None, gt=0, le=CONFIG_TRIAL_MAX_S)
@@ -472,7 +546,7 @@ class MediaRequest(Payload):
 
     node: Segment
     sha256: Sha256
-    chunks: list[int] = []
+    chunks: ChunkList = []
 
 
 class PlaybackEvent(StrEnum):
@@ -499,6 +573,7 @@ class PlaybackReport(Payload):
 
 
 class Box(BaseModel):
+    model_config = FINITE
     x1: float
     y1: float
     x2: float

@@ -312,18 +312,32 @@ class Runtime:
         self.operations.on_reply(info.commune, reply.node, reply)
 
     def _on_media_request(self, info: TopicInfo, request: MediaRequest) -> None:
-        """Re-send the chunks one node lacks, on its own media topic."""
+        """Re-send the chunks one node lacks, on its own media topic: media that exists
+        only, each chunk once (the contract deduplicates the list), one resend per
+        (node, media) per cooldown, and no more bytes than the node's budget allows."""
         same_node(info, request.node)
-        if not self.resends.claim((f"{info.commune}/{request.node}", request.sha256)):
-            return
         ref = self._known_media(request.sha256)
         if ref is None:
-            log.warning("%s asked for unknown media %s", request.node, request.sha256[:12])
+            log.debug("%s asked for unknown media %s", request.node, request.sha256[:12])
             return
-        self.link.publish_media(NODE_MEDIA, info.commune, ref, self._chunk_reader(ref),
-                                request.chunks or None, node=request.node)
+        node = f"{info.commune}/{request.node}"
+        if not self.resends.claim((node, request.sha256)):
+            return
+        chunks = ([i for i in request.chunks if i < ref.chunks] if request.chunks
+                  else list(range(ref.chunks)))
+        granted = self.media.resend_budget.take(node, len(chunks), ref.chunk_size)
+        if granted < len(chunks):
+            log.warning("%s asked for %d chunks of %s; %d sent (its resend budget)",
+                        node, len(chunks), ref.sha256[:12], granted)
+        if granted:
+            self.link.publish_media(NODE_MEDIA, info.commune, ref, self._chunk_reader(ref),
+                                    chunks[:granted], node=request.node)
 
     def _known_media(self, sha256: str) -> MediaRef | None:
+        """The ref of media the controller holds. The store answers first (a stat, no
+        memo that random requests could grow); only then the database."""
+        if not self.media.has(sha256):
+            return None
         with self.db.session() as s:
             a = s.scalar(select(Announcement).where(Announcement.media_sha256 == sha256)
                          .limit(1))

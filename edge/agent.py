@@ -175,6 +175,7 @@ class EdgeAgent:
 
     def _start_parts(self) -> None:
         self.plans.restore()
+        self._keep_named_media()
         self.scheduler.start()
         self.operations.resume()
         self.transport.start()
@@ -234,7 +235,13 @@ class EdgeAgent:
     # handlers (loop) --------------------------------------------------------------------
     def _on_plan(self, info: TopicInfo, plan: Plan, properties: Any) -> None:
         if self.plans.apply(plan):
+            self._keep_named_media()
             self.publish_telemetry()  # tells the controller at once which plan we hold
+
+    def _keep_named_media(self) -> None:
+        """partial/ keeps only media the plan (or, lately, a command) names."""
+        plan = self.plans.current
+        self.media.keep_only({i.media.sha256 for i in plan.items} if plan else set())
 
     def _on_command(self, info: TopicInfo, cmd: Command, properties: Any) -> None:
         reply = self.commands.handle(cmd)

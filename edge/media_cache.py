@@ -11,16 +11,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
 
-from mqtt_contract import MediaRef
+from mqtt_contract import MAX_CHUNK_SIZE, MediaCodec, MediaRef
 
 log = logging.getLogger(__name__)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
-MAX_PARTIAL_BYTES = 256 * 1024 * 1024
-"""Cap on chunks kept for media no plan has asked for yet (bounds a flood)."""
+MAX_PARTIAL_BYTES = 64 * 1024 * 1024
+"""Cap on chunks kept for media no plan or command names (yet): a broadcast may overtake
+the plan or command that names it, so some are held for a while (edge/media.py), but
+never more than this. Wanted media is outside the cap (each ref is bounded by the
+contract), so a flood of other nodes' media can never starve it."""
 
 
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
@@ -60,9 +65,10 @@ class MediaCache:
         folder scan per question cost a third of a millisecond, per node, per message)."""
         self._verified: set[str] = set()
         """Media whose sha256 this process has checked (once each, before first use)."""
-        self._partial_total: int | None = None
-        """Bytes held in ``partial/``: scanned once, then kept up to date, so adding a
-        chunk does not walk the folder (that was one scan per chunk)."""
+        self._sizes: dict[str, int] | None = None
+        """sha256 -> bytes held in ``partial/``: scanned once, then kept up to date."""
+        self._wanted: set[str] = set()
+        """Media a plan or command names (the fetcher says which): outside the cap."""
 
     def path(self, sha256: str) -> Path | None:
         """The complete, verified file of ``sha256``, if the cache holds it."""
@@ -105,20 +111,57 @@ class MediaCache:
         got = self.received_chunks(ref.sha256)
         return [i for i in range(ref.chunks) if i not in got]
 
-    def add_chunk(self, sha256: str, index: int, data: bytes) -> None:
-        """Keep one chunk (idempotent); call :meth:`complete` to try to assemble."""
-        if self.has(sha256) or index < 0 or len(data) > 4 * 1024 * 1024:
-            return
+    def add_chunk(self, sha256: str, index: int, data: bytes, wanted: bool = True) -> bool:
+        """Keep one chunk (idempotent); call :meth:`complete` to try to assemble. Chunks of
+        media the node wants are always kept (their number and size are bounded by the ref
+        that names them); others only while the unnamed ones stay under
+        :data:`MAX_PARTIAL_BYTES` (the fetcher evicts old unnamed media to make room).
+        Returns whether the chunk is (now) held."""
+        if self.has(sha256) or index < 0 or len(data) > MAX_CHUNK_SIZE:
+            return False
         d = self.partial_dir / sha256
+        if (d / str(index)).exists():
+            return True
+        with self._partial_lock:
+            sizes = self._partial_sizes()
+            if not wanted and self._unnamed_total(sizes) + len(data) > MAX_PARTIAL_BYTES:
+                log.debug("no room for unnamed chunk %s/%d", sha256[:12], index)
+                return False
+            sizes[sha256] = sizes.get(sha256, 0) + len(data)
         d.mkdir(exist_ok=True)
-        if not (d / str(index)).exists():
-            with self._partial_lock:
-                if self._partial_bytes() + len(data) > MAX_PARTIAL_BYTES:
-                    log.warning("partial media store full; dropping chunk %s/%d",
-                                sha256[:12], index)
-                    return
-                self._partial_total = self._partial_bytes() + len(data)
-            atomic_write(d / str(index), data, durable=False)
+        atomic_write(d / str(index), data, durable=False)
+        return True
+
+    def mark_wanted(self, sha256: str, wanted: bool) -> None:
+        """Wanted media does not count against the unnamed media's cap."""
+        with self._partial_lock:
+            (self._wanted.add if wanted else self._wanted.discard)(sha256)
+
+    def drop_partial(self, sha256: str) -> None:
+        """Remove the chunks held for ``sha256`` (media no plan or command names)."""
+        shutil.rmtree(self.partial_dir / sha256, ignore_errors=True)
+        with self._partial_lock:
+            if self._sizes is not None:
+                self._sizes.pop(sha256, None)
+            self._wanted.discard(sha256)
+
+    def partial_media(self) -> list[str]:
+        """The sha256 of every media with chunks in ``partial/``, oldest first."""
+        dirs = [p for p in self.partial_dir.iterdir() if p.is_dir()]
+        return [p.name for p in sorted(dirs, key=lambda p: p.stat().st_mtime)]
+
+    def partial_bytes(self, sha256: str | None = None) -> int:
+        """Bytes held in ``partial/`` (for one media, or in all)."""
+        with self._partial_lock:
+            sizes = self._partial_sizes()
+            return sizes.get(sha256, 0) if sha256 else sum(sizes.values())
+
+    def unnamed_bytes(self) -> int:
+        with self._partial_lock:
+            return self._unnamed_total(self._partial_sizes())
+
+    def _unnamed_total(self, sizes: dict[str, int]) -> int:
+        return sum(n for sha, n in sizes.items() if sha not in self._wanted)
 
     def complete(self, ref: MediaRef) -> Path | None:
         """Assemble and verify ``ref`` if every chunk is here; None if some are missing.
@@ -135,7 +178,7 @@ class MediaCache:
                 return None
             d = self.partial_dir / ref.sha256
             h = hashlib.sha256()
-            target = self.media_dir / f"{ref.sha256}.{ref.codec}"
+            target = self._target(ref)
             tmp = target.with_name(f".{target.name}.tmp")
             with open(tmp, "wb") as out:
                 for i in range(ref.chunks):
@@ -144,7 +187,8 @@ class MediaCache:
                     out.write(block)
             shutil.rmtree(d, ignore_errors=True)
             with self._partial_lock:
-                self._partial_total = None  # rescanned on the next chunk
+                if self._sizes is not None:
+                    self._sizes.pop(ref.sha256, None)
             if h.hexdigest() != ref.sha256:
                 tmp.unlink(missing_ok=True)
                 log.error("media %s failed its sha256 check; discarded", ref.sha256[:12])
@@ -156,9 +200,9 @@ class MediaCache:
 
     def put_file(self, ref: MediaRef, src: Path) -> Path:
         """Add a locally produced file (e.g. a reminder clip rendered on the node)."""
+        target = self._target(ref)
         if sha256_file(src) != ref.sha256:
             raise ValueError(f"{src} does not match sha256 {ref.sha256}")
-        target = self.media_dir / f"{ref.sha256}.{ref.codec}"
         if not target.exists():
             atomic_write(target, src.read_bytes(), durable=False)
         self._added(ref.sha256, target)
@@ -177,11 +221,21 @@ class MediaCache:
                 if self._files is not None:
                     self._files.pop(p.name.split(".")[0], None)
 
-    def _partial_bytes(self) -> int:
-        """Bytes in ``partial/`` (call with ``_partial_lock`` held)."""
-        if self._partial_total is None:
-            self._partial_total = self._scan_partial()
-        return self._partial_total
+    def _target(self, ref: MediaRef) -> Path:
+        """Where complete media lives: named by sha256 and a known codec only. The contract
+        refuses other codecs; this is the second lock on the same door (a ``../`` codec
+        once reached this join)."""
+        if not _SHA256.match(ref.sha256) or ref.codec not in set(MediaCodec):
+            raise ValueError(f"bad media key {ref.sha256[:12]!r}.{ref.codec!r}")
+        return self.media_dir / f"{ref.sha256}.{MediaCodec(ref.codec).value}"
 
-    def _scan_partial(self) -> int:
-        return sum(p.stat().st_size for p in self.partial_dir.rglob("*") if p.is_file())
+    def _partial_sizes(self) -> dict[str, int]:
+        """Bytes per media in ``partial/`` (call with ``_partial_lock`` held): scanned once,
+        then kept up to date, so adding a chunk does not walk the folder."""
+        if self._sizes is None:
+            self._sizes = {}
+            for d in self.partial_dir.iterdir():
+                if d.is_dir():
+                    self._sizes[d.name] = sum(p.stat().st_size for p in d.iterdir()
+                                              if p.is_file())
+        return self._sizes

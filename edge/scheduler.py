@@ -38,7 +38,9 @@ loses power within that window may replay the item it had just started."""
 MAX_IDLE_S = 30.0
 """The scheduler looks again at least this often (a wall clock stepped by NTP)."""
 LATE_GRACE_S = 30.0
-"""A job whose start passed by more than this is reported missed instead of played late."""
+"""A job whose start passed by more than this is reported missed instead of played late;
+one whose media is still not here by then is reported failed (it never holds the rest)."""
+MEDIA_MISSING = "media not received in time"
 
 
 @dataclass
@@ -179,19 +181,49 @@ class LocalScheduler:
         now = time.time()
         self._skip_missed(now)
         job = self._next_job(now)
+        self._wake_in(self._until_media_deadline(now))
         if job is None:
             self._wake_in(self._until_next_prepare(now))
             return
         self._handle(job, now)
 
     def _next_job(self, now: float) -> Job | None:
+        """The most urgent due job whose media is here. A due job still without its media
+        is asked for and waits aside: it holds back nothing (an emergency whose media never
+        came used to be picked on every look, and every item after it was skipped), and
+        once its start plus :data:`LATE_GRACE_S` has passed it is reported failed."""
         due = [j for j in self._urgent if self._open(j)] + [
             j for j in self._plan_jobs.values()
             if j.start_at <= now + self.prepare_ahead_s and self._open(j)
         ]
-        if not due:
+        ready = [j for j in due if self._media_here(j, now)]
+        if not ready:
             return None
-        return min(due, key=lambda j: (-j.rank, j.start_at))
+        return min(ready, key=lambda j: (-j.rank, j.start_at))
+
+    def _media_here(self, job: Job, now: float) -> bool:
+        """Is the job's media in the cache? If not, ask for it, or give the job up once its
+        start plus the grace has passed (failed, "media not received in time")."""
+        if self.cache.has(job.media.sha256):
+            return True
+        if not self._open(job):
+            return False  # given up just now under its other entry (command and plan item)
+        if job.start_at + LATE_GRACE_S < now:
+            self._finish_unplayed(job, PlaybackEvent.failed, MEDIA_MISSING)
+        else:
+            self.request_media(job.media)
+        return False
+
+    def _until_media_deadline(self, now: float) -> float:
+        """Seconds until the first job waiting for its media is due to be given up (the
+        fetcher's completion wakes the scheduler earlier when the media comes)."""
+        waiting = [j.start_at + LATE_GRACE_S - now for j in self._waiting_jobs(now)]
+        return max(0.0, min(waiting)) + 0.01 if waiting else MAX_IDLE_S
+
+    def _waiting_jobs(self, now: float) -> list[Job]:
+        return [j for j in [*self._urgent, *self._plan_jobs.values()]
+                if j.start_at <= now + self.prepare_ahead_s and self._open(j)
+                and not self.cache.has(j.media.sha256)]
 
     def _open(self, job: Job) -> bool:
         """Neither playing nor done. An emergency arrives twice, as a command and as a plan
@@ -268,7 +300,7 @@ class LocalScheduler:
                   if j.start_at + LATE_GRACE_S < now and not self._states.get(j.item_id)]
         for job in missed:
             if not self.cache.has(job.media.sha256):
-                self._finish_unplayed(job, PlaybackEvent.failed, "media not received in time")
+                self._finish_unplayed(job, PlaybackEvent.failed, MEDIA_MISSING)
             else:
                 self._finish_unplayed(job, PlaybackEvent.skipped,
                                       "start time passed while the node was busy or down")

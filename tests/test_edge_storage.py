@@ -50,18 +50,18 @@ def test_chunks_in_any_order_assemble_and_verify(tmp_path: Path) -> None:
 
 
 def test_a_resumed_download_keeps_received_chunks(tmp_path: Path) -> None:
-    data = b"x" * 10_000
-    ref = ref_for(data, 1000)
-    MediaCache(tmp_path).add_chunk(ref.sha256, 3, data[3000:4000])
+    data = b"x" * 40_000
+    ref = ref_for(data, 4096)
+    MediaCache(tmp_path).add_chunk(ref.sha256, 3, data[3 * 4096:4 * 4096])
     assert 3 not in MediaCache(tmp_path).missing_chunks(ref)  # after a "restart"
 
 
 def test_corrupt_media_is_discarded_and_asked_for_again(tmp_path: Path) -> None:
-    data = b"y" * 5000
-    ref = ref_for(data, 1000)
+    data = b"y" * 20_000
+    ref = ref_for(data, 4096)
     cache = MediaCache(tmp_path)
     for i in range(ref.chunks):
-        cache.add_chunk(ref.sha256, i, b"z" * 1000 if i == 2 else data[i * 1000:(i + 1) * 1000])
+        cache.add_chunk(ref.sha256, i, b"z" * 4096 if i == 2 else data[i * 4096:(i + 1) * 4096])
     assert cache.complete(ref) is None
     assert not cache.has(ref.sha256)
     assert cache.missing_chunks(ref) == list(range(ref.chunks))
