@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge.scheduler import Job, LocalScheduler
 from edge.store import NodeStore
+from edge.trust import Gate
 from mqtt_contract import Command, CommandKind, ContractError, MediaRef, Reply
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,17 @@ class CommandHandler:
     def __init__(self, node: str, store: NodeStore, scheduler: LocalScheduler,
                  want_media: Callable[[MediaRef], None], put_media: Callable[[MediaRef, Path],
                                                                             object],
-                 resync: Callable[[], None], tone_dir: Path) -> None:
+                 resync: Callable[[], None], tone_dir: Path, gate: Gate) -> None:
         self.node, self.store, self.scheduler = node, store, scheduler
+        self.gate = gate
         self.want_media, self.put_media, self.resync = want_media, put_media, resync
         self.tone_dir = tone_dir
 
-    def handle(self, cmd: Command) -> Reply:
+    def handle(self, cmd: Command) -> Reply | None:
+        """Run ``cmd`` if its signature, address, expiry and order hold (edge/trust.py);
+        a refused command gets no reply (the gate logs and counts it)."""
+        if not self.gate.admit_command(cmd, f"command {cmd.kind.value} {cmd.id}"):
+            return None
         log.info("command %s %s received", cmd.kind.value, cmd.item_id or cmd.id)
         outcome = self._run(cmd)
         return Reply(node=self.node, command_id=cmd.id, ok=outcome.ok, detail=outcome.detail)
