@@ -97,9 +97,11 @@ def test_a_captured_command_replayed_with_a_new_id_changes_nothing(controller, b
     agent = start_node("node-1")
     spy = attacker(broker, "node-1")  # a captured node, or a listener on the 4G path
     captured: list[bytes] = []
+    subscribed = threading.Event()
     spy.on_message = lambda c, u, m: captured.append(m.payload)
+    spy.on_subscribe = lambda *args: subscribed.set()
     spy.subscribe(contract.NODE_CMD.filter(COMMUNE, node="node-1"), qos=1)
-    time.sleep(0.3)
+    assert subscribed.wait(5)
     for volume in (35, 50):
         r = controller.post("/api/nodes/node-1/commands", json={"kind": "volume",
                                                                 "volume": volume})
@@ -178,6 +180,8 @@ def test_a_poisoned_plan_is_refused_and_real_plans_keep_applying(controller, bro
         f"/api/announcements/{aid}").json()["deliveries"]), 40, what="the real announcement")
     node = controller.get("/api/nodes/node-1").json()
     assert node["plan_version_acked"] == node["plan_version"] == agent.plans.version
+    # the operator sees the refusals in the node's telemetry, through the API
+    assert node["telemetry"]["refused"] == {"unsigned": 1, "version_ahead": 1}
     assert all(item.id != "attacker" for item in agent.plans.current.items)
     bad.loop_stop()
 
