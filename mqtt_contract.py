@@ -460,8 +460,11 @@ class Telemetry(Payload):
     outbox_pending: int = 0
     cameras: list[dict[str, Any]] = []
     """Per camera: state, fps, frames, alerts, reminders, reconnects, last error."""
-    refused: dict[Refusal, int] = {}
-    """Plans and commands refused since the agent started, by reason (edge/trust.py)."""
+    refused: dict[Annotated[str, Field(max_length=32)], Annotated[int, Field(ge=0)]] = Field(
+        default={}, max_length=32)
+    """Plans and commands refused since the agent started, by :class:`Refusal` name
+    (edge/trust.py). Plain names, so a controller older than a node that knows a new
+    reason still takes its telemetry."""
 
 
 class MediaRef(BaseModel):
