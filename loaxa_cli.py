@@ -58,6 +58,53 @@ def controller_serve(host: Annotated[str | None, typer.Option()] = None,
                 log_level=log_level.lower())
 
 
+SigningDir = Annotated[Path | None, typer.Option(
+    "--signing-dir", help="the signing-key folder (default: the controller's settings)")]
+
+
+def _key_folder(signing_dir: Path | None):  # type: ignore[no-untyped-def]
+    from controller.settings import Settings
+    from controller.signing import KeyFolder
+
+    return KeyFolder(signing_dir or Settings().signing_dir)
+
+
+@controller_app.command("rotate-key")
+def controller_rotate_key(signing_dir: SigningDir = None) -> None:
+    """Start a key rotation: make the next signing key (nodes must trust it before
+    finish-rotation; `loaxa fleet provision` writes both keys into every node config)."""
+    from controller.signing import public_bytes
+    from mqtt_contract import key_id
+
+    folder = _key_folder(signing_dir)
+    current, upcoming = folder.ensure(), folder.rotate()
+    typer.echo(f"current key {key_id(public_bytes(current))}, next key "
+               f"{key_id(public_bytes(upcoming))}: provision the nodes, then finish-rotation")
+
+
+@controller_app.command("finish-rotation")
+def controller_finish_rotation(signing_dir: SigningDir = None) -> None:
+    """End a key rotation: the next key signs from now on and the old one is deleted."""
+    from controller.signing import KeyFolderError, public_bytes
+    from mqtt_contract import key_id
+
+    try:
+        key = _key_folder(signing_dir).finish()
+    except KeyFolderError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"signing with {key_id(public_bytes(key))}; provision the nodes again so "
+               "they stop trusting the old key")
+
+
+@controller_app.command("keys")
+def controller_keys(signing_dir: SigningDir = None) -> None:
+    """The public keys nodes must trust now (base64), with their ids."""
+    from mqtt_contract import decode_public_key, key_id
+
+    for text in _key_folder(signing_dir).public_keys():
+        typer.echo(f"{key_id(decode_public_key(text))} {text}")
+
+
 @edge_app.command("run")
 def edge_run(config: Annotated[Path, typer.Option("--config", "-c", help="node YAML")],
              log_level: LogLevel = "info") -> None:
@@ -127,7 +174,10 @@ def fleet_provision(out: Annotated[Path, typer.Option(help="output folder")] = P
                     nodes: Annotated[int | None, typer.Option(help="synthetic nodes")] = None,
                     broker_port: Annotated[int, typer.Option()] = 1883,
                     broker_host: Annotated[str, typer.Option()] = "127.0.0.1",
-                    bind: Annotated[str, typer.Option(help="broker listen address")] = "127.0.0.1"
+                    bind: Annotated[str, typer.Option(help="broker listen address")] = "127.0.0.1",
+                    signing_dir: Annotated[Path | None, typer.Option(
+                        help="the controller's signing-key folder (created if missing); "
+                             "default OUT/controller/secrets/signing")] = None,
                     ) -> None:
     """Per-node configs and passwords, and the broker's conf, passwd and ACL."""
     from firmware_config.fleet_gen import write_synthetic_templates
@@ -138,7 +188,7 @@ def fleet_provision(out: Annotated[Path, typer.Option(help="output folder")] = P
         templates = write_synthetic_templates(out / "templates", nodes)
     templates = templates or Path(__file__).parent / "firmware_config" / "examples"
     try:
-        fleet = provision(templates, out, broker_port, broker_host, bind)
+        fleet = provision(templates, out, broker_port, broker_host, bind, signing_dir)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     typer.echo(f"{len(fleet.node_configs)} nodes provisioned; broker config {fleet.broker_conf}")

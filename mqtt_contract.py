@@ -10,6 +10,9 @@ Topic root: ``loaxa/v1/{commune}``. See docs/mqtt.md for the table of topics.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import logging
 import re
@@ -27,7 +30,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -308,6 +313,155 @@ class Priority(StrEnum):
 PRIORITY_RANK = {p: i for i, p in enumerate(Priority)}
 
 
+# --------------------------------------------------------------------------- signed envelope
+#
+# Every plan and command carries ``sig``: whom it is for (commune, target), when it was
+# signed and until when it holds, its place in the signer's sequence, the key that signed
+# it and an Ed25519 signature over :func:`canonical_bytes`. The controller signs
+# (controller/signing.py, at the one publish point, controller/mqtt_link.py); a node checks
+# (edge/trust.py) before anything is applied. Media carries no signature: it is fetched by
+# the sha256 that a signed plan or command names, and checked against it.
+
+MAX_INT64 = 2**63 - 1
+"""The largest integer a sequence, a time or a plan version may be (SQLite's INTEGER)."""
+PLAN_TTL_S = 7 * 24 * 3600
+"""A signed plan holds this long: a node that was off for a week still takes the retained
+plan the broker kept for it; older than that, it keeps what it has."""
+COMMAND_TTL_S = 3600
+"""A signed command holds this long (the MQTT Message Expiry of commands too)."""
+PLAN_VERSION_LEAD_MS = 7 * 24 * 3600 * 1000
+"""How far a plan's version may run ahead of its signing time (ms). The controller's
+versions are ``max(previous + 1, now in ms)``, so a real plan is at most a few ms ahead;
+a version beyond this bound (the poisoned 9223372036854775807) is refused."""
+KEY_ID_LENGTH = 16
+_KEY_ID = re.compile(rf"^[0-9a-f]{{{KEY_ID_LENGTH}}}$")
+
+
+class Target(StrEnum):
+    """Whom a signed message is for: one node, every node of a zone, the whole commune."""
+
+    node = "node"
+    zone = "zone"
+    all = "all"
+
+
+class Refusal(StrEnum):
+    """Why a node refused a plan or command (counted in its telemetry, by these names)."""
+
+    unsigned = "unsigned"
+    unknown_key = "unknown_key"
+    bad_signature = "bad_signature"
+    wrong_commune = "wrong_commune"
+    wrong_target = "wrong_target"
+    expired = "expired"
+    replayed = "replayed"
+    version_ahead = "version_ahead"
+    """A plan whose version runs further ahead of its signing time than the bound."""
+
+
+class Signature(BaseModel):
+    """The ``sig`` of a plan or command. Everything here but ``signature`` is signed."""
+
+    commune: Segment
+    target: Target
+    to: Segment | None = None
+    """The node id (target node) or zone (target zone); none for the whole commune."""
+    seq: int = Field(ge=1, le=MAX_INT64)
+    """Strictly increasing per signer (signing time in µs, persisted so that it never goes
+    back): a node refuses a message not newer than the last it took on the same stream."""
+    signed_ms: int = Field(ge=0, le=MAX_INT64)
+    expires_ms: int = Field(ge=0, le=MAX_INT64)
+    key_id: Annotated[str, Field(pattern=_KEY_ID.pattern)]
+    signature: Annotated[str, Field(max_length=128)] = ""
+    """Ed25519 over :func:`canonical_bytes`, base64."""
+
+    def stream(self) -> str:
+        """The replay stream (the receiver prefixes the message kind): a message is
+        compared with the last of the same signer key and addressee, so a zone command
+        and a node command can cross in flight."""
+        return f"{self.key_id}/{self.target.value}/{self.to or '-'}"
+
+
+def canonical_bytes(document: dict[str, Any]) -> bytes:
+    """The bytes a signature covers: the JSON document as sent, without
+    ``sig.signature``, keys sorted, no spaces, ASCII only (JCS-like). Built from the raw
+    document, not from a model, so fields one side does not know are covered too and a
+    newer controller's extra fields do not break an older node's check."""
+    body = dict(document)
+    sig = body.get("sig")
+    if isinstance(sig, dict):
+        body["sig"] = {k: v for k, v in sig.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode()
+
+
+class Signed(Payload):
+    """A payload that must be signed: plans and commands."""
+
+    sig: Signature | None = None
+    _canonical: bytes | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_canonical(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
+        """Received JSON is checked as it came, so keep its canonical bytes."""
+        model = handler(data)
+        if info.mode == "json" and isinstance(data, dict):
+            model._canonical = canonical_bytes(data)
+        return model
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the fields are: how a message came (its kept bytes) is no part of it."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def signed_bytes(self) -> bytes:
+        """What the signature covers: the message as received, else as it would be sent."""
+        if self._canonical is not None:
+            return self._canonical
+        return canonical_bytes(json.loads(self.to_bytes()))
+
+
+def key_id(public_key: bytes) -> str:
+    """A public key's id: the start of the sha256 of its 32 raw bytes, in hex."""
+    return hashlib.sha256(public_key).hexdigest()[:KEY_ID_LENGTH]
+
+
+def decode_public_key(text: str) -> bytes:
+    """A trusted key as written in a node config: the 32 raw bytes in base64."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("a trusted key is base64 of 32 bytes") from exc
+    if len(raw) != 32:
+        raise ValueError("a trusted key is base64 of 32 bytes (Ed25519)")
+    return raw
+
+
+def verify_signature(message: Signed, trusted: dict[str, bytes]) -> Refusal | None:
+    """Check ``message``'s signature against the trusted keys (key id -> raw public key).
+    None when it holds; otherwise why not. Addressing, freshness and order are the
+    receiver's (edge/trust.py)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    sig = message.sig
+    if sig is None or not sig.signature:
+        return Refusal.unsigned
+    public = trusted.get(sig.key_id)
+    if public is None:
+        return Refusal.unknown_key
+    try:
+        signature = base64.b64decode(sig.signature, validate=True)
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message.signed_bytes())
+    except (InvalidSignature, binascii.Error, ValueError):
+        return Refusal.bad_signature
+    return None
+
+
 class Status(Payload):
     """Retained on ``node/{node}/status``; the will message publishes ``online=False``."""
 
@@ -342,6 +496,11 @@ class Telemetry(Payload):
     cameras: Annotated[list[dict[str, Any]], Field(max_length=MAX_CAMERAS),
                        AfterValidator(_strict_json)] = []
     """Per camera: state, fps, frames, alerts, reminders, reconnects, last error."""
+    refused: dict[Annotated[str, Field(max_length=32)], Annotated[int, Field(ge=0)]] = Field(
+        default={}, max_length=32)
+    """Plans and commands refused since the agent started, by :class:`Refusal` name
+    (edge/trust.py). Plain names, so a controller older than a node that knows a new
+    reason still takes its telemetry."""
 
 
 class MediaCodec(StrEnum):
@@ -442,11 +601,13 @@ def check_timezone(name: str) -> str:
     return name
 
 
-class Plan(Payload):
+class Plan(Signed):
     """Retained on ``node/{node}/plan``: the node's whole desired schedule, versioned.
 
-    A node applies a plan only if its version is newer than the one it holds, so a
-    replayed or stale retained plan changes nothing.
+    Signed (``sig``, target the node). A node takes a plan whose signature holds and whose
+    sequence is newer than the last plan it took, so a replayed or stale retained plan
+    changes nothing; the version is what it reports back (telemetry ``plan_version``), and
+    must not run ahead of the signing time by more than :data:`PLAN_VERSION_LEAD_MS`.
     """
 
     node: Segment
@@ -492,8 +653,10 @@ class ReplyCode(StrEnum):
     rolled_back = "rolled_back"  # the new config could not connect: the old one is back
 
 
-class Command(Payload):
+class Command(Signed):
     """On ``node/…/cmd``, ``zone/…/cmd`` or ``all/cmd``. Replies carry the same ``id``.
+
+    Signed (``sig``): its target is the topic's node, zone or commune.
 
     MQTT 5 properties: the controller sets Response Topic and Correlation Data; nodes
     answer on their own ``node/{node}/reply`` topic (the only one their ACL may write).

@@ -26,6 +26,7 @@ from controller.api import (
 )
 from controller.runtime import Runtime
 from controller.settings import Settings
+from controller.signing import Signer
 from mqtt_contract import SOFTWARE_VERSION
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings)
+        runtime.link.signer = Signer(settings.signing_dir)  # plans and commands are signed
         runtime.start()
         app.state.runtime = runtime
         try:

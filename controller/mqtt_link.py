@@ -13,14 +13,21 @@ from typing import Any
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from controller.signing import Signer
 from mqtt_contract import (
+    ALL_CMD,
+    COMMAND_TTL_S,
+    NODE_CMD,
     PLAN,
+    PLAN_TTL_S,
     REPLY,
+    ZONE_CMD,
     Command,
     Dispatcher,
     MediaRef,
     Message,
     Plan,
+    Target,
     TopicInfo,
     TopicSpec,
     connect_properties,
@@ -31,14 +38,24 @@ from mqtt_contract import (
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TopicInfo, Any], None]
-COMMAND_EXPIRY_S = 3600
-"""A command older than this is not delivered to a node that comes back later."""
+COMMAND_EXPIRY_S = COMMAND_TTL_S
+"""A command older than this is not delivered to a node that comes back later (and a node
+refuses it by its signed expiry anyway)."""
+TARGET_OF = {NODE_CMD.name: (Target.node, "node"), ZONE_CMD.name: (Target.zone, "zone"),
+             ALL_CMD.name: (Target.all, None)}
+"""Which signed target each command topic stands for, and the topic parameter naming it."""
+
+
+class NotSigned(RuntimeError):
+    """The link has no signer: it publishes no plan or command that nodes would refuse."""
 
 
 class MqttLink:
     def __init__(self, host: str, port: int, username: str, password: str | None,
-                 client_id: str, share_group: str) -> None:
+                 client_id: str, share_group: str, signer: Signer | None = None) -> None:
         self.host, self.port = host, port
+        self.signer = signer
+        """Signs every plan and command here, the one place they are published."""
         self.share_group = share_group
         self.client = new_client(client_id, username, password)
         self.client.on_connect = self._on_connect
@@ -95,8 +112,15 @@ class MqttLink:
             log.warning("%s not queued (rc %s)", msg.topic, info.rc)
         return info.rc == 0
 
+    def _signer(self) -> Signer:
+        if self.signer is None:
+            raise NotSigned("the MQTT link has no signing key: plans and commands stay here")
+        return self.signer
+
     def publish_plan(self, commune: str, plan: Plan) -> None:
-        self.publish(PLAN.message(commune, plan, node=plan.node))
+        """Sign ``plan`` for its node and publish it (retained)."""
+        signed = self._signer().sign(plan, commune, Target.node, plan.node, PLAN_TTL_S)
+        self.publish(PLAN.message(commune, signed, node=plan.node))
 
     def publish_media(self, spec: TopicSpec, commune: str, ref: MediaRef,
                       read_chunk: Callable[[int], bytes], chunks: list[int] | None = None,
@@ -116,4 +140,7 @@ class MqttLink:
             props.ResponseTopic = REPLY.topic(commune, node=reply_node)
         props.CorrelationData = command.id.encode()
         props.MessageExpiryInterval = COMMAND_EXPIRY_S
-        self.publish(spec.message(commune, command, **params), props)
+        target, param = TARGET_OF[spec.name]
+        signed = self._signer().sign(command, commune, target,
+                                     params[param] if param else None, COMMAND_TTL_S)
+        self.publish(spec.message(commune, signed, **params), props)

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     plan_refresh_s: float = Field(default=900, ge=10)
     """How often plans are recompiled to roll the horizon forward."""
 
+    signing_key_dir: Path | None = None
+    """The Ed25519 key folder that signs plans and commands (controller/signing.py);
+    default ``{data_dir}/secrets/signing``. Outside the database, mode 0700/0600."""
+
     secret_key: str | None = None
     """Signs access tokens; default: a random key kept in ``{data_dir}/secret_key``."""
     token_ttl_h: float = Field(default=12, gt=0, le=24 * 30)
@@ -64,6 +68,10 @@ class Settings(BaseSettings):
         if self.mqtt_password_file is not None:
             return self.mqtt_password_file.read_text().strip()
         return None
+
+    @property
+    def signing_dir(self) -> Path:
+        return self.signing_key_dir or self.data_dir / "secrets" / "signing"
 
     @property
     def media_dir(self) -> Path:

@@ -36,6 +36,7 @@ from edge.scheduler import Job, LocalScheduler
 from edge.store import NodeStore
 from edge.telemetry import ClockSource, build_telemetry
 from edge.transport import LinkEvents, LinkSettings, MqttTransport
+from edge.trust import Gate
 from firmware_config.schema import NodeConfig
 from mqtt_contract import (
     ALERT,
@@ -101,14 +102,17 @@ class EdgeAgent:
             self.loop, self.store, self.cache, self.output, self.amplifier,
             self._report_playback, self.media.want, self.volume, config.quiet_hours,
             config.timezone, config.prepare_ahead_s, storage / "prepared")
+        self.gate = Gate(self.node, self.commune, config.zones, config.trusted_keys,
+                         self.store)
+        """Checks every plan and command's signature before anything is applied."""
         self.plans = PlanKeeper(self.node, self.store, self.cache, self.scheduler,
-                                self.media.want)
+                                self.media.want, self.gate)
         self.operations = NodeOperations(
             self.loop, self.node, config_path, lambda: self.config, self.reconnect_with,
             self._send_reply, on_restart, lambda: self.plans.version)
         self.commands = CommandHandler(self.node, self.store, self.scheduler, self.media.want,
                                        self.cache.put_file, self.resync, storage / "tone",
-                                       self.operations)
+                                       self.gate, self.operations)
         self.cameras = self._camera_host() if config.cameras else None
         self.dispatcher = Dispatcher(f"node {self.node}")
         self.dispatcher.on(PLAN, self._on_plan)
@@ -245,8 +249,8 @@ class EdgeAgent:
 
     def _on_command(self, info: TopicInfo, cmd: Command, properties: Any) -> None:
         reply = self.commands.handle(cmd)
-        if reply is None:  # answered later (a config push, once it has reconnected)
-            self.operations.answer_later(properties)
+        if reply is None:  # refused by the gate, or answered later (a config push)
+            self.operations.answer_later(cmd.id, properties)
             return
         self._send_reply(reply, properties)
 
@@ -284,7 +288,7 @@ class EdgeAgent:
             self.node, self.started_at, self.config.storage_dir, self.volume(),
             (playing.title or playing.item_id) if playing else None, self.plans.version,
             self.clock.state(), self.cache.count(), self.outbox.pending_count(),
-            self.cameras.stats() if self.cameras else [])
+            self.cameras.stats() if self.cameras else [], self.gate.counts())
 
     def publish_telemetry(self) -> None:
         self.transport.publish(TELEMETRY.message(self.commune, self.telemetry(),

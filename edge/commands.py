@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.scheduler import Job, LocalScheduler
 from edge.store import NodeStore
+from edge.trust import Gate
 from mqtt_contract import Command, CommandKind, ContractError, MediaRef, Reply, ReplyCode
 
 if TYPE_CHECKING:
@@ -37,16 +38,20 @@ class CommandHandler:
     def __init__(self, node: str, store: NodeStore, scheduler: LocalScheduler,
                  want_media: Callable[[MediaRef], None], put_media: Callable[[MediaRef, Path],
                                                                             object],
-                 resync: Callable[[], None], tone_dir: Path,
+                 resync: Callable[[], None], tone_dir: Path, gate: Gate,
                  operations: NodeOperations | None = None) -> None:
         self.node, self.store, self.scheduler = node, store, scheduler
+        self.gate = gate
         self.want_media, self.put_media, self.resync = want_media, put_media, resync
         self.tone_dir = tone_dir
         self.operations = operations
 
     def handle(self, cmd: Command) -> Reply | None:
-        """The reply to ``cmd``, or None when it comes later (a config push answers once
-        the agent has reconnected with the new config or rolled back)."""
+        """The reply to ``cmd``, or None: refused by the gate (edge/trust.py checks its
+        signature, address, expiry and order; it logs and counts the refusal), or answered
+        later (a config push answers once the agent has reconnected or rolled back)."""
+        if not self.gate.admit_command(cmd, f"command {cmd.kind.value} {cmd.id}"):
+            return None
         log.info("command %s %s received", cmd.kind.value, cmd.item_id or cmd.id)
         outcome = self._run(cmd)
         if outcome is None:

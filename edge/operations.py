@@ -173,9 +173,10 @@ class NodeOperations:
         self.loop.call_soon(self._begin, trial_s)
         return None
 
-    def answer_later(self, properties: Any) -> None:
-        """The request's reply properties (Correlation Data) for the late reply."""
-        if self.trial is not None:
+    def answer_later(self, command_id: str, properties: Any) -> None:
+        """The request's reply properties (Correlation Data) for the late reply: only for
+        the command that started the trial (a refused command must not redirect it)."""
+        if self.trial is not None and self.trial.command_id == command_id:
             self.trial.reply_properties = properties
 
     def _validate(self, data: dict[str, Any]) -> NodeConfig:

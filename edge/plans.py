@@ -1,4 +1,12 @@
-"""Plans: the node's desired schedule, applied only when newer than the one it holds."""
+"""Plans: the node's desired schedule, applied only when newer than the one it holds.
+
+"Newer" is the signature's order (edge/trust.py): a plan signed after the one held
+replaces it, even with a lower version. The controller's versions only grow, so for real
+plans both orders agree; should a node ever hold a signed plan with a wrong, high version,
+the next plan the controller signs still replaces it (by version it would not, until the
+clock caught up), and the node reports that plan's version, so the controller's view of
+what was delivered comes right again.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from collections.abc import Callable
 from edge.media_cache import MediaCache
 from edge.scheduler import LocalScheduler
 from edge.store import NodeStore
+from edge.trust import Gate
 from mqtt_contract import ContractError, MediaRef, Plan
 
 log = logging.getLogger(__name__)
@@ -22,8 +31,10 @@ come every few seconds during an emergency)."""
 
 class PlanKeeper:
     def __init__(self, node: str, store: NodeStore, cache: MediaCache,
-                 scheduler: LocalScheduler, want_media: Callable[[MediaRef], None]) -> None:
+                 scheduler: LocalScheduler, want_media: Callable[[MediaRef], None],
+                 gate: Gate) -> None:
         self.node, self.store, self.cache = node, store, cache
+        self.gate = gate
         self.scheduler, self.want_media = scheduler, want_media
         self.current: Plan | None = None
         self._swept_at = float("-inf")
@@ -34,12 +45,13 @@ class PlanKeeper:
         self._hand_to_scheduler()
 
     def apply(self, plan: Plan) -> bool:
-        """Take ``plan`` if it is newer than ours; False when it changed nothing."""
+        """Take ``plan`` if the gate admits it (signed for us, fresh, signed after the one
+        we hold); False when it changed nothing."""
+        if not self.gate.admit_plan(plan):
+            return False
         if plan.node != self.node:
             raise ContractError(f"plan for {plan.node!r} arrived at {self.node!r}")
-        if not self.store.save_plan_if_newer(plan):
-            log.debug("plan v%d is not newer than ours; ignored", plan.version)
-            return False
+        self.store.save_plan(plan)
         log.info("plan v%d applied: %d items", plan.version, len(plan.items))
         self.current = plan
         self._hand_to_scheduler()

@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS setting (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS accepted_seq (
+    stream TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     msg_id TEXT NOT NULL UNIQUE,
@@ -97,17 +101,23 @@ class NodeStore:
         rows = self._exec("SELECT body FROM plan WHERE id = 1")
         return Plan.model_validate_json(rows[0][0]) if rows else None
 
-    def save_plan_if_newer(self, plan: Plan) -> bool:
-        """Store ``plan`` unless one of the same or a newer version is held (idempotent)."""
+    def save_plan(self, plan: Plan) -> None:
+        """Hold ``plan`` in place of the one held (its signature's sequence was newer)."""
+        self._exec("INSERT OR REPLACE INTO plan (id, version, body) VALUES (1, ?, ?)",
+                   (plan.version, plan.model_dump_json()))
+
+    # signed-message order ---------------------------------------------------------------
+    def accept_seq(self, stream: str, seq: int) -> int | None:
+        """Record ``seq`` as the last taken on ``stream`` if it is newer than the last one;
+        otherwise change nothing. Returns the last one before (None: nothing yet). Kept in
+        SQLite so a restarted node still refuses what it took before (replays)."""
         with self._lock:
-            row = self._db.execute("SELECT version FROM plan WHERE id = 1").fetchone()
-            if row and row[0] >= plan.version:
-                return False
-            self._db.execute(
-                "INSERT OR REPLACE INTO plan (id, version, body) VALUES (1, ?, ?)",
-                (plan.version, plan.model_dump_json()),
-            )
-            return True
+            row = self._db.execute("SELECT seq FROM accepted_seq WHERE stream = ?",
+                                   (stream,)).fetchone()
+            if row is None or row[0] < seq:
+                self._db.execute("INSERT OR REPLACE INTO accepted_seq (stream, seq) "
+                                 "VALUES (?, ?)", (stream, seq))
+            return row[0] if row else None
 
     # item states --------------------------------------------------------------------
     def set_item_states(self, states: dict[str, str]) -> None:

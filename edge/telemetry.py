@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge.clock import read_clock_state
-from mqtt_contract import ClockState, Telemetry
+from mqtt_contract import ClockState, Refusal, Telemetry
 
 CLOCK_STATE_TTL_S = 10.0
 """How long a reading of the clock's sync state is reused. Reading it runs chronyc or
@@ -43,10 +43,12 @@ def cpu_temperature() -> float | None:
 
 def build_telemetry(node: str, started_at: float, storage: Path, volume: int,
                     now_playing: str | None, plan_version: int | None, clock: ClockState,
-                    cache_items: int, outbox_pending: int, cameras: list[dict]) -> Telemetry:
+                    cache_items: int, outbox_pending: int, cameras: list[dict],
+                    refused: dict[Refusal, int] | None = None) -> Telemetry:
+    """The heartbeat; ``refused`` counts the plans and commands the gate turned away."""
     return Telemetry(
         node=node, uptime_s=round(time.monotonic() - started_at, 1),
         disk_free_mb=round(shutil.disk_usage(storage).free / 2**20, 1),
         temperature_c=cpu_temperature(), volume=volume, now_playing=now_playing,
         plan_version=plan_version, clock=clock, cache_items=cache_items,
-        outbox_pending=outbox_pending, cameras=cameras)
+        outbox_pending=outbox_pending, cameras=cameras, refused=refused or {})

@@ -33,6 +33,8 @@ class ProvisionedFleet:
     controller_user: str
     controller_password_file: Path
     node_configs: dict[str, Path]
+    signing_dir: Path | None = None
+    """The controller's signing-key folder whose public keys the node configs trust."""
 
     @property
     def controller_password(self) -> str:
@@ -71,9 +73,22 @@ def node_config_document(node: NodeConfig, template: Path, host: str, port: int,
     return doc
 
 
+def controller_public_keys(signing_dir: Path) -> list[str]:
+    """The public keys nodes must trust (the controller's signing key is created here if
+    it does not exist yet, so it exists before any node config names it)."""
+    from controller.signing import KeyFolder
+
+    return KeyFolder(signing_dir).public_keys()
+
+
 def provision(templates: Path, out: Path, broker_port: int, broker_host: str = "127.0.0.1",
-              bind: str = "127.0.0.1") -> ProvisionedFleet:
+              bind: str = "127.0.0.1", signing_dir: Path | None = None) -> ProvisionedFleet:
+    """``signing_dir``: the controller's key folder (its ``Settings.signing_dir``);
+    default ``out/controller/secrets/signing``, which a controller whose data dir is
+    ``out/controller`` uses."""
     nodes = load_fleet(templates)
+    signing_dir = signing_dir or out / "controller" / "secrets" / "signing"
+    trusted_keys = controller_public_keys(signing_dir)
     secrets_dir = out / "secrets"
     passwords = {CONTROLLER_USER: ensure_password(secrets_dir, CONTROLLER_USER)}
     configs: dict[str, Path] = {}
@@ -83,6 +98,7 @@ def provision(templates: Path, out: Path, broker_port: int, broker_host: str = "
         node_dir = out / "nodes" / node.node_id
         node_dir.mkdir(parents=True, exist_ok=True)
         doc = node_config_document(node, template, broker_host, broker_port, pw_file.resolve())
+        doc["trusted_keys"] = trusted_keys
         configs[node.node_id] = node_dir / "node.yaml"
         configs[node.node_id].write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
     accounts = [NodeAccount(n.username, n.node_id, n.commune, tuple(n.zones)) for n in nodes]
@@ -90,7 +106,7 @@ def provision(templates: Path, out: Path, broker_port: int, broker_host: str = "
                               {u: p.read_text().strip() for u, p in passwords.items()},
                               accounts, CONTROLLER_USER, bind)
     return ProvisionedFleet(out, conf, broker_port, CONTROLLER_USER,
-                            passwords[CONTROLLER_USER], configs)
+                            passwords[CONTROLLER_USER], configs, signing_dir)
 
 
 def render_systemd_unit(config_path: Path, executable: str = "/opt/loaxa/.venv/bin/loaxa") -> str:

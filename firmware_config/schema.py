@@ -14,7 +14,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from firmware_config.camera import CameraConfig, QuietHours
-from mqtt_contract import DEFAULT_QUIET_HOURS, DEFAULT_TIMEZONE, Segment, check_timezone
+from mqtt_contract import (
+    DEFAULT_QUIET_HOURS,
+    DEFAULT_TIMEZONE,
+    Segment,
+    check_timezone,
+    decode_public_key,
+)
 
 
 class Strict(BaseModel):
@@ -83,6 +89,17 @@ class NodeConfig(Strict):
     media_wait_s: float = Field(default=5.0, ge=0.5, le=600)
     """How long to wait for broadcast chunks before asking the controller for a resend."""
     cameras: list[CameraConfig] = Field(default_factory=list)
+    trusted_keys: list[str] = Field(default_factory=list, max_length=8)
+    """The controller's Ed25519 public keys (base64 of 32 bytes) whose signed plans and
+    commands the node takes: the current key, plus the next one during a rotation.
+    Written by provisioning; empty means the node refuses every plan and command."""
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _public_keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            decode_public_key(key)
+        return value
 
     @field_validator("timezone")
     @classmethod

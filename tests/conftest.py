@@ -60,6 +60,7 @@ def controller_settings(broker: ProvisionedFleet, tmp_path: Path):  # type: igno
                     mqtt_username=broker.controller_user,
                     mqtt_password_file=broker.controller_password_file,
                     fleet_dir=broker.root / "nodes", start_lead_s=6,
+                    signing_key_dir=broker.signing_dir,
                     admin_password=ADMIN_PASSWORD)
 
 

@@ -10,13 +10,16 @@ from edge.store import NodeStore
 from mqtt_contract import MediaRef, Plan
 
 
-def test_only_newer_plans_are_applied_and_survive_a_restart(tmp_path: Path) -> None:
+def test_the_plan_and_the_last_sequences_taken_survive_a_restart(tmp_path: Path) -> None:
     store = NodeStore(tmp_path / "n.sqlite3")
-    assert store.save_plan_if_newer(Plan(node="n", version=2))
-    assert not store.save_plan_if_newer(Plan(node="n", version=2))
-    assert not store.save_plan_if_newer(Plan(node="n", version=1))
+    store.save_plan(Plan(node="n", version=2))
+    assert store.accept_seq("plan/k/node/n", 10) is None
+    assert store.accept_seq("plan/k/node/n", 9) == 10  # older: nothing changes
+    assert store.accept_seq("cmd/k/all/-", 3) is None  # another stream
     store.close()
-    assert NodeStore(tmp_path / "n.sqlite3").load_plan().version == 2  # type: ignore[union-attr]
+    store = NodeStore(tmp_path / "n.sqlite3")
+    assert store.load_plan().version == 2  # type: ignore[union-attr]
+    assert store.accept_seq("plan/k/node/n", 11) == 10
 
 
 def test_outbox_keeps_messages_until_acknowledged(tmp_path: Path) -> None:

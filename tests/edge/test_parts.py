@@ -23,6 +23,7 @@ from edge.plans import PlanKeeper
 from edge.scheduler import Job, LocalScheduler
 from edge.store import NodeStore
 from edge.telemetry import ClockSource
+from edge.trust import Gate
 from mqtt_contract import (
     DEFAULT_QUIET_HOURS,
     PLAYBACK,
@@ -36,10 +37,12 @@ from mqtt_contract import (
     PlanItem,
     PlaybackEvent,
     Priority,
+    Target,
     parse,
 )
 from mqtt_contract import MediaRequest as MediaRequestModel
 from tests.conftest import wait_for
+from tests.trust_helpers import throwaway_signer
 
 
 @pytest.fixture
@@ -154,36 +157,48 @@ def make_scheduler(tmp_path: Path, loop: Reactor, reports: list) -> LocalSchedul
         tmp_path / "prepared")
 
 
+def signing_gate(tmp_path: Path, store: NodeStore):  # type: ignore[no-untyped-def]
+    """A gate for node n1 of xa-demo trusting one key, and a signer with that key."""
+    signer = throwaway_signer(tmp_path / "key")
+    gate = Gate("n1", "xa-demo", ["z1"], signer.folder.public_keys(), store)
+    return gate, lambda msg: signer.sign(msg, "xa-demo", Target.node, "n1", 60)
+
+
 def test_commands_change_settings_and_refuse_what_is_incomplete(tmp_path: Path,
                                                                  loop: Reactor) -> None:
     scheduler = make_scheduler(tmp_path, loop, [])
+    gate, sign = signing_gate(tmp_path, scheduler.store)
     handler = CommandHandler("n1", scheduler.store, scheduler, lambda ref: None,
-                             lambda ref, path: None, lambda: None, tmp_path / "tone")
-    reply = handler.handle(Command(kind=CommandKind.volume, volume=35))
+                             lambda ref, path: None, lambda: None, tmp_path / "tone", gate)
+    reply = handler.handle(sign(Command(kind=CommandKind.volume, volume=35)))
     assert reply.ok and scheduler.store.get_setting("volume") == "35"
     with pytest.raises(ContractError):
-        handler.handle(Command(kind=CommandKind.volume))
+        handler.handle(sign(Command(kind=CommandKind.volume)))
     with pytest.raises(ContractError):
-        handler.handle(Command(kind=CommandKind.play))
-    stop = loop.run_in_loop(lambda: handler.handle(Command(kind=CommandKind.stop)))
+        handler.handle(sign(Command(kind=CommandKind.play)))
+    stop = loop.run_in_loop(lambda: handler.handle(sign(Command(kind=CommandKind.stop))))
     assert (stop.ok, stop.detail) == (False, "nothing was playing")
-    assert not handler.handle(Command(kind=CommandKind.reboot)).ok
+    assert not handler.handle(sign(Command(kind=CommandKind.reboot))).ok
+    assert handler.handle(Command(kind=CommandKind.volume, volume=1)) is None  # unsigned
+    assert scheduler.store.get_setting("volume") == "35"
 
 
 # --------------------------------------------------------------------------- plans
 def test_plans_apply_only_when_newer_and_only_for_this_node(tmp_path: Path,
                                                             loop: Reactor) -> None:
     scheduler = make_scheduler(tmp_path, loop, [])
+    gate, sign = signing_gate(tmp_path, scheduler.store)
     wanted: list[str] = []
     keeper = PlanKeeper("n1", scheduler.store, scheduler.cache, scheduler,
-                        lambda ref: wanted.append(ref.sha256))
+                        lambda ref: wanted.append(ref.sha256), gate)
     ref = MediaRef(sha256="ab" * 32, size=10, duration_s=1)
     item = PlanItem(id="s1-1", media=ref, start_at=datetime(2030, 1, 1, tzinfo=UTC))
-    assert loop.run_in_loop(lambda: keeper.apply(Plan(node="n1", version=5, items=[item])))
-    assert not loop.run_in_loop(lambda: keeper.apply(Plan(node="n1", version=5)))
-    assert not loop.run_in_loop(lambda: keeper.apply(Plan(node="n1", version=4)))
-    with pytest.raises(ContractError):
-        keeper.apply(Plan(node="n2", version=9))
+    first = sign(Plan(node="n1", version=5, items=[item]))
+    assert loop.run_in_loop(lambda: keeper.apply(first))
+    assert not loop.run_in_loop(lambda: keeper.apply(first))  # the same one again
+    assert not loop.run_in_loop(lambda: keeper.apply(Plan(node="n1", version=6)))  # unsigned
+    with pytest.raises(ContractError):  # signed for n1 but about n2
+        keeper.apply(sign(Plan(node="n2", version=9)))
     assert keeper.version == 5 and wanted == [ref.sha256]
 
 

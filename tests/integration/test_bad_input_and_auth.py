@@ -10,6 +10,7 @@ import pytest
 import mqtt_contract as contract
 from mqtt_contract import Command, CommandKind, Status, new_client
 from tests.conftest import wait_for
+from tests.trust_helpers import signed_command, signer_for
 
 GARBAGE = [b"", b"not json", b'{"v": 1}', b"[1,2,3]", b"\xff\xfe\x00", b'{"v": 99}']
 COMMUNE = "xa-demo"
@@ -89,7 +90,8 @@ def test_node_drops_malformed_messages_on_every_inbound_topic(broker, start_node
     # still working: a valid command takes effect
     ctl.publish(
         node_topic(contract.NODE_CMD, "node-1"),
-        Command(kind=CommandKind.volume, volume=35).to_bytes(),
+        signed_command(signer_for(broker), Command(kind=CommandKind.volume, volume=35))
+        .to_bytes(),
         1,
     ).wait_for_publish(5)
     wait_for(lambda: agent.volume() == 35, 10, what="the volume command after the garbage")
