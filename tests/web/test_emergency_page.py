@@ -85,7 +85,7 @@ def test_a_leader_sends_and_stops_an_emergency_from_the_page(live_server, start_
              what="every node to stop")
 
 
-def test_the_emergency_page_and_the_folded_menu_fit_a_phone_and_it_is_for_leaders(live_server, new_page):
+def test_the_emergency_page_and_folded_menu_fit_a_phone_for_leaders_only(live_server, new_page):
     staff = new_page()
     login(staff, live_server, "staff", "/emergency")
     assert "Không có quyền truy cập" in staff.inner_text("main")
