@@ -68,6 +68,13 @@ def broker_process(fleet: ProvisionedFleet, tmp_path: Path) -> Iterator[BrokerPr
 
 
 @pytest.fixture
+def broker_process_for(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run the broker of a fleet the test provisioned itself (a context manager)."""
+    return lambda fleet: running_broker(fleet.broker_conf, fleet.broker_port,
+                                        tmp_path / "mosquitto-own.log")
+
+
+@pytest.fixture
 def broker(fleet: ProvisionedFleet, broker_process: BrokerProcess) -> ProvisionedFleet:
     return fleet
 
