@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 import loaxa_cli
 import mqtt_contract as contract
-from firmware_config.pi import bundle_files, render_firstboot
+from firmware_config.pi import render_firstboot
 from firmware_config.provision import FleetSettings, ProvisionedFleet, provision
 from tests.conftest import EXAMPLES, REPO, wait_for
 
