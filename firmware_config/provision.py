@@ -220,12 +220,15 @@ def node_config_document(node: NodeConfig, template: Path, settings: FleetSettin
     return doc
 
 
-def _copy_templates(templates: Path, dest: Path) -> None:
+def _copy_templates(templates: Path, dest: Path, revoked: Path) -> None:
+    """Copy the fleet's templates in, except revoked nodes': provisioning again from the
+    original folder must not bring a revoked node back (``add_node`` does, on purpose)."""
     if templates.resolve() == dest.resolve():
         return
     dest.mkdir(parents=True, exist_ok=True)
     for f in sorted(templates.glob("*.yaml")):
-        shutil.copyfile(f, dest / f.name)
+        if not (revoked / f.name).exists():
+            shutil.copyfile(f, dest / f.name)
 
 
 def provision(templates: Path | None, out: Path, broker_port: int | None = None,
@@ -243,7 +246,7 @@ def provision(templates: Path | None, out: Path, broker_port: int | None = None,
     settings.save(out)
     fleet_templates = out / "templates"
     if templates is not None:
-        _copy_templates(templates, fleet_templates)
+        _copy_templates(templates, fleet_templates, out / "revoked")
     nodes = load_fleet(fleet_templates)
     ca = FleetCA(_private_dir(out / "ca"))
     secrets_dir = _private_dir(out / "secrets")

@@ -22,7 +22,7 @@ import mqtt_contract as contract
 from firmware_config.broker import BrokerFiles, TlsFiles, client_tls_context, free_port
 from firmware_config.pki import FleetCA
 from firmware_config.provision import ProvisionedFleet
-from tests.conftest import wait_for
+from tests.conftest import EXAMPLES, wait_for
 
 COMMUNE = "xa-demo"
 
@@ -264,6 +264,11 @@ def test_revoke_cuts_a_connected_node_off_and_it_cannot_come_back(
     other = node_probe(broker, "node-1")
     assert not other.connack.is_failure
     other.close()
+    # provisioning again from the original templates does not bring node-3 back
+    from firmware_config.provision import provision
+
+    again_fleet = provision(EXAMPLES, broker.root)
+    assert "node-3" not in again_fleet.node_configs
 
 
 def test_add_node_gives_a_running_broker_the_new_account(broker: ProvisionedFleet) -> None:
