@@ -149,3 +149,13 @@ def test_a_node_added_in_one_step_connects_over_tls_and_plays_a_test_tone(
             agent.wait(timeout=20)
             watcher.loop_stop()
         time.sleep(0.1)
+
+
+def test_nodes_provisioned_before_tls_keep_their_passwords(tmp_path: Path) -> None:
+    """Earlier versions kept node passwords in secrets/<node>.pass: a node in the field
+    must keep working after the upgrade, so its password moves into its own folder."""
+    old = tmp_path / "fleet" / "secrets" / "node-2.pass"
+    old.parent.mkdir(parents=True)
+    old.write_text("the-password-in-the-field\n")
+    fleet = provision(EXAMPLES, tmp_path / "fleet", 18883)
+    assert fleet.node_password("node-2") == "the-password-in-the-field"
