@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # command:package pairs the project needs from the system
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients ffmpeg:ffmpeg \
-	ffprobe:ffmpeg espeak-ng:espeak-ng chromium:chromium
+	ffprobe:ffmpeg espeak-ng:espeak-ng chromium:chromium \
+	shellcheck:shellcheck
 export PATH := /usr/sbin:/sbin:$(PATH)
 
 .PHONY: demo test lint screenshots system-deps venv clean

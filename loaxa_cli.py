@@ -168,30 +168,105 @@ def simulate(nodes: Annotated[int, typer.Option("--nodes", "-n", min=1)] = 3,
         raise typer.Exit(1)
 
 
+FleetDir = Annotated[Path, typer.Option("--fleet", help="provisioned fleet folder")]
+
+
 @fleet_app.command("provision")
 def fleet_provision(out: Annotated[Path, typer.Option(help="output folder")] = Path(".run/demo"),
                     templates: Annotated[Path | None, typer.Option(help="node templates")] = None,
                     nodes: Annotated[int | None, typer.Option(help="synthetic nodes")] = None,
-                    broker_port: Annotated[int, typer.Option()] = 1883,
-                    broker_host: Annotated[str, typer.Option()] = "127.0.0.1",
+                    broker_port: Annotated[int, typer.Option(help="the TLS listener")] = 8883,
+                    broker_host: Annotated[str, typer.Option(
+                        help="what nodes connect to (a name in the broker certificate)")
+                    ] = "127.0.0.1",
+                    broker_name: Annotated[list[str] | None, typer.Option(
+                        help="another name or address of the broker (repeatable)")] = None,
                     bind: Annotated[str, typer.Option(help="broker listen address")] = "127.0.0.1",
+                    local_port: Annotated[int | None, typer.Option(
+                        help="also a plain listener on 127.0.0.1 (a controller on the "
+                             "broker's machine)")] = None,
+                    controllers: Annotated[int, typer.Option(
+                        min=1, help="controller replicas (one account each)")] = 1,
+                    autosave_changes: Annotated[int, typer.Option(
+                        min=1, help="save the broker's database after this many changes")] = 1,
+                    broker_user: Annotated[str, typer.Option(
+                        help="who the broker runs as when started as root")] = "",
+                    broker_owner: Annotated[str, typer.Option(
+                        help="uid:gid owning the broker's files (a container's user)")] = "",
+                    dynsec_plugin: Annotated[str, typer.Option(
+                        help="mosquitto_dynamic_security.so on the broker's machine")] = "",
+                    broker_dir_as_seen: Annotated[str, typer.Option(
+                        help="the broker folder's path for the broker (a container)")] = "",
+                    bundles: Annotated[bool, typer.Option(
+                        help="also write each node's SD-card bundle")] = False,
                     signing_dir: Annotated[Path | None, typer.Option(
                         help="the controller's signing-key folder (created if missing); "
                              "default OUT/controller/secrets/signing")] = None,
                     ) -> None:
-    """Per-node configs and passwords, and the broker's conf, passwd and ACL."""
+    """The fleet CA and certificates, per-node configs and passwords, the broker's conf
+    and accounts (TLS listener only); a running broker is brought up to date."""
     from firmware_config.fleet_gen import write_synthetic_templates
-    from firmware_config.provision import provision
+    from firmware_config.provision import FleetSettings, provision
     from firmware_config.schema import ConfigError
 
     if nodes is not None:
         templates = write_synthetic_templates(out / "templates", nodes)
     templates = templates or Path(__file__).parent / "firmware_config" / "examples"
+    settings = FleetSettings(broker_port, broker_host, list(broker_name or []), bind, local_port,
+                             controllers, autosave_changes=autosave_changes,
+                             broker_user=broker_user, broker_owner=broker_owner,
+                             dynsec_plugin=dynsec_plugin, broker_dir_as_seen=broker_dir_as_seen)
     try:
-        fleet = provision(templates, out, broker_port, broker_host, bind, signing_dir)
+        fleet = provision(templates, out, settings=settings, signing_dir=signing_dir)
+        if bundles:
+            from firmware_config.pi import write_bundle
+
+            for node in fleet.node_configs:
+                write_bundle(fleet, node)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     typer.echo(f"{len(fleet.node_configs)} nodes provisioned; broker config {fleet.broker_conf}")
+
+
+@fleet_app.command("add-node")
+def fleet_add_node(node: Annotated[str, typer.Option("--node", help="node id")],
+                   zone: Annotated[list[str], typer.Option("--zone", help="zone (repeatable)")],
+                   fleet: FleetDir = Path(".run/demo"),
+                   commune: Annotated[str | None, typer.Option(
+                       help="default: the fleet's")] = None,
+                   lat: Annotated[float | None, typer.Option()] = None,
+                   lon: Annotated[float | None, typer.Option()] = None,
+                   name: Annotated[str, typer.Option(help="a name people know")] = "",
+                   audio: Annotated[str, typer.Option(help="alsa, ffplay or file")] = "alsa",
+                   ) -> None:
+    """One Raspberry Pi in one step: its config, password, certificate, broker account
+    and ACL, systemd unit and first-boot script, bundled as one archive for its SD card."""
+    from firmware_config.pi import write_bundle
+    from firmware_config.provision import add_node
+    from firmware_config.schema import ConfigError
+
+    try:
+        provisioned = add_node(fleet, node, zone, commune, lat, lon, name, audio)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    bundle = write_bundle(provisioned, node)
+    typer.echo(f"{node} added; copy {bundle} onto its SD card's boot partition "
+               f"(see docs/security.md)")
+
+
+@fleet_app.command("revoke")
+def fleet_revoke(node: Annotated[str, typer.Argument(help="node id")],
+                 fleet: FleetDir = Path(".run/demo")) -> None:
+    """Take a node out: its certificate on the CRL, its account and ACL deleted (a running
+    broker cuts it off at once and re-reads the CRL), its password and key removed."""
+    from firmware_config.provision import revoke
+    from firmware_config.schema import ConfigError
+
+    try:
+        revoke(fleet, node)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{node} revoked")
 
 
 @broker_app.command("run")

@@ -6,6 +6,7 @@ ingest service. Malformed messages are logged and dropped; the link keeps runnin
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -52,12 +53,15 @@ class NotSigned(RuntimeError):
 
 class MqttLink:
     def __init__(self, host: str, port: int, username: str, password: str | None,
-                 client_id: str, share_group: str, signer: Signer | None = None) -> None:
+                 client_id: str, share_group: str, signer: Signer | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port = host, port
         self.signer = signer
         """Signs every plan and command here, the one place they are published."""
         self.share_group = share_group
         self.client = new_client(client_id, username, password)
+        if tls is not None:
+            self.client.tls_set_context(tls)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = lambda _c, _u, msg: self.dispatcher.dispatch(

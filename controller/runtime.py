@@ -119,7 +119,7 @@ class Runtime:
                                        settings.default_commune)
         self.link = MqttLink(settings.mqtt_host, settings.mqtt_port, settings.mqtt_username,
                              settings.read_mqtt_password(), settings.mqtt_client_id,
-                             settings.mqtt_share_group)
+                             settings.mqtt_share_group, tls=settings.mqtt_tls_context())
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.secret_key = settings.secret_key or load_or_create_secret(
             settings.data_dir / "secret_key")

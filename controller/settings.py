@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from functools import cached_property
 from pathlib import Path
 
@@ -26,6 +27,14 @@ class Settings(BaseSettings):
     mqtt_password: str | None = None
     mqtt_password_file: Path | None = None
     mqtt_client_id: str = "loaxa-controller-1"
+    """Bound to the account by the broker: each replica has its own account and id."""
+    mqtt_ca_file: Path | None = None
+    """The fleet CA (``fleet/controller/ca.crt``): with it the link is TLS 1.2+ and the
+    broker's certificate and name are checked. Without it only a plain listener on the
+    broker's own machine (127.0.0.1) can be used."""
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
+    """The controller's client certificate and key (the broker's TLS listener wants one)."""
     mqtt_share_group: str = "loaxa-controllers"
     """MQTT 5 shared-subscription group: controller replicas split alert ingestion."""
 
@@ -68,6 +77,18 @@ class Settings(BaseSettings):
         if self.mqtt_password_file is not None:
             return self.mqtt_password_file.read_text().strip()
         return None
+
+    def mqtt_tls_context(self) -> ssl.SSLContext | None:
+        """The controller's TLS settings for the broker, or None for a plain link."""
+        if self.mqtt_ca_file is None:
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_verify_locations(cafile=str(self.mqtt_ca_file))
+        ctx.check_hostname, ctx.verify_mode = True, ssl.CERT_REQUIRED
+        if self.mqtt_cert_file and self.mqtt_key_file:
+            ctx.load_cert_chain(str(self.mqtt_cert_file), str(self.mqtt_key_file))
+        return ctx
 
     @property
     def signing_dir(self) -> Path:

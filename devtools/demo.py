@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from firmware_config.broker import free_port, running_broker, wait_for_port
-from firmware_config.provision import ensure_password, provision
+from firmware_config.provision import ProvisionedFleet, ensure_password, provision
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "firmware_config" / "examples"
 WELCOME = "Chào mừng bà con đến với hệ thống truyền thanh thông minh của UBND xã."
@@ -104,6 +104,14 @@ def add_demo_cameras(node_configs: dict[str, Path], shared: Path) -> int:
     return added
 
 
+def controller_tls_env(fleet: ProvisionedFleet) -> dict[str, str]:
+    """The controller's TLS files, as its LOAXA_* settings (the broker speaks only TLS)."""
+    tls = fleet.controller_tls
+    assert tls is not None and tls.cert and tls.key
+    return {"LOAXA_MQTT_CA_FILE": str(tls.ca), "LOAXA_MQTT_CERT_FILE": str(tls.cert),
+            "LOAXA_MQTT_KEY_FILE": str(tls.key)}
+
+
 def run_demo(workdir: Path, http_port: int, exit_after_welcome: bool) -> int:
     t0 = time.monotonic()
     workdir = workdir.resolve()
@@ -118,6 +126,7 @@ def run_demo(workdir: Path, http_port: int, exit_after_welcome: bool) -> int:
            "LOAXA_MQTT_PORT": str(broker_port),
            "LOAXA_MQTT_USERNAME": fleet.controller_user,
            "LOAXA_MQTT_PASSWORD_FILE": str(fleet.controller_password_file),
+           **controller_tls_env(fleet),
            "LOAXA_FLEET_DIR": str(workdir / "nodes"), "LOAXA_PORT": str(http_port),
            "LOAXA_START_LEAD_S": "4", "LOAXA_ADMIN_PASSWORD": admin_password}
     logs = workdir / "logs"
@@ -133,7 +142,8 @@ def run_demo(workdir: Path, http_port: int, exit_after_welcome: bool) -> int:
             base = f"http://127.0.0.1:{http_port}"
             wait_for_port("127.0.0.1", http_port, timeout=60)
             print(f"loaxa controller: {base}  (API docs: {base}/docs)")
-            print(f"broker: 127.0.0.1:{broker_port}   logs: {logs}")
+            print(f"broker: 127.0.0.1:{broker_port} (TLS, fleet CA {fleet.ca_file})   "
+                  f"logs: {logs}")
             print(f"sign in as admin / {admin_password}  (kept in {workdir}/secrets/admin.pass)")
             token = _login(base, "admin", admin_password)
             _wait_nodes_online(base, 3, time.monotonic() + 20, token)

@@ -147,7 +147,7 @@ class EdgeAgent:
         cfg = self.config.mqtt
         return LinkSettings(cfg.host, cfg.port, f"loaxa-node-{self.commune}-{self.node}",
                             self.config.username, cfg.read_password(), cfg.keepalive_s,
-                            cfg.tls, cfg.ca_file)
+                            cfg.tls, cfg.ca_file, cfg.cert_file, cfg.key_file)
 
     def _camera_host(self) -> Any:
         from edge.camera.host import CameraHost

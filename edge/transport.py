@@ -13,6 +13,7 @@ reconnects back off exponentially (1 s doubling to 60 s), as paho's own loop wou
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,8 +41,27 @@ class LinkSettings:
     username: str
     password: str | None
     keepalive_s: int = 30
-    tls: bool = False
+    tls: bool = True
     ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+def tls_context(settings: LinkSettings) -> ssl.SSLContext:
+    """TLS 1.2 or later; the broker's certificate must chain to ``ca_file`` (the fleet CA;
+    the system's CAs only if none is given) and name the host connected to. With a client
+    certificate, the node proves it is a fleet device before it sends its password."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.ca_file:
+        ctx.load_verify_locations(cafile=str(settings.ca_file))
+    else:
+        ctx.load_default_certs()
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if settings.cert_file and settings.key_file:
+        ctx.load_cert_chain(str(settings.cert_file), str(settings.key_file))
+    return ctx
 
 
 @dataclass
@@ -64,7 +84,7 @@ class MqttTransport:
         if will:
             self.client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         if settings.tls:
-            self.client.tls_set(ca_certs=str(settings.ca_file) if settings.ca_file else None)
+            self.client.tls_set_context(tls_context(settings))
         c = self.client
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
@@ -233,7 +253,15 @@ class MqttTransport:
             self._watch(sock, False)
 
     def _readable(self) -> None:
+        """Read what the socket has. TLS decrypts whole records: bytes of a next packet may
+        already sit in the SSL buffer, where epoll cannot see them, so read on while the
+        SSL layer still holds some."""
         self.client.loop_read()
+        sock = self.client.socket()
+        while isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
+            if self.client.loop_read() != 0:
+                break
+            sock = self.client.socket()
 
     def _writable(self) -> None:
         self.client.loop_write()

@@ -40,8 +40,13 @@ class MqttSettings(Strict):
     password: str | None = None
     password_file: Path | None = None
     keepalive_s: int = Field(default=30, ge=5, le=600)
-    tls: bool = False
+    tls: bool = True
+    """TLS 1.2+ to the broker, its certificate and host name checked (docs/security.md)."""
     ca_file: Path | None = None
+    """The fleet CA that signed the broker's certificate (None: the system's CAs)."""
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    """The node's client certificate and key (the broker requires one)."""
 
     def read_password(self) -> str | None:
         if self.password is not None:
@@ -121,6 +126,8 @@ class NodeConfig(Strict):
         copy.audio.file_dir = fix(copy.audio.file_dir)  # type: ignore[assignment]
         copy.mqtt.password_file = fix(copy.mqtt.password_file)
         copy.mqtt.ca_file = fix(copy.mqtt.ca_file)
+        copy.mqtt.cert_file = fix(copy.mqtt.cert_file)
+        copy.mqtt.key_file = fix(copy.mqtt.key_file)
         for cam in copy.cameras:
             if isinstance(cam.source, str) and "://" not in cam.source:
                 cam.source = str(fix(Path(cam.source)))

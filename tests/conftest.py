@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from firmware_config.broker import BrokerProcess, free_port, running_broker
-from firmware_config.provision import ProvisionedFleet, provision
+from firmware_config.provision import FleetSettings, ProvisionedFleet, provision
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "firmware_config" / "examples"
@@ -35,8 +37,26 @@ def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.1,
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> ProvisionedFleet:
-    return provision(EXAMPLES, tmp_path / "fleet", free_port())
+def fleet_dir(tmp_path: Path) -> Iterator[Path]:
+    """Where a test's fleet lives. As root the broker drops to an unprivileged user, which
+    cannot pass pytest's 0700 temporary folders: then a folder of its own under /tmp."""
+    if os.geteuid() != 0:
+        yield tmp_path / "fleet"
+        return
+    base = Path(tempfile.mkdtemp(prefix="loaxa-test-"))
+    base.chmod(0o711)
+    try:
+        yield base / "fleet"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def fleet(fleet_dir: Path) -> ProvisionedFleet:
+    """The example fleet, TLS on its only listener; two controller accounts (the second
+    for tests that watch the broker beside a running controller)."""
+    return provision(EXAMPLES, fleet_dir, settings=FleetSettings(free_port(),
+                                                                 controller_replicas=2))
 
 
 @pytest.fixture
@@ -45,6 +65,13 @@ def broker_process(fleet: ProvisionedFleet, tmp_path: Path) -> Iterator[BrokerPr
     with running_broker(fleet.broker_conf, fleet.broker_port,
                         tmp_path / "mosquitto.log") as process:
         yield process
+
+
+@pytest.fixture
+def broker_process_for(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run the broker of a fleet the test provisioned itself (a context manager)."""
+    return lambda fleet: running_broker(fleet.broker_conf, fleet.broker_port,
+                                        tmp_path / "mosquitto-own.log")
 
 
 @pytest.fixture
@@ -59,6 +86,9 @@ def controller_settings(broker: ProvisionedFleet, tmp_path: Path):  # type: igno
     return Settings(data_dir=tmp_path / "controller", mqtt_port=broker.broker_port,
                     mqtt_username=broker.controller_user,
                     mqtt_password_file=broker.controller_password_file,
+                    mqtt_ca_file=broker.controller_tls.ca,
+                    mqtt_cert_file=broker.controller_tls.cert,
+                    mqtt_key_file=broker.controller_tls.key,
                     fleet_dir=broker.root / "nodes", start_lead_s=6,
                     signing_key_dir=broker.signing_dir,
                     admin_password=ADMIN_PASSWORD)

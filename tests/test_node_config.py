@@ -58,13 +58,15 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
 
 def test_provisioning_keeps_passwords_and_writes_acl(tmp_path: Path) -> None:
     first = provision(EXAMPLES, tmp_path, 18000)
-    pw = (tmp_path / "secrets" / "node-1.pass").read_text()
+    pw_file = first.node_configs["node-1"].parent / "mqtt.pass"
+    pw, cert = pw_file.read_text(), (pw_file.parent / "client.crt").read_bytes()
     again = provision(EXAMPLES, tmp_path, 18000)
-    assert (tmp_path / "secrets" / "node-1.pass").read_text() == pw
+    assert pw_file.read_text() == pw and (pw_file.parent / "client.crt").read_bytes() == cert
     assert first.node_configs == again.node_configs
-    acl = (tmp_path / "broker" / "acl").read_text()
-    assert "topic read loaxa/v1/xa-demo/zone/thon-1/cmd" in acl
-    assert "topic write loaxa/v1/xa-demo/node/node-3/alert" in acl
+    dynsec = (tmp_path / "broker" / "dynamic-security.json").read_text()
+    assert '"topic": "loaxa/v1/xa-demo/zone/thon-1/cmd"' in dynsec
+    assert '"topic": "loaxa/v1/xa-demo/node/node-3/alert"' in dynsec
+    assert pw.strip() not in dynsec  # only its PBKDF2 hash
     assert load_node_config(first.node_configs["node-1"]).mqtt.read_password() == pw.strip()
     unit = render_systemd_unit(first.node_configs["node-1"])
     assert f"edge run --config {first.node_configs['node-1']}" in unit

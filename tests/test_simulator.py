@@ -19,7 +19,7 @@ from devtools.simulator import (
     split,
 )
 from firmware_config.provision import ProvisionedFleet
-from mqtt_contract import connect_properties, new_client
+from mqtt_contract import connect_properties
 from tests.conftest import wait_for
 
 
@@ -73,7 +73,8 @@ def test_swarm_over_two_processes_brings_every_node_online(broker: ProvisionedFl
     configs = find_node_configs(broker.root)
     assert len(configs) >= 2
     online: set[str] = set()
-    watcher = new_client("test-swarm-watch", broker.controller_user, broker.controller_password)
+    user, client_id, password = broker.controller_account(2)
+    watcher = broker.mqtt_client(user, password, client_id)
 
     def on_message(client: Any, userdata: Any, msg: Any) -> None:
         if json.loads(msg.payload).get("online"):

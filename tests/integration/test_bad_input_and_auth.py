@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -22,7 +20,13 @@ def node_topic(spec: contract.TopicSpec, node: str) -> str:
 
 
 def connect(fleet, username: str, password: str) -> mqtt.Client:  # type: ignore[no-untyped-def]
-    client = new_client(f"test-{username}-{threading.get_ident()}", username, password)
+    """A raw client of ``username``, with the client id the broker binds to that account
+    and the fleet's TLS files (the broker has no plain listener)."""
+    if username in fleet.node_configs:
+        client = fleet.mqtt_client(username, password, fleet.node_client_id(username),
+                                   fleet.node_tls(username))
+    else:
+        client = fleet.mqtt_client(username, password, fleet.controller_client_id)
     client.connect("127.0.0.1", fleet.broker_port)
     client.loop_start()
     return client
@@ -43,7 +47,7 @@ def announce_online(client: mqtt.Client, controller, node: str, what: str) -> No
 
 
 def node_password(fleet, node: str) -> str:  # type: ignore[no-untyped-def]
-    return (fleet.root / "secrets" / f"{node}.pass").read_text().strip()
+    return fleet.node_password(node)
 
 
 def test_controller_drops_malformed_messages_on_every_inbound_topic(controller, broker):
@@ -99,11 +103,14 @@ def test_node_drops_malformed_messages_on_every_inbound_topic(broker, start_node
     ctl.loop_stop()
 
 
-def connack(client: mqtt.Client, port: int):  # type: ignore[no-untyped-def]
-    """Connect and return the broker's CONNACK reason code."""
+def connack(client: mqtt.Client, fleet):  # type: ignore[no-untyped-def]
+    """Connect over the fleet's TLS and return the broker's CONNACK reason code."""
+    from firmware_config.broker import apply_tls
+
+    apply_tls(client, fleet.controller_tls)
     result: dict[str, object] = {}
     client.on_connect = lambda c, u, f, reason, p: result.setdefault("reason", reason)
-    client.connect("127.0.0.1", port)
+    client.connect("127.0.0.1", fleet.broker_port)
     client.loop_start()
     wait_for(lambda: "reason" in result, 5, what="CONNACK")
     client.loop_stop()
@@ -114,14 +121,14 @@ def connack(client: mqtt.Client, port: int):  # type: ignore[no-untyped-def]
     "username,password", [("node-1", "wrong"), ("nobody", "x"), ("loaxa-controller", "")]
 )
 def test_broker_refuses_wrong_credentials(broker, username, password):
-    reason = connack(new_client("intruder", username, password), broker.broker_port)
+    reason = connack(new_client("intruder", username, password), broker)
     assert reason.is_failure
     assert "authori" in str(reason).lower() or "bad user" in str(reason).lower()
 
 
 def test_broker_refuses_anonymous(broker):
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    assert connack(client, broker.broker_port).is_failure
+    assert connack(client, broker).is_failure
 
 
 def test_acl_keeps_a_node_to_its_own_topics(controller, broker):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 
-from mqtt_contract import ALERT, Alert, Box, new_client
+from mqtt_contract import ALERT, Alert, Box
 from tests.conftest import wait_for
 from tests.web.conftest import PHONE, login, screenshot
 
@@ -43,10 +43,9 @@ class NodeLink:
     """One node's own broker account, publishing on its own alert topic (its ACL)."""
 
     def __init__(self, fleet, node: str) -> None:  # type: ignore[no-untyped-def]
-        password = (fleet.root / "secrets" / f"{node}.pass").read_text().strip()
         self.node = node
-        self.client = new_client(f"test-{node}-{uuid.uuid4().hex[:6]}", node, password,
-                                 persistent=False)
+        self.client = fleet.mqtt_client(node, fleet.node_password(node),
+                                        fleet.node_client_id(node), fleet.node_tls(node))
         connected = threading.Event()
         self.client.on_connect = lambda *a: connected.set()
         self.client.connect("127.0.0.1", fleet.broker_port)
