@@ -39,10 +39,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from firmware_config.broker import free_port, running_broker, wait_for_port  # noqa: E402
+from firmware_config.broker import (  # noqa: E402
+    apply_tls,
+    free_port,
+    running_broker,
+    wait_for_port,
+)
 from firmware_config.fleet_gen import write_synthetic_templates  # noqa: E402
-from firmware_config.provision import ProvisionedFleet, ensure_password, provision  # noqa: E402
+from firmware_config.provision import (  # noqa: E402
+    FleetSettings,
+    ProvisionedFleet,
+    ensure_password,
+    provision,
+)
 from mqtt_contract import ALL_CMD, connect_properties, new_client  # noqa: E402
+
+WATCHER_REPLICA, RAW_PUBLISHER_REPLICA = 2, 3
+"""The benchmark's own broker accounts: controller replicas 2 and 3 (read everything the
+controller reads, publish where it publishes), each bound to its own client id."""
 
 console = Console(stderr=True)
 SIM_COMMUNE = "xa-sim"
@@ -88,8 +102,8 @@ class Watcher:
     client: Any = None
 
     def start(self) -> None:
-        self.client = new_client(f"loaxa-bench-watch-{os.getpid()}", self.fleet.controller_user,
-                                 self.fleet.controller_password)
+        user, client_id, password = self.fleet.controller_account(WATCHER_REPLICA)
+        self.client = self.fleet.mqtt_client(user, password, client_id)
         connected = threading.Event()
 
         def on_connect(client: Any, *_: Any) -> None:
@@ -223,14 +237,19 @@ def running_system(workdir: Path, nodes: int, per_zone: int,
     console.log(f"provisioning {nodes} nodes in {workdir}")
     templates = write_synthetic_templates(workdir / "templates", nodes, per_zone=per_zone)
     port = free_port()
-    fleet = provision(templates, workdir, port)
+    fleet = provision(templates, workdir, settings=FleetSettings(
+        port, controller_replicas=RAW_PUBLISHER_REPLICA))
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
-    admin_password = ensure_password(workdir / "secrets", "admin").read_text().strip()
+    admin_password = ensure_password(workdir / "secrets", "web-admin").read_text().strip()
     http_port = free_port()
     env = {**os.environ, "LOAXA_DATA_DIR": str(workdir / "controller"),
            "LOAXA_MQTT_PORT": str(port), "LOAXA_MQTT_USERNAME": fleet.controller_user,
            "LOAXA_MQTT_PASSWORD_FILE": str(fleet.controller_password_file),
+           "LOAXA_MQTT_CLIENT_ID": fleet.controller_client_id,
+           "LOAXA_MQTT_CA_FILE": str(fleet.controller_tls.ca),
+           "LOAXA_MQTT_CERT_FILE": str(fleet.controller_tls.cert),
+           "LOAXA_MQTT_KEY_FILE": str(fleet.controller_tls.key),
            "LOAXA_FLEET_DIR": str(workdir / "nodes"), "LOAXA_PORT": str(http_port),
            "LOAXA_ADMIN_PASSWORD": admin_password,
            "PYTHONPATH": str(REPO), **(extra_env or {})}
@@ -253,8 +272,8 @@ def running_system(workdir: Path, nodes: int, per_zone: int,
 
 
 # --------------------------------------------------------------------------------------
-def _raw_worker(accounts: list[tuple[str, str]], topic: str, port: int, ready: Any,
-                results: Any, stop: Any) -> None:
+def _raw_worker(accounts: list[tuple[str, str, str, Any]], topic: str, port: int,
+                ready: Any, results: Any, stop: Any) -> None:
     """Bare paho subscribers (one per node account, threaded loop) on ``topic``: what
     the broker alone costs, with the same accounts and ACL as the nodes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -269,8 +288,9 @@ def _raw_worker(accounts: list[tuple[str, str]], topic: str, port: int, ready: A
             latencies.append((int(seq), now - float(sent)))
 
     clients = []
-    for user, password in accounts:
-        c = new_client(f"loaxa-bench-raw-{user}", user, password)
+    for user, client_id, password, tls in accounts:
+        c = new_client(client_id, user, password, persistent=False)
+        apply_tls(c, tls)
         c.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
         c.on_subscribe = lambda *_: subscribed.release()
         c.on_message = on_message
@@ -288,9 +308,10 @@ def _raw_worker(accounts: list[tuple[str, str]], topic: str, port: int, ready: A
     results.put(latencies)
 
 
-def node_accounts(fleet: ProvisionedFleet) -> list[tuple[str, str]]:
-    """(username, password) of every node of the fleet, in node order."""
-    return [(node, (fleet.root / "secrets" / f"{node}.pass").read_text().strip())
+def node_accounts(fleet: ProvisionedFleet) -> list[tuple[str, str, str, Any]]:
+    """(username, client id, password, TLS files) of every node, in node order: the raw
+    subscribers log in exactly as the nodes do (TLS, their own bound client ids)."""
+    return [(node, fleet.node_client_id(node), fleet.node_password(node), fleet.node_tls(node))
             for node in sorted(fleet.node_configs)]
 
 
@@ -313,8 +334,8 @@ def raw_fanout(fleet: ProvisionedFleet, subscribers: int, processes: int, rounds
             task = bar.add_task("raw subscribers", total=subscribers)
             for _ in workers:
                 bar.advance(task, ready.get(timeout=120))
-        pub = new_client(f"loaxa-bench-raw-pub-{os.getpid()}", fleet.controller_user,
-                         fleet.controller_password)
+        user, client_id, password = fleet.controller_account(RAW_PUBLISHER_REPLICA)
+        pub = fleet.mqtt_client(user, password, client_id)
         pub.connect("127.0.0.1", fleet.broker_port, clean_start=True,
                     properties=connect_properties(persistent=False))
         pub.loop_start()

@@ -334,14 +334,14 @@ def test_a_node_cannot_answer_for_another_node(controller, broker):
     from paho.mqtt.properties import Properties
 
     from firmware_config.schema import load_node_config
-    from mqtt_contract import REPLY, Reply, new_client
+    from mqtt_contract import REPLY, Reply
 
     controller.runtime.operations.reply_timeout_s = 3.0
     op = run(controller, {"kind": "versions", "nodes": [NODE], "wait_s": 0})
     dropped_before = controller.runtime.link.dropped_messages
     cfg = load_node_config(broker.node_configs["node-2"])
-    client = new_client("loaxa-node-xa-demo-node-2", cfg.username, cfg.mqtt.read_password(),
-                        persistent=False)
+    client = broker.mqtt_client(cfg.username, broker.node_password("node-2"),
+                                broker.node_client_id("node-2"), broker.node_tls("node-2"))
     client.connect(cfg.mqtt.host, cfg.mqtt.port)
     client.loop_start()
     try:
