@@ -22,6 +22,7 @@ import mqtt_contract as contract
 from firmware_config.pi import render_firstboot
 from firmware_config.provision import FleetSettings, ProvisionedFleet, provision
 from tests.conftest import EXAMPLES, REPO, wait_for
+from tests.trust_helpers import signed_command, signer_for
 
 NODE = "node-7"
 
@@ -136,7 +137,8 @@ def test_a_node_added_in_one_step_connects_over_tls_and_plays_a_test_tone(
         try:
             status = contract.STATUS.topic("xa-demo", node=NODE)
             wait_for(lambda: seen.get(status, {}).get("online"), 30, what=f"{NODE} online")
-            tone = contract.Command(kind=contract.CommandKind.test_tone)
+            tone = signed_command(signer_for(fleet), contract.Command(
+                kind=contract.CommandKind.test_tone), to=NODE)
             watcher.publish(contract.NODE_CMD.topic("xa-demo", node=NODE), tone.to_bytes(), 1)
             reply = contract.REPLY.topic("xa-demo", node=NODE)
             wait_for(lambda: seen.get(reply, {}).get("command_id") == tone.id, 20,

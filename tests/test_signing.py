@@ -79,7 +79,7 @@ def test_a_field_this_side_does_not_know_is_still_covered(signer: Signer):
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(list(CommandKind)), volume=st.none() | st.integers(0, 100),
-       repeat=st.integers(1, 20), item=st.none() | st.text(max_size=40),
+       repeat=st.integers(1, 20), item=st.none() | st.text(min_size=1, max_size=40),
        target=st.sampled_from([(Target.node, "node-1"), (Target.zone, "thon-1"),
                                (Target.all, None)]))
 def test_every_signed_command_verifies_after_the_wire_and_no_change_does(
@@ -222,7 +222,11 @@ def test_provisioning_creates_the_key_and_writes_its_public_half_into_each_node(
     for path in fleet.node_configs.values():
         assert load_node_config(path).trusted_keys == expected
         assert "PRIVATE" not in path.read_text()
-    assert not list((tmp_path / "fleet").rglob("*.key"))  # the private key stays out
+    # the signing key stays out of the fleet folder (its *.key files are TLS keys)
+    assert not [p for p in (tmp_path / "fleet").rglob("*.key")
+                if p.name in ("current.key", "next.key")]
+    for path in fleet.node_configs.values():
+        assert sorted(p.name for p in path.parent.glob("*.key")) == ["client.key"]
 
 
 def test_a_node_config_refuses_a_key_that_is_not_ed25519():

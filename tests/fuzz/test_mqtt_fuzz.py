@@ -35,6 +35,7 @@ from firmware_config.provision import provision
 from mqtt_contract import Account, Command, CommandKind, Status, TopicSpec
 from tests.conftest import EXAMPLES
 from tests.fuzz.schema_strategy import ANY_JSON, from_model_schema
+from tests.trust_helpers import signed_command, signer_for
 
 EXAMPLES_PER_SIDE = int(os.environ.get("LOAXA_FUZZ_EXAMPLES", "800"))
 COMMUNE = "xa-demo"
@@ -134,6 +135,7 @@ def agent(tmp_path: Path):  # type: ignore[no-untyped-def]
     cfg = load_node_config(fleet.node_configs[NODE])
     cfg = cfg.model_copy(update={"storage_dir": tmp_path / "node", "media_wait_s": 1.0})
     node = EdgeAgent(cfg, output=FileSink(tmp_path / "sink"))
+    node.fleet = fleet  # the test signs its valid commands with the fleet's key
     node.loop.start()
     node.loop.run_in_loop(lambda: (node.plans.restore(), node.scheduler.start()))
     yield node
@@ -146,6 +148,7 @@ def test_node_survives_every_inbound_message(agent, failures) -> None:  # type: 
     tried: Counter[str] = Counter()
     handled: Counter[str] = Counter()
     volumes = iter(range(10**9))
+    signer = signer_for(agent.fleet)
 
     @FUZZ
     @given(msg=node_messages())
@@ -156,7 +159,8 @@ def test_node_survives_every_inbound_message(agent, failures) -> None:  # type: 
             handled[f"{kind} on {topic.split('/')[-2 if kind == 'chunk' else -1]}"] += 1
         assert agent.loop._thread.is_alive()  # noqa: SLF001
         volume = next(volumes) % 101  # the next valid message is still handled
-        command = Command(kind=CommandKind.volume, volume=volume).to_bytes()
+        command = signed_command(signer, Command(kind=CommandKind.volume, volume=volume),
+                                 to=NODE).to_bytes()
         assert agent.loop.run_in_loop(lambda: agent.dispatcher.dispatch(
             contract.NODE_CMD.topic(COMMUNE, node=NODE), command))
         assert agent.volume() == volume

@@ -29,7 +29,7 @@ from mqtt_contract import (
     PlanItem,
     Refusal,
     Target,
-    new_client,
+    parse_topic,
 )
 from tests.conftest import EXAMPLES, wait_for
 from tests.trust_helpers import COMMUNE, signed_command, signed_plan, signer_for
@@ -38,14 +38,21 @@ pytestmark = pytest.mark.slow
 
 
 def attacker(fleet, user: str | None = None) -> mqtt.Client:  # type: ignore[no-untyped-def]
-    """A client with the controller's account (username and password), not its key; or
-    with a node's account (``user``), which may read what is sent to that node."""
-    password = (fleet.controller_password if user is None
-                else (fleet.root / "secrets" / f"{user}.pass").read_text().strip())
-    client = new_client(f"attacker-{threading.get_ident()}-{time.monotonic_ns()}",
-                        user or fleet.controller_user, password)
+    """A client with a controller account (replica 2's username, password and bound
+    client id over TLS), not its signing key; or with a node's account (``user``), which
+    may read what is sent to that node."""
+    if user is None:
+        username, client_id, password = fleet.controller_account(2)
+        client = fleet.mqtt_client(username, password, client_id)
+    else:
+        client = fleet.mqtt_client(user, fleet.node_password(user), fleet.node_client_id(user),
+                                   fleet.node_tls(user))
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, reason, *_: (not reason.is_failure
+                                                     and connected.set())
     client.connect("127.0.0.1", fleet.broker_port)
     client.loop_start()
+    assert connected.wait(10), "the attacker's client did not connect"
     return client
 
 
@@ -80,8 +87,10 @@ def test_forged_broadcast_plays_nothing_and_is_counted(broker, start_node, tmp_p
     assert all(wavs(a) == [] and a.scheduler.now_playing() is None for a in agents)
     # the refusals reach the operator in the telemetry (what the controller stores)
     seen: list[contract.Telemetry] = []
-    bad.on_message = lambda c, u, m: seen.append(contract.parse(contract.Telemetry, m.payload))
-    bad.subscribe(contract.TELEMETRY.filter(COMMUNE, node="node-1"), qos=0)
+    telemetry_of = contract.TELEMETRY.topic(COMMUNE, node="node-1")
+    bad.on_message = lambda c, u, m: (m.topic == telemetry_of and seen.append(
+        contract.parse(contract.Telemetry, m.payload)))
+    bad.subscribe(contract.TELEMETRY.filter(), qos=0)  # the controller's own subscription
     wait_for(lambda: any(t.refused.get(Refusal.unsigned) == 1
                          and t.refused.get(Refusal.unknown_key) == 1 for t in seen), 10,
              what="node-1's telemetry to count the refusals")
@@ -95,13 +104,17 @@ def test_forged_broadcast_plays_nothing_and_is_counted(broker, start_node, tmp_p
 def test_a_captured_command_replayed_with_a_new_id_changes_nothing(controller, broker,
                                                                      start_node):
     agent = start_node("node-1")
-    spy = attacker(broker, "node-1")  # a captured node, or a listener on the 4G path
+    # what a captured node reads: the command bytes exactly as the broker delivered them
+    # (its account is bound to its client id, so a second client would only kick it off)
     captured: list[bytes] = []
-    subscribed = threading.Event()
-    spy.on_message = lambda c, u, m: captured.append(m.payload)
-    spy.on_subscribe = lambda *args: subscribed.set()
-    spy.subscribe(contract.NODE_CMD.filter(COMMUNE, node="node-1"), qos=1)
-    assert subscribed.wait(5)
+    dispatch = agent.dispatcher.dispatch
+
+    def spy(topic: str, payload: bytes, properties: object = None) -> bool:
+        if parse_topic(topic).spec_name == contract.NODE_CMD.name:
+            captured.append(payload)
+        return dispatch(topic, payload, properties)
+
+    agent.dispatcher.dispatch = spy  # type: ignore[method-assign]
     for volume in (35, 50):
         r = controller.post("/api/nodes/node-1/commands", json={"kind": "volume",
                                                                 "volume": volume})
@@ -124,7 +137,6 @@ def test_a_captured_command_replayed_with_a_new_id_changes_nothing(controller, b
     wait_for(lambda: refused(again, Refusal.replayed) == 1, 10,
              what="the replay refused after a restart")
     assert again.volume() == 50
-    spy.loop_stop()
     bad.loop_stop()
 
 
@@ -192,7 +204,7 @@ def test_key_rotation_next_key_accepted_old_key_refused_after_retirement(
     old = tmp_path / "old-key"
     shutil.copytree(broker.signing_dir, old)  # what someone holding the old key could sign
     folder.rotate()
-    fleet = provision(EXAMPLES, broker.root, broker.broker_port)  # nodes trust both keys
+    fleet = provision(EXAMPLES, broker.root)  # nodes trust both keys
     assert len(yaml.safe_load(fleet.node_configs["node-1"].read_text())["trusted_keys"]) == 2
     agent = start_node("node-1")
 
@@ -206,7 +218,7 @@ def test_key_rotation_next_key_accepted_old_key_refused_after_retirement(
     assert controller.runtime.link.signer.key_id == Signer(broker.signing_dir).key_id
     volume(40)  # the running controller signs with the next key now; the node takes it
     controller.runtime.publish_plans()  # the plan refresh re-signs the retained plans
-    provision(EXAMPLES, broker.root, broker.broker_port)  # nodes trust only the new key
+    provision(EXAMPLES, broker.root)  # nodes trust only the new key
     agent.stop()
     agent = start_node("node-1")
     bad = attacker(broker)

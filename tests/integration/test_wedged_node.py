@@ -17,6 +17,7 @@ from mqtt_contract import Command, CommandKind, MediaRef, Plan, PlanItem, Priori
 from tests.conftest import wait_for
 from tests.edge.test_parts import tone
 from tests.integration.test_bad_input_and_auth import connect
+from tests.trust_helpers import signed_command, signed_plan, signer_for
 
 COMMUNE = "xa-demo"
 
@@ -30,9 +31,10 @@ def test_an_emergency_whose_media_never_comes_does_not_silence_the_node(
     ctl = connect(broker, broker.controller_user, broker.controller_password)
     lost = MediaRef(sha256=hashlib.sha256(b"never sent").hexdigest(), size=90_000,
                     duration_s=5)
+    signer = signer_for(broker)
+    play = Command(kind=CommandKind.play, media=lost, item_id="khan-cap")
     ctl.publish(contract.NODE_CMD.topic(COMMUNE, node="node-1"),
-                Command(kind=CommandKind.play, media=lost, item_id="khan-cap").to_bytes(),
-                1).wait_for_publish(5)
+                signed_command(signer, play, to="node-1").to_bytes(), 1).wait_for_publish(5)
     wait_for(lambda: agent.scheduler.item_state("khan-cap"), 10, what="the emergency queued")
     ref, path = tone(tmp_path / "tone.wav", 0.5)
     agent.loop.run_in_loop(lambda: agent.cache.put_file(ref, path))
@@ -40,7 +42,7 @@ def test_an_emergency_whose_media_never_comes_does_not_silence_the_node(
                     ignore_quiet_hours=True,
                     start_at=datetime.fromtimestamp(time.time() + 1.5, UTC))
     ctl.publish(contract.PLAN.topic(COMMUNE, node="node-1"),
-                Plan(node="node-1", version=1, items=[item]).to_bytes(), 1,
+                signed_plan(signer, Plan(node="node-1", version=1, items=[item])).to_bytes(), 1,
                 retain=True).wait_for_publish(5)
     wait_for(lambda: agent.scheduler.item_state("lich-1") == "finished", 20,
              what="the plan item to play while the emergency waits for its media")
