@@ -51,22 +51,28 @@ def load_or_create_secret(path: Path) -> str:
     return key
 
 
-def create_token(secret: str, username: str, role: str, ttl: timedelta) -> str:
+def create_token(secret: str, username: str, role: str, ttl: timedelta,
+                 jti: str | None = None) -> str:
+    """A signed token. It is only accepted while the session named by ``jti`` is open
+    (``services.users.sign_in`` creates both; ``resolve`` checks both)."""
     now = datetime.now(UTC)
     claims = {"sub": username, "role": role, "iat": now, "exp": now + ttl,
-              "jti": secrets.token_hex(8)}
+              "jti": jti or secrets.token_hex(16)}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def decode_token(secret: str, token: str) -> dict | None:
     try:
-        return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp"]})
+        return jwt.decode(token, secret, algorithms=[ALGORITHM],
+                          options={"require": ["exp", "sub", "jti"]})
     except jwt.PyJWTError:
         return None
 
 
 class LoginRateLimiter:
-    """At most ``attempts`` failed logins per key (user and client address) per window.
+    """At most ``attempts`` unsuccessful logins per key (user and client address) per
+    window. The client address is the socket's peer unless it is one of the trusted
+    proxies (``LOAXA_TRUSTED_PROXIES``), so a forged ``X-Forwarded-For`` changes nothing.
 
     In memory, per controller process: enough to stop password guessing against one
     replica; a multi-replica deployment also rate-limits at its reverse proxy.
@@ -77,22 +83,22 @@ class LoginRateLimiter:
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, key: str) -> float:
-        """Seconds until ``key`` may try again (0 = now)."""
+    def attempt(self, key: str) -> float:
+        """Check and count in one step: 0 lets this attempt go on (it already counts as a
+        failure until :meth:`succeeded` clears it), otherwise the seconds to wait.
+
+        Checking first and counting after the slow password hash let 40 parallel
+        attempts all through; counting up front leaves no window between the two.
+        """
         now = time.monotonic()
         with self._lock:
-            failures = self._failures.get(key)
-            if not failures:
-                return 0.0
+            failures = self._failures.setdefault(key, deque())
             while failures and now - failures[0] > self.window_s:
                 failures.popleft()
-            if len(failures) < self.attempts:
-                return 0.0
-            return self.window_s - (now - failures[0])
-
-    def failed(self, key: str) -> None:
-        with self._lock:
-            self._failures.setdefault(key, deque()).append(time.monotonic())
+            if len(failures) >= self.attempts:
+                return max(self.window_s - (now - failures[0]), 0.001)
+            failures.append(now)
+            return 0.0
 
     def succeeded(self, key: str) -> None:
         with self._lock:

@@ -48,12 +48,13 @@ def serve(settings: Any) -> Iterator[str]:
     MQTT link, migrations) and the same server options as `loaxa controller serve`."""
     import uvicorn
 
-    from controller.app import create_app
+    from controller.app import create_app, server_options
 
     app = create_app(settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=2, lifespan="on"))
+    options = server_options(settings) | {"host": "127.0.0.1", "port": port}
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2,
+                                           lifespan="on", **options))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -64,7 +65,7 @@ def serve(settings: Any) -> Iterator[str]:
     try:
         assert app.state.runtime.link.wait_connected(10), "controller did not reach the broker"
         serve.app = app  # type: ignore[attr-defined]
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if settings.serves_https else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(15)
