@@ -9,9 +9,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import StatementError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller import web
 from controller.api import (
@@ -27,7 +28,7 @@ from controller.api import (
     schedules,
 )
 from controller.api.body_limit import DEFAULT_MAX_BODY, BodyLimitMiddleware
-from controller.api.errors import ErrorCode
+from controller.api.errors import ErrorCode, error_payload
 from controller.runtime import Runtime
 from controller.settings import Settings
 from mqtt_contract import SOFTWARE_VERSION
@@ -82,6 +83,13 @@ def validation_body(errors: list[dict[str, str]]) -> dict[str, Any]:
 
 
 def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(error_payload(exc.status_code, exc.detail),
+                            status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
@@ -104,32 +112,46 @@ def add_error_handlers(app: FastAPI) -> None:
         raise exc
 
 
-VALIDATION_SCHEMA = {
-    "title": "HTTPValidationError",
+ERROR_SCHEMA = {
+    "title": "Error",
     "type": "object",
-    "required": ["detail", "errors", "code", "message"],
+    "required": ["detail", "code", "message"],
     "properties": {
-        "detail": {"type": "string", "description": "the first problem, for programs"},
-        "errors": {"type": "array", "items": {
-            "type": "object", "required": ["field", "message"],
-            "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
-        "code": {"type": "string", "enum": [ErrorCode.invalid_request.value]},
+        "detail": {"description": "what the route said: a string, or an object with "
+                                  "``code`` and ``message`` (and e.g. ``conflicts``)"},
+        "code": {"type": "string", "description": "stable, for programs"},
         "message": {"type": "string", "description": "in Vietnamese, for people"},
+        "errors": {"type": "array", "description": "request validation: every problem",
+                   "items": {"type": "object", "required": ["field", "message"],
+                             "properties": {"field": {"type": "string"},
+                                            "message": {"type": "string"}}}},
     },
 }
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
 def project_openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, with the 422 body the handler above really sends."""
+    """FastAPI's schema, with the error body the handlers above really send: for the
+    documented 422 and for every other 4xx (``4XX``), so clients and schemathesis can
+    check errors as strictly as successes."""
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
 
         schema = get_openapi(title=app.title, version=app.version,
                              description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        if "HTTPValidationError" in components:
-            components["HTTPValidationError"] = VALIDATION_SCHEMA
-            components.pop("ValidationError", None)
+        components["Error"] = ERROR_SCHEMA
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        error = {"application/json": {"schema": ERROR_REF}}
+        for ops in schema.get("paths", {}).values():
+            for op in ops.values():
+                responses = op.setdefault("responses", {})
+                for code, response in responses.items():
+                    if code.startswith("4"):
+                        response["content"] = error
+                responses.setdefault("4XX", {"description": "an error (see Error)",
+                                             "content": error})
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -24,7 +24,9 @@ def broadcast_log(user: Staff, session: SessionDep, since: Instant | None = None
                                  limit=limit)]
 
 
-@router.get("/api/reports/daily", response_model=None)
+@router.get("/api/reports/daily", response_model=None, responses={200: {"content": {
+    "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}},
+    "description": "the report (``format=json``) or its CSV (``format=csv``)"}})
 def daily_report(user: Staff, session: SessionDep, day: Day,
                  format: Literal["json", "csv"] = "json",
                  timezone: str | None = None) -> dict | PlainTextResponse:
