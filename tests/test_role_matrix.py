@@ -284,6 +284,10 @@ POLICY: dict[tuple[str, str], Case] = {
     ("POST", "/login"): Case(PUBLIC, login_form, ok=frozenset({303})),
     ("POST", "/logout"): Case(PUBLIC, ok=frozenset({303}), ends_sessions=True),
     ("GET", "/"): Case(ANY, ok=frozenset({303})),
+    ("GET", "/account"): Case(ANY),
+    ("POST", "/account"): Case(ANY, lambda c, r: Req(kwargs={"data": {
+        "current_password": c.shared["password_of"],
+        "new_password": c.shared["password_of"]}}), ends_sessions=True),
     ("GET", "/dashboard"): Case(STAFF),
     ("GET", "/compose"): Case(STAFF),
     ("GET", "/schedules"): Case(STAFF),
@@ -389,8 +393,8 @@ def test_every_route_enforces_its_roles(controller, broker):
     print(f"\nrole matrix: {len(POLICY)} routes × {len(ROLES) + 1} callers = {checked} checks")
 
 
-@pytest.mark.parametrize("path", ["/login", "/dashboard", "/compose", "/schedules", "/nodes",
-                                  "/log", "/alerts", "/admin/users"])
+@pytest.mark.parametrize("path", ["/login", "/account", "/dashboard", "/compose", "/schedules",
+                                  "/nodes", "/log", "/alerts", "/admin/users"])
 def test_pages_are_html_with_a_strict_content_security_policy(controller, path):
     controller.cookies.set("loaxa_session", controller.headers["Authorization"].split()[1])
     try:

@@ -240,6 +240,40 @@ def logout(request: Request, runtime: RuntimeDep) -> RedirectResponse:
     return response
 
 
+@router.get("/account", response_class=HTMLResponse)
+def account(request: Request, user: PageUser) -> HTMLResponse:
+    """Anyone signed in: the form to change one's own password."""
+    return render(request, "account.html", user, error="", done=False)
+
+
+@router.post("/account", response_class=HTMLResponse)
+def change_password(request: Request, user: PageUser, runtime: RuntimeDep, session: DbSession,
+                    current_password: Annotated[str, Form(max_length=256)],
+                    new_password: Annotated[str, Form(max_length=256)]) -> Response:
+    """A plain form (CSRF field): the same check and effect as ``POST /api/auth/password``
+    (every session of the account ends; this browser gets a new one)."""
+    if len(new_password) < 10:
+        return render(request, "account.html", user, status=422, done=False,
+                      error="Mật khẩu mới cần ít nhất 10 ký tự.")
+    try:
+        account = check_password(runtime, client_key(request, user.username), session,
+                                 user.username, current_password)
+    except HTTPException as exc:  # too many attempts
+        return render(request, "account.html", user, status=429, done=False,
+                      error=exc.detail["message"])
+    if account is None:
+        return render(request, "account.html", user, status=403, done=False,
+                      error="Mật khẩu hiện tại không đúng.")
+    users.change_password(session, account, new_password)
+    audit.record(session, user.username, "change_password", "user", user.username)
+    ttl = timedelta(hours=runtime.settings.token_ttl_h)
+    token = users.sign_in(session, account, runtime.secret_key, ttl)
+    response = render(request, "account.html", user, error="", done=True)
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(ttl.total_seconds()),
+                        httponly=True, samesite="lax", secure=secure(request), path="/")
+    return response
+
+
 @router.get("/")
 def home(user: PageUser) -> RedirectResponse:
     return RedirectResponse(home_for(user), 303)

@@ -185,3 +185,28 @@ def test_the_controller_serves_https_with_secure_cookies(controller_settings, tm
             except httpx.HTTPError:
                 status = None
             assert status != 200
+
+
+def test_the_account_page_changes_the_password_and_ends_other_sessions(live_server):
+    other = httpx.Client(base_url=live_server.base_url)
+    other_token = other.post("/api/auth/token", data={
+        "username": "leader", "password": live_server.passwords["leader"]}).json()["access_token"]
+    with httpx.Client(base_url=live_server.base_url) as browser:
+        csrf = browser.get("/login").text.split('name="csrf-token" content="')[1].split('"')[0]
+        assert browser.post("/login", data={"username": "leader", "csrf_token": csrf,
+                                            "password": live_server.passwords["leader"]}
+                            ).status_code == 303
+        page = browser.get("/account")
+        assert page.status_code == 200 and "Đổi mật khẩu" in page.text
+        csrf = browser.cookies["loaxa_csrf"]
+        assert browser.post("/account", data={"current_password": "wrong-one-entirely",
+                                              "new_password": "leader-new-pass-1",
+                                              "csrf_token": csrf}).status_code == 403
+        r = browser.post("/account", data={"current_password": live_server.passwords["leader"],
+                                           "new_password": "leader-new-pass-1",
+                                           "csrf_token": csrf})
+        assert r.status_code == 200 and "Đã đổi mật khẩu" in r.text
+        # this browser goes on with its new session; the other one is over
+        assert browser.get("/dashboard", follow_redirects=False).status_code == 200
+    assert other.get("/api/auth/me", headers=bearer(other_token)).status_code == 401
+    other.close()
