@@ -6,6 +6,7 @@ cookie of the web pages, so one check guards both.
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -41,13 +42,23 @@ def verify_password(stored_hash: str, password: str) -> bool:
 
 
 def load_or_create_secret(path: Path) -> str:
-    """The signing key: kept in the data folder so tokens survive a restart."""
+    """The signing key: kept in the data folder so tokens survive a restart.
+
+    Created with mode 0600 from the first byte (``O_EXCL``: never a moment readable by
+    others, never two different keys from two replicas starting together); an existing
+    key file that others may read is tightened to 0600."""
     if path.exists():
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another replica made it first: use that one
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
     return key
 
 

@@ -210,3 +210,22 @@ def test_the_account_page_changes_the_password_and_ends_other_sessions(live_serv
         assert browser.get("/dashboard", follow_redirects=False).status_code == 200
     assert other.get("/api/auth/me", headers=bearer(other_token)).status_code == 401
     other.close()
+
+
+def test_the_signing_key_file_is_private(tmp_path):
+    """Created 0600 (even under a careless umask); an existing readable one is tightened."""
+    import os
+
+    from controller.security import load_or_create_secret
+
+    old = os.umask(0o000)  # a careless umask: files would be world-readable
+    try:
+        key = load_or_create_secret(tmp_path / "secret_key")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert load_or_create_secret(tmp_path / "secret_key") == key
+    loose = tmp_path / "loose"
+    loose.write_text("k")
+    loose.chmod(0o644)
+    assert load_or_create_secret(loose) == "k" and loose.stat().st_mode & 0o777 == 0o600
