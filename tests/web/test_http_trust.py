@@ -83,7 +83,9 @@ def asgi_post(app: Any, path: str, headers: dict[str, str], chunks: Iterator[byt
     async def run() -> None:
         await asyncio.wait_for(app(scope, receive, send), timeout=120)
 
-    asyncio.run(run())
+    # in a thread of its own: a session's browser (Playwright) may hold this thread's loop
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
     return status[0], bytes(body), pulled
 
 
