@@ -46,16 +46,19 @@ def wait_for_signal() -> threading.Event:
 def controller_serve(host: Annotated[str | None, typer.Option()] = None,
                      port: Annotated[int | None, typer.Option()] = None,
                      log_level: LogLevel = "info") -> None:
-    """Run the controller API (settings from LOAXA_* environment variables)."""
+    """Run the controller API (settings from LOAXA_* environment variables): HTTPS when
+    LOAXA_TLS_CERTFILE and LOAXA_TLS_KEYFILE are set; proxy headers only from
+    LOAXA_TRUSTED_PROXIES."""
     import uvicorn
 
-    from controller.app import create_app
+    from controller.app import create_app, server_options
     from controller.settings import Settings
 
     setup_logging(log_level)
     settings = Settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level=log_level.lower())
+    options = server_options(settings)
+    options |= {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    uvicorn.run(create_app(settings), log_level=log_level.lower(), **options)
 
 
 SigningDir = Annotated[Path | None, typer.Option(

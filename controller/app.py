@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import StatementError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller import web
 from controller.api import (
@@ -24,12 +27,17 @@ from controller.api import (
     nodes,
     schedules,
 )
+from controller.api.body_limit import DEFAULT_MAX_BODY, BodyLimitMiddleware
+from controller.api.errors import ErrorCode, error_payload
 from controller.runtime import Runtime
 from controller.settings import Settings
 from controller.signing import Signer
 from mqtt_contract import SOFTWARE_VERSION
 
 log = logging.getLogger(__name__)
+
+INVALID_MESSAGE = "Yêu cầu không hợp lệ"
+OUT_OF_RANGE_MESSAGE = "Giá trị nằm ngoài phạm vi cho phép."
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,13 +63,112 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.CSRFMiddleware)
+    # outermost but the proxy headers: no body is stored past its route's limit
+    app.add_middleware(BodyLimitMiddleware, default=DEFAULT_MAX_BODY,
+                       by_path=content.BODY_LIMITS)
+    if settings.trusted_proxies:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    add_error_handlers(app)
+    app.openapi = lambda: project_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def validation_body(errors: list[dict[str, str]]) -> dict[str, Any]:
+    """The project's 422: ``detail`` (the first problem), every problem, a code, and a
+    message for people."""
+    first = errors[0] if errors else {"field": "", "message": "invalid request"}
+    return {"detail": f"{first['field']}: {first['message']}", "errors": errors,
+            "code": ErrorCode.invalid_request.value,
+            "message": f"{INVALID_MESSAGE}: {first['field'] or 'nội dung'}."}
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(error_payload(exc.status_code, exc.detail),
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
                   for e in exc.errors()]
-        first = errors[0] if errors else {"field": "", "message": "invalid request"}
-        return JSONResponse(status_code=422, content={
-            "detail": f"{first['field']}: {first['message']}", "errors": errors})
+        return JSONResponse(status_code=422, content=validation_body(errors))
 
-    return app
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        """The guard behind the typed parameters (``DbId``, ``Day``): a number or a date
+        no column or ``datetime`` can hold is the caller's mistake, a 422, never a 500."""
+        log.warning("out-of-range value in %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(status_code=422, content=validation_body(
+            [{"field": "", "message": "value out of range"}]) | {
+                "message": OUT_OF_RANGE_MESSAGE})
+
+    @app.exception_handler(StatementError)
+    async def _statement(request: Request, exc: StatementError) -> JSONResponse:
+        if isinstance(exc.orig, OverflowError):
+            return await _overflow(request, exc.orig)
+        raise exc
+
+
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["detail", "code", "message"],
+    "properties": {
+        "detail": {"description": "what the route said: a string, or an object with "
+                                  "``code`` and ``message`` (and e.g. ``conflicts``)"},
+        "code": {"type": "string", "description": "stable, for programs"},
+        "message": {"type": "string", "description": "in Vietnamese, for people"},
+        "errors": {"type": "array", "description": "request validation: every problem",
+                   "items": {"type": "object", "required": ["field", "message"],
+                             "properties": {"field": {"type": "string"},
+                                            "message": {"type": "string"}}}},
+    },
+}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def project_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with the error body the handlers above really send: for the
+    documented 422 and for every other 4xx (``4XX``), so clients and schemathesis can
+    check errors as strictly as successes."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version,
+                             description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Error"] = ERROR_SCHEMA
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        error = {"application/json": {"schema": ERROR_REF}}
+        for ops in schema.get("paths", {}).values():
+            for op in ops.values():
+                responses = op.setdefault("responses", {})
+                for code, response in responses.items():
+                    if code.startswith("4"):
+                        response["content"] = error
+                responses.setdefault("4XX", {"description": "an error (see Error)",
+                                             "content": error})
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """What `loaxa controller serve` (and the tests' live server) give uvicorn.
+
+    uvicorn's own proxy-header handling is off: by default it believes
+    ``X-Forwarded-For`` from 127.0.0.1, which let anyone on the host rotate their
+    address past the login limit. The app applies the proxy headers itself, and only
+    from ``LOAXA_TRUSTED_PROXIES``.
+    """
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port,
+                               "proxy_headers": False, "server_header": False}
+    if settings.serves_https:
+        options |= {"ssl_certfile": str(settings.tls_certfile),
+                    "ssl_keyfile": str(settings.tls_keyfile)}
+    return options

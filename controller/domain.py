@@ -9,9 +9,34 @@ an API answer shows the same words.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+DAY_MIN, DAY_MAX = date(1970, 1, 1), date(2999, 12, 31)
+"""Local days the controller accepts: a day's bounds in any time zone stay inside
+``datetime``'s range (0001-01-01 in UTC+7 starts in year 0: an ``OverflowError``)."""
+
+
+def _check_day(value: date) -> date:
+    if not DAY_MIN <= value <= DAY_MAX:
+        raise ValueError(f"a day between {DAY_MIN} and {DAY_MAX}")
+    return value
+
+
+def _check_instant(value: datetime) -> datetime:
+    if not DAY_MIN <= value.astimezone(UTC).date() <= DAY_MAX:
+        raise ValueError(f"a time between {DAY_MIN} and {DAY_MAX}")
+    return value
+
+
+Day = Annotated[date, AfterValidator(_check_day)]
+"""A local day in a query or body: ``day: Day | None = None``."""
+Instant = Annotated[AwareDatetime, AfterValidator(_check_instant)]
+"""A moment with its time zone (a naive time is ambiguous: 422), within :data:`Day`'s
+years."""
 
 
 class AnnouncementStatus(StrEnum):
@@ -67,6 +92,17 @@ class AlertAction(StrEnum):
     acknowledge = "acknowledge"
     resolve = "resolve"
     false_alarm = "false_alarm"
+
+
+class DomainError(ValueError):
+    """A change refused by a rule: ``str()`` says why for the log and for programs, and
+    ``message`` says it to people, in Vietnamese (the API puts it in ``message``)."""
+
+    code = "refused"
+
+    def __init__(self, detail: str, message: str) -> None:
+        super().__init__(detail)
+        self.message = message
 
 
 class Targets(BaseModel):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from controller.domain import (
     AnnouncementStatus,
+    Day,
+    Instant,
     ScheduleStatus,
     Targets,
     TimingKind,
@@ -58,11 +60,11 @@ class NodeOut(BaseModel):
 
 class TimingIn(In):
     kind: Literal["once", "rrule", "cron"] = "once"
-    start_at: datetime = Field(description="the time (once), DTSTART (rrule), first moment (cron)")
+    start_at: Instant = Field(description="the time (once), DTSTART (rrule), first moment (cron)")
     rule: str | None = Field(default=None, max_length=500,
                              description="RRULE (e.g. FREQ=WEEKLY;BYDAY=MO,FR;BYHOUR=6) "
                                          "or cron (e.g. 0 7-11 * * 1-5)")
-    until: datetime | None = None
+    until: Instant | None = None
     timezone: str = Field(default_factory=zone_name,
                           description="IANA zone; default: the commune's (LOAXA_TIMEZONE)")
 
@@ -116,7 +118,7 @@ class AnnouncementIn(In):
     engine: Literal["auto", "gtts", "espeak-ng", "piper"] = "auto"
     voice: str = Field(default="vi", pattern=r"^[a-z0-9-]{1,32}$")
     play_now: bool = Field(default=False, description="schedule at once, a few seconds ahead")
-    start_at: datetime | None = Field(default=None, description="schedule once at this time")
+    start_at: Instant | None = Field(default=None, description="schedule once at this time")
     nodes: list[str] | None = Field(default=None, description="targets; omitted = every node")
     zones: list[str] | None = None
     priority: Literal["ordinary", "priority"] = "priority"
@@ -281,7 +283,7 @@ class GroupOut(GroupIn):
 
 
 class HolidayIn(In):
-    day: date
+    day: Day
     name: str = Field(default="", max_length=200)
     commune: str | None = Field(default=None, pattern=SEGMENT)
 

@@ -6,7 +6,7 @@ import ssl
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mqtt_contract import DEFAULT_TIMEZONE, check_timezone
@@ -61,6 +61,25 @@ class Settings(BaseSettings):
     """If set and there are no users yet, this admin account is created at start."""
     login_attempts: int = Field(default=5, ge=1)
     login_window_s: float = Field(default=300, gt=0)
+
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses (or networks) of the reverse proxies in front of the controller, e.g.
+    ``["127.0.0.1"]``: only from these are ``X-Forwarded-For`` / ``X-Forwarded-Proto``
+    believed (client address for the login limit, https for Secure cookies). Default:
+    none, so no header can pose as another client."""
+    tls_certfile: Path | None = None
+    """With ``tls_keyfile``: the controller serves HTTPS itself (PEM, chain first)."""
+    tls_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("set both LOAXA_TLS_CERTFILE and LOAXA_TLS_KEYFILE, or neither")
+        return self
+
+    @property
+    def serves_https(self) -> bool:
+        return self.tls_certfile is not None
 
     _timezone = field_validator("timezone")(check_timezone)
 

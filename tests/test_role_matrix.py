@@ -48,6 +48,9 @@ class Case:
     """Builds a valid request; ``real`` is False for callers that will be refused (no need
     to create state for them)."""
     ok: frozenset[int] = frozenset(range(200, 300))
+    ends_sessions: bool = False
+    """The call ends the caller's session(s) (logout, password change): it gets a fresh
+    one, and the role's shared token is renewed afterwards."""
 
 
 class Ctx:
@@ -162,6 +165,20 @@ def login_form(ctx: Ctx, real: bool) -> Req:
     return Req(kwargs={"data": {"username": "admin", "password": ADMIN_PASSWORD}})
 
 
+def password_body(ctx: Ctx, real: bool) -> Req:
+    """The caller's own password, kept the same (the sessions still end)."""
+    return Req(kwargs={"json": {"current_password": ctx.shared["password_of"],
+                                "new_password": ctx.shared["password_of"]}})
+
+
+def api_token(ctx: Ctx, real: bool) -> int:
+    if not real:
+        return 1
+    r = ctx.client.post("/api/tokens", json={"name": f"tich-hop-{ctx.n()}", "username": "staff"})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
 def speech(ctx: Ctx, real: bool) -> Req:
     return Req(kwargs={"json": {"text": "Xin chào bà con.", "engine": "espeak-ng"}})
 
@@ -180,6 +197,13 @@ POLICY: dict[tuple[str, str], Case] = {
     ("GET", "/healthz"): Case(PUBLIC),
     ("POST", "/api/auth/token"): Case(PUBLIC, login_form),
     ("GET", "/api/auth/me"): Case(ANY),
+    ("POST", "/api/auth/logout"): Case(ANY, ends_sessions=True),
+    ("POST", "/api/auth/password"): Case(ANY, password_body, ends_sessions=True),
+    ("GET", "/api/tokens"): Case(ADMIN),
+    ("POST", "/api/tokens"): Case(ADMIN, lambda c, r: Req(kwargs={"json": {
+        "name": f"he-thong-{c.n()}", "username": "staff"}})),
+    ("DELETE", "/api/tokens/{token_id}"): Case(ADMIN, lambda c, r: Req(
+        {"token_id": api_token(c, r)})),
     ("GET", "/api/users"): Case(ADMIN),
     ("POST", "/api/users"): Case(ADMIN, user_body),
     # nodes
@@ -272,8 +296,12 @@ POLICY: dict[tuple[str, str], Case] = {
     # pages
     ("GET", "/login"): Case(PUBLIC),
     ("POST", "/login"): Case(PUBLIC, login_form, ok=frozenset({303})),
-    ("POST", "/logout"): Case(PUBLIC, ok=frozenset({303})),
+    ("POST", "/logout"): Case(PUBLIC, ok=frozenset({303}), ends_sessions=True),
     ("GET", "/"): Case(ANY, ok=frozenset({303})),
+    ("GET", "/account"): Case(ANY),
+    ("POST", "/account"): Case(ANY, lambda c, r: Req(kwargs={"data": {
+        "current_password": c.shared["password_of"],
+        "new_password": c.shared["password_of"]}}), ends_sessions=True),
     ("GET", "/dashboard"): Case(STAFF),
     ("GET", "/compose"): Case(STAFF),
     ("GET", "/emergency"): Case(LEADER),
@@ -308,8 +336,10 @@ def is_page(path: str) -> bool:
 
 
 def test_every_route_enforces_its_roles(controller, broker):
-    from controller.security import Role, create_token
+    from controller.security import Role
+    from controller.services import users
     from controller.web.csrf import CSRF_COOKIE, new_token
+    from tests.conftest import ADMIN_PASSWORD
 
     app, runtime = controller.app, controller.runtime
     served = {(m, p) for m, p, _ in app_routes(app)}
@@ -322,12 +352,15 @@ def test_every_route_enforces_its_roles(controller, broker):
     assert {r.path for r in app.routes if isinstance(r, Mount)} == MOUNTS
 
     for role in ROLES[:-1]:
-        from controller.services import users
-
         with runtime.db.session() as s:
             users.create_user(s, role, f"{role}-password-123", Role(role))
-    tokens = {role: create_token(runtime.secret_key, role, role, timedelta(hours=1))
-              for role in ROLES}
+
+    def session_of(role: str) -> str:
+        with runtime.db.session() as s:
+            return users.sign_in(s, users.get_user(s, role), runtime.secret_key,
+                                 timedelta(hours=1))
+
+    tokens = {role: session_of(role) for role in ROLES}
     csrf = new_token(runtime.secret_key)
     ctx = Ctx(controller)
     failures, checked = [], 0
@@ -335,8 +368,12 @@ def test_every_route_enforces_its_roles(controller, broker):
         page = is_page(path)
         for who in (None, *ROLES):
             allowed = case.allowed is None or who in case.allowed
+            ctx.shared["password_of"] = (ADMIN_PASSWORD if who == "admin"
+                                         else f"{who}-password-123")
             req = case.prepare(ctx, allowed)
             kwargs = dict(req.kwargs)
+            if case.ends_sessions and who:
+                tokens[who] = session_of(who)
             headers = {"Authorization": ""}
             controller.cookies.clear()
             if page:  # pages: the session cookie; forms carry the CSRF token
@@ -350,6 +387,10 @@ def test_every_route_enforces_its_roles(controller, broker):
             r = controller.request(method, path.format(**req.path), headers=headers,
                                    follow_redirects=False, **kwargs)
             checked += 1
+            if case.ends_sessions and who:
+                tokens[who] = session_of(who)
+                if who == "admin":  # Ctx creates state through the admin's API
+                    controller.headers["Authorization"] = f"Bearer {session_of('admin')}"
             if allowed:
                 good = r.status_code in case.ok
                 want = "/".join(map(str, sorted(case.ok))) if len(case.ok) < 5 else "2xx"
@@ -368,9 +409,9 @@ def test_every_route_enforces_its_roles(controller, broker):
     print(f"\nrole matrix: {len(POLICY)} routes × {len(ROLES) + 1} callers = {checked} checks")
 
 
-@pytest.mark.parametrize("path", ["/login", "/dashboard", "/compose", "/emergency", "/villages",
-                                  "/schedules", "/nodes",
-                                  "/log", "/alerts", "/admin/users"])
+@pytest.mark.parametrize("path", ["/login", "/account", "/dashboard", "/compose", "/emergency",
+                                  "/villages", "/schedules", "/nodes", "/log", "/alerts",
+                                  "/admin/users"])
 def test_pages_are_html_with_a_strict_content_security_policy(controller, path):
     controller.cookies.set("loaxa_session", controller.headers["Authorization"].split()[1])
     try:

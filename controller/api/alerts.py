@@ -9,14 +9,22 @@ import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from controller.api.deps import CurrentUser, Officer, RuntimeDep, SessionDep
+from controller.api.deps import (
+    DB_ID_MAX,
+    CurrentUser,
+    Day,
+    Instant,
+    Officer,
+    RuntimeDep,
+    SessionDep,
+)
 from controller.runtime import Runtime
 from controller.schemas import AlertOut, AuditOut, TransitionIn
 from controller.services import alerts as service
@@ -56,9 +64,9 @@ class AlertDetail(AlertView):
 def list_alerts(user: Officer, session: SessionDep, node: str | None = None,
                 camera: str | None = None, kind: str | None = None,
                 state: str | None = None, zone: str | None = None,
-                day: Annotated[date | None, Query(description="local day (the commune's time zone)")
+                day: Annotated[Day | None, Query(description="local day (the commune's time zone)")
                                ] = None,
-                since: datetime | None = None, until: datetime | None = None,
+                since: Instant | None = None, until: Instant | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AlertView]:
     """Camera alerts, newest first, filtered by zone, node, camera, kind, state and time."""
     rows = service.list_alerts(session, node=node, camera=camera, kind=kind, state=state,
@@ -134,7 +142,7 @@ async def alert_events(request: Request, runtime: Runtime, last_id: int | None,
 @router.get("/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def stream(request: Request, user: Officer, runtime: RuntimeDep,
-                 last_event_id: Annotated[int | None, Header()] = None,
+                 last_event_id: Annotated[int | None, Header(ge=0, le=DB_ID_MAX)] = None,
                  max_s: Annotated[float, Query(gt=0, le=3600)] = 600) -> StreamingResponse:
     """Server-Sent Events: ``alert`` for each new alert (within a second of its arrival at
     this controller), ``update`` when an alert's state changes. Reconnecting with

@@ -1,10 +1,11 @@
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 
-from controller.api.deps import Leader, RuntimeDep, SessionDep, Staff, UserDep
-from controller.api.schedules import schedule_out
+from controller.api.deps import DbId, Leader, RuntimeDep, SessionDep, Staff, UserDep
+from controller.api.errors import ErrorCode, api_error, content_refused, refused
+from controller.api.schedules import clash, schedule_out
 from controller.domain import ApprovalAction
 from controller.models import Announcement
 from controller.runtime import Runtime
@@ -50,7 +51,7 @@ def to_out(session, runtime, a: Announcement,  # type: ignore[no-untyped-def]
 def load(session, announcement_id: int) -> Announcement:  # type: ignore[no-untyped-def]
     a = service.get_announcement(session, announcement_id)
     if a is None:
-        raise HTTPException(404, f"announcement {announcement_id} not found")
+        raise api_error(404, ErrorCode.not_found, "Không tìm thấy bản tin này.")
     return a
 
 
@@ -70,7 +71,7 @@ def create(body: AnnouncementIn, user: Staff, runtime: RuntimeDep) -> Announceme
                 title=body.title, engine=body.engine, voice=body.voice,
                 renderer=runtime.content, actor=user.username)
         except ContentError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise content_refused(exc) from None
         if body.wants_schedule:
             start = body.start_at or datetime.now(UTC) + runtime.start_lead
             if user.role in LEADERS:
@@ -83,11 +84,9 @@ def create(body: AnnouncementIn, user: Staff, runtime: RuntimeDep) -> Announceme
                                 priority=body.priority, volume=None, repeat=1, sequence=None,
                                 actor=user.username)
             except ScheduleError as exc:
-                raise HTTPException(422, str(exc)) from None
+                raise refused(422, exc) from None
             except ScheduleConflict as exc:
-                raise HTTPException(409, {"message": "the schedule clashes with others",
-                                          "conflicts": [c.as_dict() for c in exc.clashes]}
-                                    ) from None
+                raise clash(exc) from None
         announcement_id = a.id
     return get(announcement_id, user, runtime)
 
@@ -102,14 +101,14 @@ def list_all(user: UserDep, session: SessionDep, runtime: RuntimeDep,
 
 
 @router.get("/{announcement_id}", response_model=AnnouncementOut)
-def get(announcement_id: int, user: UserDep, runtime: RuntimeDep) -> AnnouncementOut:
+def get(announcement_id: DbId, user: UserDep, runtime: RuntimeDep) -> AnnouncementOut:
     """The announcement, its schedules, each node's delivery and playback, its history."""
     with runtime.db.session() as s:
         return to_out(s, runtime, load(s, announcement_id))
 
 
 @router.patch("/{announcement_id}", response_model=AnnouncementOut)
-def edit(announcement_id: int, body: AnnouncementEdit, user: Staff,
+def edit(announcement_id: DbId, body: AnnouncementEdit, user: Staff,
          runtime: RuntimeDep) -> AnnouncementOut:
     """Edit title or text; new text is rendered again and sends it back to draft."""
     with runtime.db.session() as s:
@@ -119,50 +118,50 @@ def edit(announcement_id: int, body: AnnouncementEdit, user: Staff,
                                    voice=body.voice, renderer=runtime.content,
                                    actor=user.username)
         except service.AnnouncementError as exc:
-            raise HTTPException(409, str(exc)) from None
+            raise refused(409, exc) from None
         except ContentError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise content_refused(exc) from None
     return get(announcement_id, user, runtime)
 
 
-def _transition(announcement_id: int, action: ApprovalAction, note: str, user,  # type: ignore[no-untyped-def]
+def _transition(announcement_id: DbId, action: ApprovalAction, note: str, user,  # type: ignore[no-untyped-def]
                 runtime: Runtime) -> AnnouncementOut:
     with runtime.db.session() as s:
         a = load(s, announcement_id)
         try:
             approval.transition(s, a, action, user.username, note)
         except approval.TransitionError as exc:
-            raise HTTPException(409, str(exc)) from None
+            raise refused(409, exc) from None
     return get(announcement_id, user, runtime)
 
 
 @router.post("/{announcement_id}/submit", response_model=AnnouncementOut)
-def submit(announcement_id: int, body: TransitionIn, user: Staff,
+def submit(announcement_id: DbId, body: TransitionIn, user: Staff,
            runtime: RuntimeDep) -> AnnouncementOut:
     return _transition(announcement_id, ApprovalAction.submit, body.note, user, runtime)
 
 
 @router.post("/{announcement_id}/approve", response_model=AnnouncementOut)
-def approve(announcement_id: int, body: TransitionIn, user: Leader,
+def approve(announcement_id: DbId, body: TransitionIn, user: Leader,
             runtime: RuntimeDep) -> AnnouncementOut:
     """A leader approves; with an active schedule it goes on the nodes' plans at once."""
     return _transition(announcement_id, ApprovalAction.approve, body.note, user, runtime)
 
 
 @router.post("/{announcement_id}/reject", response_model=AnnouncementOut)
-def reject(announcement_id: int, body: TransitionIn, user: Leader,
+def reject(announcement_id: DbId, body: TransitionIn, user: Leader,
            runtime: RuntimeDep) -> AnnouncementOut:
     """A leader sends it back to draft, with a note saying why."""
     return _transition(announcement_id, ApprovalAction.reject, body.note, user, runtime)
 
 
 @router.post("/{announcement_id}/cancel", response_model=AnnouncementOut)
-def cancel(announcement_id: int, user: Staff, runtime: RuntimeDep) -> AnnouncementOut:
+def cancel(announcement_id: DbId, user: Staff, runtime: RuntimeDep) -> AnnouncementOut:
     """Cancel: every node's plan drops it (a node playing it stops)."""
     with runtime.db.session() as s:
         a = load(s, announcement_id)
         try:
             service.cancel_announcement(s, a, user.username)
         except service.AnnouncementError as exc:
-            raise HTTPException(409, str(exc)) from None
+            raise refused(409, exc) from None
     return get(announcement_id, user, runtime)

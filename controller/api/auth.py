@@ -1,40 +1,125 @@
-from datetime import timedelta
+"""Accounts: sign in (rate-limited), sign out and change password (both end sessions on
+the server), users, and the API tokens that integrations use (admin only)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
+from pydantic import BaseModel, Field
 
-from controller.api.deps import Admin, AnyUser, RuntimeDep, SessionDep
-from controller.schemas import TokenOut, UserIn, UserOut
-from controller.security import Role, create_token
-from controller.services import users
+from controller.api.deps import Admin, AnyUser, DbId, RuntimeDep, SessionDep
+from controller.api.errors import ErrorCode, api_error
+from controller.models import ApiToken, User
+from controller.runtime import Runtime
+from controller.schemas import In, TokenOut, UserIn, UserOut
+from controller.security import Role
+from controller.services import audit, users
 
 router = APIRouter(tags=["accounts"])
 
 
+class PasswordIn(In):
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(min_length=10, max_length=256)
+
+
+class ApiTokenIn(In):
+    name: str = Field(min_length=1, max_length=100, description="what the token is for")
+    username: str = Field(max_length=64, description="the account it acts as (its role)")
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650,
+                                        description="omitted: until revoked")
+
+
+class ApiTokenOut(BaseModel):
+    id: int
+    name: str
+    username: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiTokenCreated(ApiTokenOut):
+    token: str = Field(description="shown this once; only its hash is kept")
+
+
 def client_key(request: Request, username: str) -> str:
+    """The login limit's key: the user and the client address. The address is the
+    socket's peer, or what a trusted proxy says (``LOAXA_TRUSTED_PROXIES``), never a
+    header from anyone else."""
     host = request.client.host if request.client else "?"
     return f"{username.lower()}@{host}"
+
+
+def too_many(wait: float) -> HTTPException:
+    return api_error(status.HTTP_429_TOO_MANY_REQUESTS, ErrorCode.too_many_attempts,
+                     f"Nhập sai quá nhiều lần. Thử lại sau {wait:.0f} giây.",
+                     headers={"Retry-After": str(int(wait) + 1)})
+
+
+def check_password(runtime: Runtime, key: str, session: SessionDep, username: str,
+                   password: str) -> User | None:
+    """The one place a password is tried: counted before the hash is checked, so
+    parallel attempts cannot all slip through (429 once the limit is reached)."""
+    wait = runtime.login_limiter.attempt(key)
+    if wait > 0:
+        raise too_many(wait)
+    account = users.authenticate(session, username, password)
+    if account is not None:
+        runtime.login_limiter.succeeded(key)
+    return account
+
+
+def new_session(runtime: Runtime, session: SessionDep, account: User) -> TokenOut:
+    ttl = timedelta(hours=runtime.settings.token_ttl_h)
+    token = users.sign_in(session, account, runtime.secret_key, ttl)
+    return TokenOut(access_token=token, role=account.role, expires_in=int(ttl.total_seconds()))
 
 
 @router.post("/api/auth/token", response_model=TokenOut)
 def login(request: Request, runtime: RuntimeDep, session: SessionDep,
           username: Annotated[str, Form(max_length=64)],
           password: Annotated[str, Form(max_length=256)]) -> TokenOut:
-    """OAuth2 password login: a bearer token for the API (rate-limited per user and client)."""
-    key = client_key(request, username)
-    wait = runtime.login_limiter.retry_after(key)
-    if wait > 0:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                            f"too many failed logins; try again in {wait:.0f} s",
-                            headers={"Retry-After": str(int(wait) + 1)})
-    user = users.authenticate(session, username, password)
-    if user is None:
-        runtime.login_limiter.failed(key)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    runtime.login_limiter.succeeded(key)
-    ttl = timedelta(hours=runtime.settings.token_ttl_h)
-    token = create_token(runtime.secret_key, user.username, user.role, ttl)
-    return TokenOut(access_token=token, role=user.role, expires_in=int(ttl.total_seconds()))
+    """OAuth2 password login: a bearer token for the API (rate-limited per user and client);
+    it names a session that ``POST /api/auth/logout`` ends."""
+    account = check_password(runtime, client_key(request, username), session, username,
+                             password)
+    if account is None:
+        raise api_error(status.HTTP_401_UNAUTHORIZED, ErrorCode.wrong_password,
+                        "Sai tên đăng nhập hoặc mật khẩu.")
+    return new_session(runtime, session, account)
+
+
+@router.post("/api/auth/logout", status_code=204)
+def logout(user: AnyUser, session: SessionDep) -> None:
+    """End this session on the server: the token (or cookie) is refused from now on, also
+    anywhere it was copied to. An API token is revoked by an admin instead."""
+    if user.session_jti is None:
+        raise api_error(status.HTTP_409_CONFLICT, ErrorCode.conflict,
+                        "Mã API không đăng xuất được: quản trị viên thu hồi nó.")
+    users.end_session(session, user.session_jti)
+
+
+@router.post("/api/auth/password", response_model=TokenOut)
+def change_password(body: PasswordIn, request: Request, user: AnyUser, runtime: RuntimeDep,
+                    session: SessionDep) -> TokenOut:
+    """Change your password: every session of the account ends (a stolen token with it);
+    the answer is a new token for this one."""
+    if user.session_jti is None:
+        raise api_error(status.HTTP_409_CONFLICT, ErrorCode.conflict,
+                        "Mã API không đổi được mật khẩu của tài khoản.")
+    account = check_password(runtime, client_key(request, user.username), session,
+                             user.username, body.current_password)
+    if account is None:
+        raise api_error(status.HTTP_403_FORBIDDEN, ErrorCode.wrong_password,
+                        "Mật khẩu hiện tại không đúng.")
+    users.change_password(session, account, body.new_password)
+    audit.record(session, user.username, "change_password", "user", user.username)
+    return new_session(runtime, session, account)
 
 
 @router.get("/api/auth/me", response_model=UserOut)
@@ -49,12 +134,49 @@ def list_users(_: Admin, session: SessionDep) -> list[UserOut]:
 
 @router.post("/api/users", response_model=UserOut, status_code=201)
 def create_user(body: UserIn, admin: Admin, session: SessionDep) -> UserOut:
-    from controller.services import audit
-
     try:
         user = users.create_user(session, body.username, body.password, Role(body.role),
                                  body.full_name)
-    except users.UserError as exc:
-        raise HTTPException(409, str(exc)) from None
+    except users.UserError:
+        raise api_error(409, ErrorCode.conflict,
+                        f"Tài khoản {body.username} đã có.") from None
     audit.record(session, admin.username, "create_user", "user", user.username, role=user.role)
     return UserOut.model_validate(user)
+
+
+# ------------------------------------------------------------------ API tokens
+
+def token_out(row: ApiToken, username: str) -> ApiTokenOut:
+    return ApiTokenOut(id=row.id, name=row.name, username=username, created_by=row.created_by,
+                       created_at=row.created_at, expires_at=row.expires_at,
+                       last_used_at=row.last_used_at, revoked_at=row.revoked_at)
+
+
+@router.get("/api/tokens", response_model=list[ApiTokenOut])
+def list_tokens(_: Admin, session: SessionDep) -> list[ApiTokenOut]:
+    """Every API token (revoked ones too), never the secret."""
+    return [token_out(row, name) for row, name in users.list_api_tokens(session)]
+
+
+@router.post("/api/tokens", response_model=ApiTokenCreated, status_code=201)
+def create_token(body: ApiTokenIn, admin: Admin, session: SessionDep) -> ApiTokenCreated:
+    """A token for an integration, acting as ``username`` (create an account with the
+    role it needs first). Send it as ``Authorization: Bearer …``; it is shown only here."""
+    account = users.get_user(session, body.username)
+    if account is None or not account.active:
+        raise api_error(404, ErrorCode.not_found, f"Không có tài khoản {body.username}.")
+    ttl = timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    row, token = users.create_api_token(session, account, body.name, admin.username, ttl)
+    audit.record(session, admin.username, "create_api_token", "api_token", str(row.id),
+                 name=row.name, acts_as=account.username)
+    return ApiTokenCreated(**token_out(row, account.username).model_dump(), token=token)
+
+
+@router.delete("/api/tokens/{token_id}", status_code=204)
+def revoke_token(token_id: DbId, admin: Admin, session: SessionDep) -> None:
+    """Refused from the next request on."""
+    row = users.revoke_api_token(session, token_id, admin.username)
+    if row is None:
+        raise api_error(404, ErrorCode.not_found, f"Không có mã API số {token_id}.")
+    audit.record(session, admin.username, "revoke_api_token", "api_token", str(token_id))
+

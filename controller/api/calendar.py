@@ -1,8 +1,9 @@
 """Zones (villages) with their quiet hours, node groups, and holidays."""
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
-from controller.api.deps import AnyUser, SessionDep, Staff
+from controller.api.deps import AnyUser, DbId, SessionDep, Staff
+from controller.api.errors import ErrorCode, api_error, refused
 from controller.models import CalendarException
 from controller.schemas import GroupIn, GroupOut, HolidayIn, HolidayOut, ZoneIn, ZoneOut
 from controller.services import calendar as service
@@ -34,7 +35,7 @@ def put_group(body: GroupIn, user: Staff, session: SessionDep) -> GroupOut:
     try:
         g = service.put_group(session, body.name, body.node_ids, user.username)
     except service.CalendarError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise refused(422, exc) from None
     return GroupOut(name=g.name, node_ids=list(g.node_ids))
 
 
@@ -51,8 +52,8 @@ def add_holiday(body: HolidayIn, user: Staff, session: SessionDep) -> HolidayOut
 
 
 @router.delete("/api/calendar/{holiday_id}", status_code=204)
-def delete_holiday(holiday_id: int, user: Staff, session: SessionDep) -> None:
+def delete_holiday(holiday_id: DbId, user: Staff, session: SessionDep) -> None:
     h = session.get(CalendarException, holiday_id)
     if h is None:
-        raise HTTPException(404, f"calendar entry {holiday_id} not found")
+        raise api_error(404, ErrorCode.not_found, "Không tìm thấy ngày nghỉ này.")
     service.delete_holiday(session, h, user.username)

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import NamedTuple
 
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from broadcasts.templates import TemplateError, list_templates, render_template
 from broadcasts.uploads import MAX_BYTES, UploadRejected, store_upload
-from controller.api.deps import RuntimeDep, SessionDep, Staff
+from controller.api.body_limit import MULTIPART_OVERHEAD
+from controller.api.deps import CurrentUser, RuntimeDep, SessionDep, Staff
+from controller.api.errors import ErrorCode, api_error
 from controller.models import LexiconEntry, Upload
+from controller.runtime import Runtime
 from controller.schemas import AnnouncementIn, In
 from controller.services import audit
 from controller.services.content import ContentError, text_items
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["content"])
 READ_BLOCK = 1 << 20
 
@@ -68,20 +76,87 @@ def render(template_id: str, body: TemplateValues, user: Staff) -> dict[str, str
         raise HTTPException(404 if "unknown template" in str(exc) else 422, str(exc)) from None
 
 
-@router.post("/api/uploads", response_model=UploadOut, status_code=201,
+UPLOAD_PATH = "/api/uploads"
+BODY_LIMITS = {UPLOAD_PATH: MAX_BYTES + MULTIPART_OVERHEAD}
+"""The one route whose body may be larger than the default (``api/body_limit.py``)."""
+UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary",
+                            "description": "WAV, MP3, M4A or OGG"}}}}}}
+
+
+class Refusal(NamedTuple):
+    status: int
+    code: ErrorCode
+    message: str
+
+
+REFUSALS: list[tuple[str, Refusal]] = [
+    ("file too big", Refusal(413, ErrorCode.upload_too_large,
+                             f"Tệp quá lớn: tối đa {MAX_BYTES / 1e6:.0f} MB.")),
+    ("recording too long", Refusal(422, ErrorCode.upload_too_long,
+                                   "Bản ghi quá dài: tối đa 30 phút.")),
+    ("the file is empty", Refusal(422, ErrorCode.upload_empty, "Tệp rỗng.")),
+    ("the recording is empty", Refusal(422, ErrorCode.upload_empty,
+                                       "Bản ghi không có âm thanh.")),
+    ("the file is a video", Refusal(415, ErrorCode.upload_not_audio,
+                                    "Tệp là video: hãy tải lên phần âm thanh thôi.")),
+]
+NOT_AUDIO = Refusal(415, ErrorCode.upload_not_audio,
+                    "Tệp không phải bản ghi âm đọc được: hãy tải lên WAV, MP3, M4A hoặc OGG.")
+
+
+def refusal(reason: str) -> Refusal:
+    """What the person sees for an ``UploadRejected``: a code and a Vietnamese message.
+    The reason itself stays in the log (ffprobe's text names the temp file)."""
+    for prefix, answer in REFUSALS:
+        if reason.startswith(prefix):
+            return answer
+    return NOT_AUDIO
+
+
+@router.post(UPLOAD_PATH, response_model=UploadOut, status_code=201, openapi_extra={
+    "requestBody": UPLOAD_BODY},
              responses={413: {"description": "over 50 MB"},
                         415: {"description": "not audio"}, 422: {"description": "too long"}})
-def upload(file: Annotated[UploadFile, File(description="WAV, MP3, M4A or OGG")],
-           user: Staff, runtime: RuntimeDep) -> UploadOut:
-    """Upload a recording. It is probed with ffprobe and stored by its sha256 (the name
-    you send is only shown back to you); non-audio, over 50 MB or over 30 min is refused."""
+async def upload(request: Request, user: Staff, runtime: RuntimeDep) -> UploadOut:
+    """Upload a recording (multipart, field ``file``). It is probed with ffprobe and stored
+    by its sha256 (the name you send is only shown back to you); non-audio, over 50 MB or
+    over 30 min is refused.
+
+    The body is read here, after the role check: a caller who may not upload is refused
+    before a byte of it is read, and the size limit applies while it streams."""
+    form = await read_form(request)
+    try:
+        file = form.get("file")
+        if not isinstance(file, StarletteUpload):
+            raise api_error(422, ErrorCode.upload_malformed,
+                            "Không thấy tệp: gửi bản ghi trong trường “file”.")
+        return await run_in_threadpool(store, file, user, runtime)
+    finally:
+        await form.close()
+
+
+async def read_form(request: Request) -> FormData:
+    try:
+        return await request.form(max_files=1, max_fields=10, max_part_size=64 * 1024)
+    except HTTPException as exc:
+        if exc.status_code == 413:
+            raise
+        raise api_error(400, ErrorCode.upload_malformed,
+                        "Nội dung gửi lên không đúng dạng multipart/form-data.") from None
+
+
+def store(file: StarletteUpload, user: CurrentUser, runtime: Runtime) -> UploadOut:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "upload"
         size = copy_limited(file, src, MAX_BYTES)
         try:
             stored = store_upload(src, runtime.media.root)
         except UploadRejected as exc:
-            raise HTTPException(upload_status(str(exc)), f"upload refused: {exc}") from None
+            log.info("upload by %s refused: %s", user.username, exc)
+            answer = refusal(str(exc))
+            raise api_error(answer.status, answer.code, answer.message) from None
     name = Path(file.filename or "").name[:255]
     with runtime.db.session() as s:
         row = s.scalar(select(Upload).where(Upload.sha256 == stored.sha256))
@@ -95,27 +170,19 @@ def upload(file: Annotated[UploadFile, File(description="WAV, MP3, M4A or OGG")]
                          size=row.size, original_name=row.original_name)
 
 
-def upload_status(reason: str) -> int:
-    """413 for size, 422 for a recording that is empty or too long, 415 for the rest
-    (not audio, a video, an unsupported format or codec)."""
-    if reason.startswith("file too big"):
-        return 413
-    if "too long" in reason or "empty" in reason or "duration" in reason:
-        return 422
-    return 415
-
-
-def copy_limited(file: UploadFile, dst: Path, limit: int) -> int:
+def copy_limited(file: StarletteUpload, dst: Path, limit: int) -> int:
     """Copy at most ``limit`` bytes; refuse (413) as soon as the upload is larger."""
     size = 0
     with open(dst, "wb") as out:
         while block := file.file.read(READ_BLOCK):
             size += len(block)
             if size > limit:
-                raise HTTPException(413, f"upload refused: over {limit // 2**20} MB")
+                answer = refusal("file too big")
+                raise api_error(answer.status, answer.code, answer.message)
             out.write(block)
     if size == 0:
-        raise HTTPException(422, "upload refused: the file is empty")
+        answer = refusal("the file is empty")
+        raise api_error(answer.status, answer.code, answer.message)
     return size
 
 

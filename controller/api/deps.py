@@ -1,4 +1,5 @@
-"""Shared route dependencies: the runtime, a database session, the signed-in user, roles."""
+"""Shared route dependencies: the runtime, a database session, the signed-in user, roles,
+and the typed parameters every route uses for database ids and days (out of range: 422)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,29 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from controller.api.errors import ErrorCode, api_error
 from controller.runtime import Runtime
-from controller.security import Role, decode_token
-from controller.services.users import get_user
+from controller.security import Role
+from controller.services import users
 
 SESSION_COOKIE = "loaxa_session"
 _bearer = HTTPBearer(auto_error=False)
 
+# ------------------------------------------------------------------ typed parameters
+
+DB_ID_MAX = 2**63 - 1
+"""The largest id a database column holds (SQLite INTEGER, PostgreSQL BIGINT)."""
+DbId = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="a database id")]
+"""Every integer id in a path: ``def get(announcement_id: DbId)``. Larger ids are a 422,
+not an ``OverflowError`` in the database driver (a 500)."""
+
+from controller.domain import DAY_MAX, DAY_MIN, Day, Instant  # noqa: E402,F401  (re-exported)
+
+# ------------------------------------------------------------------ runtime and database
 
 def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
@@ -31,27 +44,43 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+# ------------------------------------------------------------------ who is calling
+
 @dataclass(frozen=True)
 class CurrentUser:
     username: str
     role: Role
     full_name: str = ""
+    session_jti: str | None = None
+    """The sign-in session this request came with (None for an API token)."""
+    token_id: int | None = None
+    """The API token this request came with (None for a session)."""
+
+
+def credential_of(request: Request, bearer: HTTPAuthorizationCredentials | None) -> str | None:
+    """The bearer token, else the session cookie (``request.cookies``: the parser the
+    CSRF check uses too, so both always see the same session)."""
+    return bearer.credentials if bearer else request.cookies.get(SESSION_COOKIE)
 
 
 def current_user(request: Request, runtime: RuntimeDep,
                  bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
                  ) -> CurrentUser:
-    """From ``Authorization: Bearer …`` (API) or the session cookie (pages)."""
-    token = bearer.credentials if bearer else request.cookies.get(SESSION_COOKIE)
-    claims = decode_token(runtime.secret_key, token) if token else None
-    if not claims:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first",
-                            headers={"WWW-Authenticate": "Bearer"})
+    """From ``Authorization: Bearer …`` (API: a session token or an API token) or the
+    session cookie (pages). Checked against the database on every request."""
+    credential = credential_of(request, bearer)
+    if not credential:
+        raise api_error(status.HTTP_401_UNAUTHORIZED, ErrorCode.sign_in_required,
+                        "Cần đăng nhập.", headers={"WWW-Authenticate": "Bearer"})
     with runtime.db.session() as s:
-        user = get_user(s, claims["sub"])
-        if user is None or not user.active:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "account disabled or removed")
-        return CurrentUser(user.username, Role(user.role), user.full_name)
+        principal = users.resolve(s, runtime.secret_key, credential)
+        if principal is None:
+            raise api_error(status.HTTP_401_UNAUTHORIZED, ErrorCode.session_ended,
+                            "Phiên đăng nhập không hợp lệ hoặc đã kết thúc: hãy đăng nhập lại.",
+                            headers={"WWW-Authenticate": "Bearer"})
+        user = principal.user
+        return CurrentUser(user.username, Role(user.role), user.full_name,
+                           session_jti=principal.session_jti, token_id=principal.token_id)
 
 
 UserDep = Annotated[CurrentUser, Depends(current_user)]
@@ -64,7 +93,8 @@ def require(*roles: Role) -> Callable[[CurrentUser], CurrentUser]:
     def check(user: UserDep) -> CurrentUser:
         if user.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs one of: {names}")
+            raise api_error(status.HTTP_403_FORBIDDEN, ErrorCode.forbidden,
+                            f"Tài khoản của bạn không có quyền này (cần: {names}).")
         return user
 
     return check

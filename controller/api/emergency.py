@@ -1,10 +1,12 @@
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from controller.api.deps import Leader, RuntimeDep
+from controller.api.errors import ErrorCode, api_error, content_refused, refused
 from controller.schemas import CommandOut, EmergencyIn, EmergencyOut, StopIn
 from controller.services import announcements, emergency
+from controller.services.content import ContentError
 
 router = APIRouter(prefix="/api/emergency", tags=["emergency"])
 
@@ -17,16 +19,19 @@ def send(body: EmergencyIn, user: Leader, runtime: RuntimeDep) -> EmergencyOut:
         if body.announcement_id is not None:
             a = announcements.get_announcement(s, body.announcement_id)
             if a is None:
-                raise HTTPException(404, f"announcement {body.announcement_id} not found")
+                raise api_error(404, ErrorCode.not_found, "Không tìm thấy bản tin này.")
         else:
-            a = announcements.create_announcement(
-                s, text=body.text or "", title=body.title, engine=body.engine, voice="vi",
-                renderer=runtime.content, actor=user.username)
+            try:
+                a = announcements.create_announcement(
+                    s, text=body.text or "", title=body.title, engine=body.engine, voice="vi",
+                    renderer=runtime.content, actor=user.username)
+            except ContentError as exc:
+                raise content_refused(exc) from None
         try:
             sent = emergency.start_emergency(s, a, body.targets, body.repeat, body.volume,
                                              user.username)
         except emergency.EmergencyError as exc:
-            raise HTTPException(409, str(exc)) from None
+            raise refused(409, exc) from None
         out = EmergencyOut(announcement_id=a.id, schedule_id=sent.schedule.id,
                            item_id=sent.command.item_id or "", nodes=sent.nodes,
                            sent_at=datetime.now(UTC))

@@ -2,8 +2,10 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, HTTPException
 
-from controller.api.deps import RuntimeDep, SessionDep, Staff, UserDep
+from controller.api.deps import DbId, RuntimeDep, SessionDep, Staff, UserDep
+from controller.api.errors import ErrorCode, api_error, refused
 from controller.domain import ScheduleStatus
+from controller.localtime import local
 from controller.models import Schedule
 from controller.schemas import ScheduleIn, ScheduleOut
 from controller.services import announcements
@@ -27,6 +29,15 @@ def schedule_out(s: Schedule) -> ScheduleOut:
         status=s.status, created_by=s.created_by, next_occurrences=upcoming)
 
 
+def clash(exc: service.ScheduleConflict) -> HTTPException:
+    """409 listing what the schedule clashes with (by title and time, for people)."""
+    return HTTPException(409, {
+        "code": "schedule_clash", "conflicts": [c.as_dict() for c in exc.clashes],
+        "message": "Trùng giờ với bản tin khác trên cùng cụm loa: "
+                   + "; ".join(f"«{c.title}» lúc {local(c.at):%H:%M %d/%m}"
+                               for c in exc.clashes[:5])})
+
+
 @router.post("", response_model=ScheduleOut, status_code=201,
              responses={409: {"description": "clashes with other items; lists them"}})
 def create(body: ScheduleIn, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
@@ -37,23 +48,23 @@ def create(body: ScheduleIn, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
     go through ``POST /api/emergency``.
     """
     if body.priority == Priority.emergency:
-        raise HTTPException(422, "priority: emergencies are sent with POST /api/emergency")
+        raise api_error(422, ErrorCode.invalid_request,
+                        "Bản tin khẩn cấp được gửi ở trang Khẩn cấp, không qua lịch phát.")
     timing = Timing(body.timing.kind, body.timing.start_at, body.timing.rule,
                     body.timing.until, body.timing.timezone)
     with runtime.db.session() as s:
         a = announcements.get_announcement(s, body.announcement_id)
         if a is None:
-            raise HTTPException(404, f"announcement {body.announcement_id} not found")
+            raise api_error(404, ErrorCode.not_found, "Không tìm thấy bản tin này.")
         try:
             sched = service.create_schedule(
                 s, a, targets=body.targets, timing=timing, priority=Priority(body.priority),
                 volume=body.volume, repeat=body.repeat, sequence=body.sequence,
                 actor=user.username)
         except service.ScheduleError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise refused(422, exc) from None
         except service.ScheduleConflict as exc:
-            raise HTTPException(409, {"message": "the schedule clashes with other items",
-                                      "conflicts": [c.as_dict() for c in exc.clashes]}) from None
+            raise clash(exc) from None
         return schedule_out(sched)
 
 
@@ -64,21 +75,21 @@ def list_all(user: UserDep, session: SessionDep,
 
 
 @router.get("/{schedule_id}", response_model=ScheduleOut)
-def get(schedule_id: int, user: UserDep, session: SessionDep) -> ScheduleOut:
+def get(schedule_id: DbId, user: UserDep, session: SessionDep) -> ScheduleOut:
     sched = service.get_schedule(session, schedule_id)
     if sched is None:
-        raise HTTPException(404, f"schedule {schedule_id} not found")
+        raise api_error(404, ErrorCode.not_found, "Không tìm thấy lịch phát này.")
     return schedule_out(sched)
 
 
 @router.post("/{schedule_id}/cancel", response_model=ScheduleOut)
-def cancel(schedule_id: int, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
+def cancel(schedule_id: DbId, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
     """Cancel: the item leaves every targeted node's plan (a node playing it stops)."""
     with runtime.db.session() as s:
         sched = service.get_schedule(s, schedule_id)
         if sched is None:
-            raise HTTPException(404, f"schedule {schedule_id} not found")
+            raise api_error(404, ErrorCode.not_found, "Không tìm thấy lịch phát này.")
         if sched.status == ScheduleStatus.cancelled:
-            raise HTTPException(409, "schedule already cancelled")
+            raise api_error(409, ErrorCode.conflict, "Lịch phát này đã được huỷ trước đó.")
         service.cancel_schedule(s, sched, user.username)
         return schedule_out(sched)

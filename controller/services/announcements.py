@@ -7,7 +7,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from controller.domain import AnnouncementStatus, ScheduleStatus
+from controller.domain import AnnouncementStatus, DomainError, ScheduleStatus
 from controller.models import Announcement
 from controller.services import approval, audit
 from controller.services.content import ContentRenderer, text_items
@@ -15,8 +15,10 @@ from controller.services.content import ContentRenderer, text_items
 log = logging.getLogger(__name__)
 
 
-class AnnouncementError(ValueError):
-    """A request the API answers with a 4xx."""
+class AnnouncementError(DomainError):
+    """A change its state does not allow (409)."""
+
+    code = "announcement_state"
 
 
 def speech_text(items: list[dict]) -> str:
@@ -45,7 +47,8 @@ def update_content(session: Session, a: Announcement, *, text: str | None, title
                    engine: str, voice: str, renderer: ContentRenderer,
                    actor: str) -> Announcement:
     if a.status == AnnouncementStatus.cancelled:
-        raise AnnouncementError("announcement is cancelled")
+        raise AnnouncementError("announcement is cancelled",
+                                "Bản tin đã bị huỷ nên không sửa được.")
     audit.record(session, actor, "edit", "announcement", a.id, title=title,
                  text_changed=text is not None)
     if title is not None:
@@ -64,7 +67,7 @@ def update_content(session: Session, a: Announcement, *, text: str | None, title
 def cancel_announcement(session: Session, a: Announcement, actor: str) -> None:
     """Every node's plan drops it (a node playing it stops)."""
     if a.status == AnnouncementStatus.cancelled:
-        raise AnnouncementError("announcement already cancelled")
+        raise AnnouncementError("announcement already cancelled", "Bản tin đã được huỷ trước đó.")
     before = a.status
     a.status = AnnouncementStatus.cancelled
     for s in a.schedules:

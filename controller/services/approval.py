@@ -11,12 +11,16 @@ import time
 
 from sqlalchemy.orm import Session
 
-from controller.domain import AnnouncementStatus, ApprovalAction, ScheduleStatus
+from controller.domain import AnnouncementStatus, ApprovalAction, DomainError, ScheduleStatus
 from controller.models import Announcement, Schedule
 from controller.services import audit
 from controller.services.effects import effects_of
 
 Status = AnnouncementStatus
+ACTION_WORDS = {ApprovalAction.submit: "gửi duyệt", ApprovalAction.approve: "duyệt",
+                ApprovalAction.reject: "trả lại"}
+STATUS_WORDS = {Status.draft: "nháp", Status.submitted: "chờ duyệt", Status.approved: "đã duyệt",
+                Status.scheduled: "đã lên lịch", Status.cancelled: "đã huỷ"}
 TRANSITIONS: dict[ApprovalAction, tuple[set[AnnouncementStatus], AnnouncementStatus]] = {
     ApprovalAction.submit: ({Status.draft}, Status.submitted),
     ApprovalAction.approve: ({Status.submitted}, Status.approved),
@@ -24,8 +28,10 @@ TRANSITIONS: dict[ApprovalAction, tuple[set[AnnouncementStatus], AnnouncementSta
 }
 
 
-class TransitionError(ValueError):
+class TransitionError(DomainError):
     """Not allowed from the current state (409)."""
+
+    code = "announcement_state"
 
 
 def transition(session: Session, a: Announcement, action: ApprovalAction, actor: str,
@@ -35,7 +41,9 @@ def transition(session: Session, a: Announcement, action: ApprovalAction, actor:
     if a.status not in allowed_from:
         raise TransitionError(
             f"cannot {action} an announcement that is {a.status} "
-            f"(only from {', '.join(sorted(allowed_from))})")
+            f"(only from {', '.join(sorted(allowed_from))})",
+            f"Không thể {ACTION_WORDS[action]} bản tin đang ở trạng thái "
+            f"«{STATUS_WORDS[a.status]}».")
     before = a.status
     a.status = target
     if target == Status.approved and active_schedules(a):

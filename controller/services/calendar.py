@@ -9,7 +9,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.domain import Targets
+from controller.domain import DomainError, Targets
 from controller.models import CalendarException, Node, NodeGroup, Zone
 from controller.services import audit
 from controller.services.effects import effects_of
@@ -17,8 +17,10 @@ from controller.services.effects import effects_of
 DEFAULT_QUIET = ("22:00", "06:00")
 
 
-class CalendarError(ValueError):
+class CalendarError(DomainError):
     """Bad input (422)."""
+
+    code = "calendar_invalid"
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ def put_group(session: Session, name: str, node_ids: list[str], actor: str) -> N
     """Create or replace a group; every schedule naming it reaches its new members."""
     known = {n.node_id for n in session.scalars(select(Node))}
     if unknown := sorted(set(node_ids) - known):
-        raise CalendarError(f"node_ids: unknown nodes {', '.join(unknown)}")
+        raise CalendarError(f"node_ids: unknown nodes {', '.join(unknown)}",
+                            "Có cụm loa không còn tồn tại; hãy tải lại trang và chọn lại.")
     g = session.scalar(select(NodeGroup).where(NodeGroup.name == name))
     if g is None:
         g = NodeGroup(name=name)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.domain import AnnouncementStatus, ScheduleStatus, Targets, TimingKind
+from controller.domain import AnnouncementStatus, DomainError, ScheduleStatus, Targets, TimingKind
 from controller.localtime import zone_name
 from controller.models import Announcement, Schedule
 from controller.services import approval, audit
@@ -26,8 +26,10 @@ from controller.services.plans import media_ref
 from mqtt_contract import Command, CommandKind, Priority
 
 
-class EmergencyError(ValueError):
+class EmergencyError(DomainError):
     """The emergency cannot be sent (409)."""
+
+    code = "emergency_refused"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ def start_emergency(session: Session, a: Announcement, targets: Targets, repeat:
     """Schedule ``a`` now on ``targets``; after the commit its audio, the play command and
     (a moment later, the safety net) the plans go out."""
     if a.status == AnnouncementStatus.cancelled:
-        raise EmergencyError("announcement is cancelled")
+        raise EmergencyError("announcement is cancelled",
+                             "Bản tin này đã bị huỷ nên không thể phát.")
     if a.status not in (AnnouncementStatus.approved, AnnouncementStatus.scheduled):
         approval.approve_directly(session, a, actor, "emergency sent by a leader")
     now = datetime.now(UTC)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from controller.domain import PLAYABLE, AnnouncementStatus, ScheduleStatus, Targets
+from controller.domain import PLAYABLE, AnnouncementStatus, DomainError, ScheduleStatus, Targets
 from controller.models import Announcement, Node, Schedule
 from controller.services import approval, audit
 from controller.services import targets as target_rules
@@ -29,8 +29,10 @@ CLASH_WINDOW = timedelta(days=14)
 """How far ahead clashes are looked for (recurring rules repeat beyond it)."""
 
 
-class ScheduleError(ValueError):
-    """Bad schedule input (4xx)."""
+class ScheduleError(DomainError):
+    """Bad schedule input (422)."""
+
+    code = "schedule_invalid"
 
 
 @dataclass
@@ -56,11 +58,13 @@ def check_timing(timing: Timing, now: datetime) -> None:
     try:
         validate(timing)
     except TimingError as exc:
-        raise ScheduleError(str(exc)) from None
+        raise ScheduleError(str(exc), exc.message) from None
     if timing.kind == "once" and timing.start_at < now:
-        raise ScheduleError("start_at: is in the past")
+        raise ScheduleError("start_at: is in the past",
+                            "Thời điểm phát đã qua: hãy chọn một thời điểm sắp tới.")
     if timing.kind != "once" and not occurrences(timing, now, now + timedelta(days=366)):
-        raise ScheduleError("rule: no occurrence in the coming year (is `until` in the past?)")
+        raise ScheduleError("rule: no occurrence in the coming year (is `until` in the past?)",
+                            "Lịch này không có lần phát nào trong năm tới.")
 
 
 def resolved(a: Schedule, b: Schedule) -> bool:
@@ -106,11 +110,13 @@ def create_schedule(session: Session, announcement: Announcement, *, targets: Ta
     targeted nodes' plans (with its audio) after the commit."""
     now = datetime.now(UTC)
     if announcement.status == AnnouncementStatus.cancelled:
-        raise ScheduleError("announcement is cancelled")
+        raise ScheduleError("announcement is cancelled", "Bản tin đã bị huỷ.")
     if not targets.names_anything:
-        raise ScheduleError("targets: name all, or some zones, groups or nodes")
+        raise ScheduleError("targets: name all, or some zones, groups or nodes",
+                            "Hãy chọn nơi phát: tất cả, thôn/khu, nhóm hoặc cụm loa.")
     if unknown := target_rules.unknown_targets(session, targets):
-        raise ScheduleError(f"targets: unknown {', '.join(unknown)}")
+        raise ScheduleError(f"targets: unknown {', '.join(unknown)}",
+                            "Có nơi phát không còn tồn tại; hãy tải lại trang và chọn lại.")
     check_timing(timing, now)
     schedule = Schedule(announcement_id=announcement.id, targets=targets, kind=timing.kind,
                         start_at=timing.start_at, rule=timing.rule, until=timing.until,

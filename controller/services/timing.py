@@ -16,13 +16,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from dateutil.rrule import rrulestr
 
+from controller.domain import DomainError
 from controller.localtime import zone_name
 
 MAX_OCCURRENCES = 10_000
 _TICK = timedelta(microseconds=1)
 
 
-class TimingError(ValueError):
+class TimingError(DomainError):
     """A rule that cannot be used; the message names the problem."""
 
 
@@ -38,22 +39,26 @@ class Timing:
         try:
             return ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise TimingError(f"timezone: unknown time zone {self.timezone!r}") from None
+            raise TimingError(f"timezone: unknown time zone {self.timezone!r}",
+                              "Múi giờ không hợp lệ.") from None
 
 
 def validate(timing: Timing) -> None:
     """Raise TimingError naming the problem (parse errors, until before start, …)."""
     if timing.start_at.tzinfo is None:
-        raise TimingError("start_at: needs a time zone (e.g. +07:00 or Z)")
+        raise TimingError("start_at: needs a time zone (e.g. +07:00 or Z)",
+                          "Thời điểm bắt đầu cần có múi giờ (ví dụ +07:00).")
     if timing.until is not None and timing.until.tzinfo is None:
-        raise TimingError("until: needs a time zone")
+        raise TimingError("until: needs a time zone", "Ngày kết thúc cần có múi giờ.")
     if timing.until is not None and timing.until <= timing.start_at:
-        raise TimingError("until: must be after start_at")
+        raise TimingError("until: must be after start_at",
+                          "Ngày kết thúc phải sau thời điểm bắt đầu.")
     timing.zone()
     if timing.kind == "once":
         return
     if not timing.rule or not timing.rule.strip():
-        raise TimingError(f"rule: a {timing.kind} schedule needs a rule")
+        raise TimingError(f"rule: a {timing.kind} schedule needs a rule",
+                          "Lịch lặp lại cần có quy tắc lặp.")
     next(iter(_expand(timing, timing.start_at)), None)
 
 
@@ -78,7 +83,8 @@ def _expand(timing: Timing, after: datetime) -> Iterator[datetime]:
     elif timing.kind == "cron":
         it = _cron_iter(timing, tz, first)
     else:
-        raise TimingError(f"kind: unknown timing kind {timing.kind!r} (once, rrule or cron)")
+        raise TimingError(f"kind: unknown timing kind {timing.kind!r} (once, rrule or cron)",
+                          "Kiểu lịch không hợp lệ: một lần, lặp lại hoặc cron.")
     for occ in it:
         if until is not None and occ > until:
             return
@@ -93,7 +99,8 @@ def _rrule_iter(timing: Timing, tz: ZoneInfo, first: datetime) -> Iterator[datet
     try:
         rule = rrulestr(text, dtstart=dtstart, ignoretz=True)
     except (ValueError, TypeError, KeyError) as exc:
-        raise TimingError(f"rule: not a valid RFC 5545 RRULE: {exc}") from None
+        raise TimingError(f"rule: not a valid RFC 5545 RRULE: {exc}",
+                          "Quy tắc lặp lại không hợp lệ.") from None
     local_first = first.astimezone(tz).replace(tzinfo=None)
     occ = rule.after(local_first, inc=True)
     while occ is not None:
@@ -104,11 +111,13 @@ def _rrule_iter(timing: Timing, tz: ZoneInfo, first: datetime) -> Iterator[datet
 def _cron_iter(timing: Timing, tz: ZoneInfo, first: datetime) -> Iterator[datetime]:
     expr = (timing.rule or "").strip()
     if len(expr.split()) != 5:
-        raise TimingError("rule: a cron expression has 5 fields: minute hour day month weekday")
+        raise TimingError("rule: a cron expression has 5 fields: minute hour day month weekday",
+                          "Biểu thức cron cần 5 phần: phút giờ ngày tháng thứ.")
     try:
         it = croniter(expr, first.astimezone(tz) - _TICK)
     except (CroniterBadCronError, CroniterBadDateError, ValueError, KeyError) as exc:
-        raise TimingError(f"rule: not a valid cron expression: {exc}") from None
+        raise TimingError(f"rule: not a valid cron expression: {exc}",
+                          "Biểu thức cron không hợp lệ.") from None
     while True:
         try:
             occ = it.get_next(datetime)

@@ -1,12 +1,19 @@
-"""Accounts: created by an admin (or bootstrapped from settings), passwords hashed."""
+"""Accounts: created by an admin (or bootstrapped from settings), passwords hashed;
+the sessions and API tokens that speak for them."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from controller.models import User
-from controller.security import Role, hash_password, verify_password
+from controller.models import ApiToken, User, UserSession
+from controller.security import Role, create_token, decode_token, hash_password, verify_password
 
 # a real hash to compare against for unknown users, so timing does not reveal them
 _DUMMY_HASH = hash_password("not-a-real-password")
@@ -47,3 +54,126 @@ def ensure_bootstrap_admin(session: Session, username: str, password: str | None
 
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
+
+
+# ----------------------------------------------------------------- sessions and tokens
+#
+# Every credential the API accepts is checked against the database on every request:
+# a session token (a JWT from a sign-in) must name a session that has not ended, and an
+# API token must exist and not be revoked; both belong to an active account. So logout,
+# a password change, revoking a token or disabling an account take effect at once.
+
+API_TOKEN_PREFIX = "loaxa_"
+LAST_USED_EVERY = timedelta(minutes=1)
+"""An API token's ``last_used_at`` is written at most this often (not on every call)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a credential speaks for, and which credential it was (to end it)."""
+
+    user: User
+    session_jti: str | None = None
+    token_id: int | None = None
+
+
+def sign_in(session: Session, user: User, secret: str, ttl: timedelta) -> str:
+    """A new session for ``user``: its row, and the signed token that names it."""
+    now = datetime.now(UTC)
+    session.execute(delete(UserSession).where(UserSession.expires_at < now - timedelta(days=1)))
+    jti = secrets.token_hex(16)
+    session.add(UserSession(jti=jti, user_id=user.id, created_at=now, expires_at=now + ttl))
+    session.flush()
+    return create_token(secret, user.username, user.role, ttl, jti=jti)
+
+
+def end_session(session: Session, jti: str) -> None:
+    session.execute(update(UserSession).where(UserSession.jti == jti,
+                                              UserSession.ended_at.is_(None))
+                    .values(ended_at=datetime.now(UTC)))
+
+
+def end_all_sessions(session: Session, user: User) -> int:
+    """Ends every open session of ``user`` (a password change: copies of old tokens die)."""
+    done = session.execute(update(UserSession).where(UserSession.user_id == user.id,
+                                                     UserSession.ended_at.is_(None))
+                           .values(ended_at=datetime.now(UTC)))
+    return done.rowcount or 0
+
+
+def change_password(session: Session, user: User, new_password: str) -> None:
+    user.password_hash = hash_password(new_password)
+    end_all_sessions(session, user)
+
+
+def resolve(session: Session, secret: str, credential: str) -> Principal | None:
+    """The account a bearer token or session cookie speaks for, or None (refuse)."""
+    if credential.startswith(API_TOKEN_PREFIX):
+        return _resolve_api_token(session, credential)
+    claims = decode_token(secret, credential)
+    if not claims or not isinstance(claims.get("jti"), str):
+        return None
+    row = session.scalar(select(UserSession).where(UserSession.jti == claims["jti"]))
+    if row is None or row.ended_at is not None or row.expires_at <= datetime.now(UTC):
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active or user.username != claims.get("sub"):
+        return None
+    return Principal(user, session_jti=row.jti)
+
+
+def _split_api_token(token: str) -> tuple[int, str] | None:
+    body = token.removeprefix(API_TOKEN_PREFIX)
+    token_id, _, secret = body.partition("_")
+    if not token_id.isdigit() or len(token_id) > 18 or not secret:
+        return None
+    return int(token_id), secret
+
+
+def _secret_hash(secret: str) -> str:
+    """SHA-256 is enough: the secret is 256 random bits, not a password to guess."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _resolve_api_token(session: Session, token: str) -> Principal | None:
+    parts = _split_api_token(token)
+    if parts is None:
+        return None
+    row = session.get(ApiToken, parts[0])
+    if row is None or not hmac.compare_digest(row.secret_sha256, _secret_hash(parts[1])):
+        return None
+    now = datetime.now(UTC)
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
+        row.last_used_at = now
+    return Principal(user, token_id=row.id)
+
+
+def create_api_token(session: Session, user: User, name: str, created_by: str,
+                     ttl: timedelta | None) -> tuple[ApiToken, str]:
+    """The row and the token itself (``loaxa_<id>_<secret>``), which is never stored."""
+    secret = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    row = ApiToken(name=name, user_id=user.id, secret_sha256=_secret_hash(secret),
+                   created_by=created_by, created_at=now,
+                   expires_at=now + ttl if ttl else None)
+    session.add(row)
+    session.flush()
+    return row, f"{API_TOKEN_PREFIX}{row.id}_{secret}"
+
+
+def list_api_tokens(session: Session) -> list[tuple[ApiToken, str]]:
+    rows = session.execute(select(ApiToken, User.username).join(User, ApiToken.user_id == User.id)
+                           .order_by(ApiToken.id))
+    return [(t, name) for t, name in rows]
+
+
+def revoke_api_token(session: Session, token_id: int, by: str) -> ApiToken | None:
+    row = session.get(ApiToken, token_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at, row.revoked_by = datetime.now(UTC), by
+    return row

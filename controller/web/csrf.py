@@ -20,13 +20,14 @@ import hashlib
 import hmac
 import json
 import secrets
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.api.deps import SESSION_COOKIE
+from controller.api.errors import ErrorCode, error_body
 
 CSRF_COOKIE = "loaxa_csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -60,15 +61,15 @@ def token_matches(secret: str, cookie: str | None, submitted: str | None) -> boo
             and well_signed(secret, cookie))
 
 
-def _cookies(scope: Scope) -> dict[str, str]:
-    jar: SimpleCookie = SimpleCookie()
-    for name, value in scope.get("headers", ()):
-        if name == b"cookie":
-            try:
-                jar.load(value.decode("latin-1"))
-            except Exception:  # a malformed Cookie header: treat as no cookies
-                return {}
-    return {k: m.value for k, m in jar.items()}
+def request_cookies(scope: Scope) -> dict[str, str]:
+    """The request's cookies exactly as authentication reads them (``request.cookies``).
+
+    One parser for both, on purpose: this check once used ``http.cookies``, which gives up
+    on the whole header at a malformed pair (``zz="x; loaxa_session=…``) while Starlette's
+    parser skips the bad pair and still finds the session, so a forged request carried a
+    session the CSRF check could not see.
+    """
+    return Request(scope).cookies
 
 
 def _header(scope: Scope, wanted: bytes) -> str | None:
@@ -97,7 +98,7 @@ class CSRFMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cookies = _cookies(scope)
+        cookies = request_cookies(scope)
         if not needs_check(scope, cookies):
             await self.app(scope, receive, send)
             return
@@ -112,14 +113,16 @@ class CSRFMiddleware:
                 buffered.append(message)
                 body += message.get("body", b"")
                 if len(body) > MAX_FORM_BYTES:
-                    await _refuse(scope, send, 413, "form too large")
+                    await _refuse(scope, send, 413, ErrorCode.body_too_large,
+                                  "Biểu mẫu quá lớn.")
                     return
                 if not message.get("more_body", False):
                     break
             submitted = (parse_qs(body.decode("utf-8", "replace")).get(CSRF_FIELD) or [None])[0]
         if not token_matches(secret, cookies.get(CSRF_COOKIE), submitted):
-            await _refuse(scope, send, 403, "CSRF token missing or invalid: reload the page "
-                                            "and try again")
+            await _refuse(scope, send, 403, ErrorCode.csrf_failed,
+                          "Thiếu mã bảo vệ biểu mẫu hoặc mã không hợp lệ: tải lại trang rồi "
+                          "thử lại.")
             return
 
         async def replay() -> Message:
@@ -128,9 +131,10 @@ class CSRFMiddleware:
         await self.app(scope, replay, send)
 
 
-async def _refuse(scope: Scope, send: Send, status: int, detail: str) -> None:
+async def _refuse(scope: Scope, send: Send, status: int, code: ErrorCode, message: str) -> None:
     if scope["path"].startswith("/api/"):
-        body, ctype = json.dumps({"detail": detail}).encode(), b"application/json"
+        body = json.dumps(error_body(code, message), ensure_ascii=False).encode()
+        ctype = b"application/json"
     else:
         body = ("<!doctype html><meta charset=utf-8><title>Lỗi</title>"
                 f"<p>Yêu cầu bị từ chối ({status}): phiên làm việc hoặc mã bảo vệ biểu mẫu "

@@ -11,7 +11,7 @@ logout and the admin's new-account form.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -24,12 +24,19 @@ from sqlalchemy import select
 
 from broadcasts.templates import list_templates
 from controller import localtime
-from controller.api.auth import client_key
-from controller.api.deps import SESSION_COOKIE, CurrentUser, RuntimeDep, current_user
+from controller.api.auth import check_password, client_key
+from controller.api.deps import (
+    SESSION_COOKIE,
+    CurrentUser,
+    Day,
+    DbId,
+    RuntimeDep,
+    current_user,
+)
 from controller.api.deps import SessionDep as DbSession
 from controller.domain import PLAYABLE
 from controller.models import CameraAlertRecord
-from controller.security import Role, create_token
+from controller.security import Role
 from controller.services import alerts as alert_service
 from controller.services import announcements as announcement_service
 from controller.services import audit, fleet, item_ids, playback, reports, users
@@ -201,22 +208,19 @@ def login(request: Request, runtime: RuntimeDep, session: DbSession,
           next: Annotated[str, Form(max_length=500)] = "") -> Response:
     """Public (CSRF-checked): the same rate limit and token as ``POST /api/auth/token``; the
     token goes into an HttpOnly, SameSite=Lax cookie (Secure over https)."""
-    key = client_key(request, username)
-    wait = runtime.login_limiter.retry_after(key)
-    if wait > 0:
+    try:
+        account = check_password(runtime, client_key(request, username), session, username,
+                                 password)
+    except HTTPException as exc:  # too many attempts
         response = render(request, "login.html", None, status=429, next=safe_next(next) or "",
-                          username=username,
-                          error=f"Đăng nhập sai quá nhiều lần. Thử lại sau {wait:.0f} giây.")
-        response.headers["Retry-After"] = str(int(wait) + 1)
+                          username=username, error=exc.detail["message"])
+        response.headers.update(exc.headers or {})
         return response
-    account = users.authenticate(session, username, password)
     if account is None:
-        runtime.login_limiter.failed(key)
         return render(request, "login.html", None, status=401, next=safe_next(next) or "",
                       username=username, error="Sai tên đăng nhập hoặc mật khẩu.")
-    runtime.login_limiter.succeeded(key)
     ttl = timedelta(hours=runtime.settings.token_ttl_h)
-    token = create_token(runtime.secret_key, account.username, account.role, ttl)
+    token = users.sign_in(session, account, runtime.secret_key, ttl)
     user = CurrentUser(account.username, Role(account.role), account.full_name)
     response = RedirectResponse(safe_next(next) or home_for(user), 303)
     response.set_cookie(SESSION_COOKIE, token, max_age=int(ttl.total_seconds()),
@@ -227,11 +231,53 @@ def login(request: Request, runtime: RuntimeDep, session: DbSession,
 
 
 @router.post("/logout")
-def logout(request: Request) -> RedirectResponse:
-    """Anyone (CSRF-checked, so another site cannot sign you out): drops the cookie."""
+def logout(request: Request, runtime: RuntimeDep) -> RedirectResponse:
+    """Anyone (CSRF-checked, so another site cannot sign you out): ends the session on
+    the server (a copy of the cookie is refused from now on) and drops the cookie."""
+    try:
+        user = current_user(request, runtime, None)
+    except HTTPException:
+        user = None  # no session, or one that already ended
+    if user is not None and user.session_jti:
+        with runtime.db.session() as s:
+            users.end_session(s, user.session_jti)
     response = RedirectResponse("/login", 303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
                            secure=secure(request))
+    return response
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account(request: Request, user: PageUser) -> HTMLResponse:
+    """Anyone signed in: the form to change one's own password."""
+    return render(request, "account.html", user, error="", done=False)
+
+
+@router.post("/account", response_class=HTMLResponse)
+def change_password(request: Request, user: PageUser, runtime: RuntimeDep, session: DbSession,
+                    current_password: Annotated[str, Form(max_length=256)],
+                    new_password: Annotated[str, Form(max_length=256)]) -> Response:
+    """A plain form (CSRF field): the same check and effect as ``POST /api/auth/password``
+    (every session of the account ends; this browser gets a new one)."""
+    if len(new_password) < 10:
+        return render(request, "account.html", user, status=422, done=False,
+                      error="Mật khẩu mới cần ít nhất 10 ký tự.")
+    try:
+        account = check_password(runtime, client_key(request, user.username), session,
+                                 user.username, current_password)
+    except HTTPException as exc:  # too many attempts
+        return render(request, "account.html", user, status=429, done=False,
+                      error=exc.detail["message"])
+    if account is None:
+        return render(request, "account.html", user, status=403, done=False,
+                      error="Mật khẩu hiện tại không đúng.")
+    users.change_password(session, account, new_password)
+    audit.record(session, user.username, "change_password", "user", user.username)
+    ttl = timedelta(hours=runtime.settings.token_ttl_h)
+    token = users.sign_in(session, account, runtime.secret_key, ttl)
+    response = render(request, "account.html", user, error="", done=True)
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(ttl.total_seconds()),
+                        httponly=True, samesite="lax", secure=secure(request), path="/")
     return response
 
 
@@ -292,7 +338,7 @@ def compose(request: Request, user: PageStaff, session: DbSession) -> HTMLRespon
 
 @router.get("/schedules", response_class=HTMLResponse)
 def schedules_page(request: Request, user: PageStaff, session: DbSession,
-                   week: date | None = None) -> HTMLResponse:
+                   week: Day | None = None) -> HTMLResponse:
     """The list, the week view, a recurring schedule form, and approvals."""
     monday, days = views.week_view(session, week or localtime.today())
     nodes = fleet.list_nodes(session)
@@ -342,7 +388,7 @@ def villages_page(request: Request, user: PageStaff, session: DbSession,
 
 @router.get("/log", response_class=HTMLResponse)
 def log_page(request: Request, user: PageStaff, session: DbSession,
-             day: date | None = None) -> HTMLResponse:
+             day: Day | None = None) -> HTMLResponse:
     """The day's playback reports and totals; the CSV report to download."""
     day = day or localtime.today()
     start, end = localtime.day_bounds(day)
@@ -358,7 +404,7 @@ def log_page(request: Request, user: PageStaff, session: DbSession,
 
 
 @router.get("/audio/announcements/{announcement_id}", response_class=FileResponse)
-def announcement_audio(announcement_id: int, user: PageStaff, session: DbSession,
+def announcement_audio(announcement_id: DbId, user: PageStaff, session: DbSession,
                        runtime: RuntimeDep) -> FileResponse:
     """The rendered audio, so a leader listens to exactly what will play before approving."""
     a = announcement_service.get_announcement(session, announcement_id)
@@ -374,7 +420,7 @@ def announcement_audio(announcement_id: int, user: PageStaff, session: DbSession
 @router.get("/alerts", response_class=HTMLResponse)
 def alert_desk(request: Request, user: PageOfficer, session: DbSession,
                zone: str | None = None, camera: str | None = None, kind: str | None = None,
-               state: str | None = None, day: date | None = None) -> HTMLResponse:
+               state: str | None = None, day: Day | None = None) -> HTMLResponse:
     """Alerts with filters; new ones arrive live (Server-Sent Events); works on a phone."""
     clean = {k: v or None for k, v in
              {"zone": zone, "camera": camera, "kind": kind, "state": state}.items()}

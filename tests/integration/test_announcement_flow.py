@@ -103,10 +103,11 @@ def test_node_that_never_saw_the_broadcast_fetches_media_on_request(controller, 
 def test_past_start_time_and_unknown_node_are_refused(controller):
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     r = controller.post("/api/announcements", json={"text": "x", "start_at": past})
-    assert r.status_code == 422 and "past" in r.json()["detail"], r.text
+    assert r.status_code == 422 and "past" in r.json()["detail"]["reason"], r.text
+    assert r.json()["message"].startswith("Thời điểm phát đã qua")
     r = controller.post("/api/announcements", json={"text": "x", "nodes": ["nope"],
                                                     "play_now": True})
-    assert r.status_code == 422 and "nope" in r.json()["detail"], r.text
+    assert r.status_code == 422 and "nope" in r.json()["detail"]["reason"], r.text
     r = controller.post("/api/announcements", json={"text": ""})
     assert r.status_code == 422 and "text" in r.json()["detail"]
     assert controller.get("/api/announcements/999").status_code == 404

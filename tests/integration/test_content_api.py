@@ -59,14 +59,15 @@ def test_bad_uploads_get_clear_errors(controller, tmp_path: Path) -> None:
     text = tmp_path / "notes.mp3"
     text.write_text("đây không phải âm thanh" * 100)
     r = upload(controller, text)
-    assert r.status_code == 415 and "refused" in r.json()["detail"]
+    assert r.status_code == 415 and r.json()["detail"]["code"] == "upload_not_audio"
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     r = upload(controller, empty)
-    assert r.status_code == 422 and "empty" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["detail"]["code"] == "upload_empty"
     r = controller.post("/api/announcements", json={"items": [
         {"kind": "recording", "upload": "0" * 64}]})
-    assert r.status_code == 422 and "unknown upload" in r.json()["detail"]
+    assert r.status_code == 422 and "unknown upload" in r.json()["detail"]["reason"]
+    assert r.json()["code"] == "content_invalid"
     r = controller.post("/api/announcements", json={"text": "a", "items": [{"kind": "chime"}]})
     assert r.status_code == 422 and "either text or items" in r.json()["detail"]
 

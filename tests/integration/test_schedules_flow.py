@@ -104,6 +104,8 @@ def test_clashes_are_refused_unless_priorities_resolve_them(controller):
     r = schedule(controller, clash["id"], 305, priority="ordinary")
     assert r.status_code == 409
     conflicts = r.json()["detail"]["conflicts"]
+    assert r.json()["code"] == "schedule_clash"
+    assert r.json()["message"].startswith("Trùng giờ với bản tin khác")
     assert conflicts[0]["announcement_id"] == first["id"] and "node-1" in conflicts[0]["nodes"]
     assert schedule(controller, clash["id"], 305, priority="priority").status_code == 201
     other = announce(controller, SHORT)
@@ -116,15 +118,18 @@ def test_clashes_are_refused_unless_priorities_resolve_them(controller):
     r = schedule(controller, other["id"], 900, priority="ordinary")
     assert r.status_code == 201
     bad = schedule(controller, other["id"], -60)
-    assert bad.status_code == 422 and "past" in bad.json()["detail"]
+    assert bad.status_code == 422 and "past" in bad.json()["detail"]["reason"]
+    assert bad.json()["message"] == "Thời điểm phát đã qua: hãy chọn một thời điểm sắp tới."
     r = controller.post("/api/schedules", json={
         "announcement_id": other["id"], "targets": {"zones": ["thon-9"]},
         "timing": {"kind": "rrule", "start_at": in_future(60), "rule": "FREQ=HOURLY"}})
-    assert r.status_code == 422 and "thon-9" in r.json()["detail"]
+    assert r.status_code == 422 and "thon-9" in r.json()["detail"]["reason"]
+    assert r.json()["code"] == "schedule_invalid"
     r = controller.post("/api/schedules", json={
         "announcement_id": other["id"], "targets": {"all": True},
         "timing": {"kind": "cron", "start_at": in_future(60), "rule": "0 25 * * *"}})
-    assert r.status_code == 422 and "cron" in r.json()["detail"]
+    assert r.status_code == 422 and "cron" in r.json()["detail"]["reason"]
+    assert r.json()["message"] == "Biểu thức cron không hợp lệ."
 
 
 def test_cancelling_removes_the_item_from_every_node(controller, start_node):

@@ -9,6 +9,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,20 +42,19 @@ class LiveServer:
         return self.base_url + path
 
 
-@pytest.fixture
-def live_server(controller_settings) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    """uvicorn in a thread, with the real lifespan (runtime, MQTT link, migrations)."""
+@contextmanager
+def serve(settings: Any) -> Iterator[str]:
+    """The app in uvicorn on a free port, in a thread, with the real lifespan (runtime,
+    MQTT link, migrations) and the same server options as `loaxa controller serve`."""
     import uvicorn
 
-    from controller.app import create_app
-    from controller.security import Role
-    from controller.services import users
-    from tests.conftest import ADMIN_PASSWORD
+    from controller.app import create_app, server_options
 
-    app = create_app(controller_settings)
+    app = create_app(settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=2, lifespan="on"))
+    options = server_options(settings) | {"host": "127.0.0.1", "port": port}
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2,
+                                           lifespan="on", **options))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -62,18 +62,33 @@ def live_server(controller_settings) -> Iterator[LiveServer]:  # type: ignore[no
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    runtime = app.state.runtime
-    assert runtime.link.wait_connected(10), "controller did not reach the broker"
-    passwords = {"admin": ADMIN_PASSWORD}
-    with runtime.db.session() as s:
-        for role in ROLES:
-            passwords[role] = f"{role}-password-123"
-            users.create_user(s, role, passwords[role], Role(role),
-                              {"staff": "Nguyễn Thị Biên Tập", "leader": "Trần Văn Lãnh Đạo",
-                               "officer": "Lê Văn An Ninh"}[role])
-    yield LiveServer(f"http://127.0.0.1:{port}", app, runtime, passwords)
-    server.should_exit = True
-    thread.join(15)
+    try:
+        assert app.state.runtime.link.wait_connected(10), "controller did not reach the broker"
+        serve.app = app  # type: ignore[attr-defined]
+        yield f"{'https' if settings.serves_https else 'http'}://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture
+def live_server(controller_settings) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    """The app served by uvicorn, with a staff, a leader and an officer account."""
+    from controller.security import Role
+    from controller.services import users
+    from tests.conftest import ADMIN_PASSWORD
+
+    with serve(controller_settings) as base_url:
+        app = serve.app  # type: ignore[attr-defined]
+        runtime = app.state.runtime
+        passwords = {"admin": ADMIN_PASSWORD}
+        with runtime.db.session() as s:
+            for role in ROLES:
+                passwords[role] = f"{role}-password-123"
+                users.create_user(s, role, passwords[role], Role(role),
+                                  {"staff": "Nguyễn Thị Biên Tập", "leader": "Trần Văn Lãnh Đạo",
+                                   "officer": "Lê Văn An Ninh"}[role])
+        yield LiveServer(base_url, app, runtime, passwords)
 
 
 @pytest.fixture(scope="session")

@@ -25,17 +25,20 @@ async function api(method, url, body, { raw = false } = {}) {
   }
   const response = await fetch(url, init);
   if (!response.ok) {
-    let detail = response.statusText;
+    // The API's error shape: a Vietnamese ``message`` for people (shown as it is) and a
+    // stable ``code`` for programs; nothing technical reaches the page.
+    let message = "Có lỗi xảy ra. Hãy thử lại hoặc báo quản trị viên.";
+    let code = "error";
     try {
       const data = await response.json();
-      detail = typeof data.detail === "string" ? data.detail
-        : (data.detail && data.detail.message) || JSON.stringify(data.detail);
-      if (data.detail && data.detail.conflicts) {
-        detail += ": " + data.detail.conflicts.map((c) => `#${c.schedule_id} ${c.title}`).join(", ");
-      }
+      if (typeof data.message === "string" && data.message) message = data.message;
+      if (typeof data.code === "string") code = data.code;
     } catch (e) { /* not JSON */ }
     if (response.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname); }
-    throw new Error(`${response.status}: ${detail}`);
+    const error = new Error(message);
+    error.status = response.status;
+    error.code = code;
+    throw error;
   }
   if (raw) return response;
   return response.status === 204 ? null : response.json();

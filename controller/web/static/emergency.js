@@ -2,19 +2,6 @@
 // Nothing goes out before the confirmation step says what will play where.
 "use strict";
 
-const EMERGENCY_ERRORS = {
-  400: "Yêu cầu không hợp lệ. Hãy kiểm tra lại nội dung.",
-  403: "Tài khoản của bạn không có quyền phát khẩn cấp.",
-  404: "Không tìm thấy bản tin đã chọn; hãy tải lại trang.",
-  409: "Bản tin này đã bị huỷ nên không thể phát.",
-  422: "Nội dung chưa hợp lệ. Hãy kiểm tra lại nội dung và nơi phát.",
-};
-
-function emergencyError(error) {
-  const status = parseInt(String(error.message), 10);
-  return EMERGENCY_ERRORS[status] || "Không gửi được. Hãy thử lại hoặc báo quản trị viên.";
-}
-
 function chosen(form, name) {
   const input = form.querySelector(`input[name="${name}"]:checked`);
   return input ? input.value : null;
@@ -87,7 +74,7 @@ function setupEmergencyForm(form) {
       toast(`Đã phát khẩn cấp tới ${out.nodes} cụm loa.`);
       setTimeout(() => window.location.reload(), 1500);
     } catch (e) {
-      show(emergencyError(e));
+      show(e.message);
     } finally {
       button.disabled = false;
     }
@@ -110,7 +97,7 @@ function setupStop() {
       toast(`Đã dừng phát trên ${out.nodes} cụm loa.`);
       setTimeout(() => window.location.reload(), 1500);
     } catch (e) {
-      toast(emergencyError(e), true);
+      toast(e.message, true);
     } finally {
       button.disabled = false;
     }

@@ -2,18 +2,6 @@
 // reloads so what is shown is what the controller holds.
 "use strict";
 
-const VILLAGE_ERRORS = {
-  403: "Tài khoản của bạn không có quyền thay đổi mục này.",
-  404: "Mục này không còn nữa; hãy tải lại trang.",
-  409: "Mục này vừa được người khác thay đổi; hãy tải lại trang.",
-  422: "Thông tin chưa hợp lệ. Hãy kiểm tra lại các ô đã nhập.",
-};
-
-function villageError(error) {
-  const status = parseInt(String(error.message), 10);
-  return VILLAGE_ERRORS[status] || "Không lưu được. Hãy thử lại hoặc báo quản trị viên.";
-}
-
 function saved(message) {
   toast(message);
   setTimeout(() => window.location.reload(), 800);
@@ -36,7 +24,7 @@ function onSubmit(form, check, send, done) {
       await send(form);
       saved(done(form));
     } catch (e) {
-      if (box) { box.textContent = villageError(e); box.hidden = false; } else { toast(villageError(e), true); }
+      if (box) { box.textContent = e.message; box.hidden = false; } else { toast(e.message, true); }
     } finally {
       button.disabled = false;
     }
@@ -73,13 +61,13 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-delete-holiday]").forEach((button) => {
     button.addEventListener("click", async () => {
       if (!window.confirm("Xoá ngày nghỉ này?")) return;
-      try { await api("DELETE", `/api/calendar/${button.dataset.deleteHoliday}`); saved("Đã xoá ngày nghỉ."); } catch (e) { toast(villageError(e), true); }
+      try { await api("DELETE", `/api/calendar/${button.dataset.deleteHoliday}`); saved("Đã xoá ngày nghỉ."); } catch (e) { toast(e.message, true); }
     });
   });
   document.querySelectorAll("[data-delete-word]").forEach((button) => {
     button.addEventListener("click", async () => {
       if (!window.confirm(`Xoá cách đọc «${button.dataset.deleteWord}»?`)) return;
-      try { await api("DELETE", `/api/lexicon/${encodeURIComponent(button.dataset.deleteWord)}`); saved("Đã xoá cách đọc."); } catch (e) { toast(villageError(e), true); }
+      try { await api("DELETE", `/api/lexicon/${encodeURIComponent(button.dataset.deleteWord)}`); saved("Đã xoá cách đọc."); } catch (e) { toast(e.message, true); }
     });
   });
 });
