@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from tests.conftest import ADMIN_PASSWORD
+
 NOT_CHANGES = {
     ("POST", "/api/auth/token"): "signing in changes no record (the login limiter logs it)",
     ("POST", "/api/templates/{template_id}/render"): "fills a template, stores nothing",
@@ -97,6 +99,12 @@ STEPS: list[Step] = [
     ("POST", "/api/alerts/{alert_id}/acknowledge", lambda st: {"json": {}}),
     ("POST", "/api/alerts/{alert_id}/resolve", lambda st: {"json": {"note": "đã nhắc"}}),
     ("POST", "/api/alerts/{second_alert}/false-alarm", lambda st: {"json": {}}),
+    ("POST", "/api/tokens", lambda st: {"json": {"name": "tich-hop", "username": "bientap2"}}),
+    ("DELETE", "/api/tokens/{token_id}", lambda st: {}),
+    # last: these end the admin's sessions
+    ("POST", "/api/auth/password", lambda st: {"json": {
+        "current_password": ADMIN_PASSWORD, "new_password": "mat-khau-moi-dai-1"}}),
+    ("POST", "/api/auth/logout", lambda st: {}),
 ]
 
 
@@ -142,6 +150,10 @@ def test_each_mutating_route_leaves_exactly_one_audit_record_naming_the_actor(co
             state["schedule_id"] = body["id"]
         if path == "/api/calendar" and method == "POST":
             state["id"] = body["id"]
+        if path == "/api/tokens":
+            state["token_id"] = body["id"]
+        if path == "/api/auth/password":  # every session ended: go on with the new one
+            controller.headers["Authorization"] = f"Bearer {body['access_token']}"
         new = [e for e in audit_rows() if e.id > seen]
         assert len(new) == 1, (f"{method} {path} left {len(new)} audit records: "
                                f"{[(e.action, e.detail) for e in new]}")

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,6 +25,7 @@ from controller.api.deps import (
     RuntimeDep,
     SessionDep,
 )
+from controller.domain import AlertState
 from controller.runtime import Runtime
 from controller.schemas import AlertOut, AuditOut, TransitionIn
 from controller.services import alerts as service
@@ -63,7 +64,7 @@ class AlertDetail(AlertView):
 @router.get("", response_model=list[AlertView])
 def list_alerts(user: Officer, session: SessionDep, node: str | None = None,
                 camera: str | None = None, kind: str | None = None,
-                state: str | None = None, zone: str | None = None,
+                state: AlertState | Literal[""] | None = None, zone: str | None = None,
                 day: Annotated[Day | None, Query(description="local day (the commune's time zone)")
                                ] = None,
                 since: Instant | None = None, until: Instant | None = None,

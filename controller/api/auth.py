@@ -15,7 +15,7 @@ from controller.models import ApiToken, User
 from controller.runtime import Runtime
 from controller.schemas import In, TokenOut, UserIn, UserOut
 from controller.security import Role
-from controller.services import audit, users
+from controller.services import users
 
 router = APIRouter(tags=["accounts"])
 
@@ -101,7 +101,7 @@ def logout(user: AnyUser, session: SessionDep) -> None:
     if user.session_jti is None:
         raise api_error(status.HTTP_409_CONFLICT, ErrorCode.conflict,
                         "Mã API không đăng xuất được: quản trị viên thu hồi nó.")
-    users.end_session(session, user.session_jti)
+    users.end_session(session, user.session_jti, user.username)
 
 
 @router.post("/api/auth/password", response_model=TokenOut)
@@ -118,7 +118,6 @@ def change_password(body: PasswordIn, request: Request, user: AnyUser, runtime: 
         raise api_error(status.HTTP_403_FORBIDDEN, ErrorCode.wrong_password,
                         "Mật khẩu hiện tại không đúng.")
     users.change_password(session, account, body.new_password)
-    audit.record(session, user.username, "change_password", "user", user.username)
     return new_session(runtime, session, account)
 
 
@@ -136,11 +135,10 @@ def list_users(_: Admin, session: SessionDep) -> list[UserOut]:
 def create_user(body: UserIn, admin: Admin, session: SessionDep) -> UserOut:
     try:
         user = users.create_user(session, body.username, body.password, Role(body.role),
-                                 body.full_name)
+                                 body.full_name, actor=admin.username)
     except users.UserError:
         raise api_error(409, ErrorCode.conflict,
                         f"Tài khoản {body.username} đã có.") from None
-    audit.record(session, admin.username, "create_user", "user", user.username, role=user.role)
     return UserOut.model_validate(user)
 
 
@@ -167,8 +165,6 @@ def create_token(body: ApiTokenIn, admin: Admin, session: SessionDep) -> ApiToke
         raise api_error(404, ErrorCode.not_found, f"Không có tài khoản {body.username}.")
     ttl = timedelta(days=body.expires_in_days) if body.expires_in_days else None
     row, token = users.create_api_token(session, account, body.name, admin.username, ttl)
-    audit.record(session, admin.username, "create_api_token", "api_token", str(row.id),
-                 name=row.name, acts_as=account.username)
     return ApiTokenCreated(**token_out(row, account.username).model_dump(), token=token)
 
 
@@ -178,5 +174,4 @@ def revoke_token(token_id: DbId, admin: Admin, session: SessionDep) -> None:
     row = users.revoke_api_token(session, token_id, admin.username)
     if row is None:
         raise api_error(404, ErrorCode.not_found, f"Không có mã API số {token_id}.")
-    audit.record(session, admin.username, "revoke_api_token", "api_token", str(token_id))
 

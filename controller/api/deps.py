@@ -24,6 +24,9 @@ _bearer = HTTPBearer(auto_error=False)
 DB_ID_MAX = 2**63 - 1
 """The largest id a database column holds (SQLite INTEGER, PostgreSQL BIGINT)."""
 DbId = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="a database id")]
+NodeId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="a node id")]
+"""A node id in a path: what the contract accepts as a topic segment (else 422, never a
+failure deeper in)."""
 """Every integer id in a path: ``def get(announcement_id: DbId)``. Larger ids are a 422,
 not an ``OverflowError`` in the database driver (a 500)."""
 

@@ -15,7 +15,7 @@ import yaml
 from fastapi import APIRouter, HTTPException
 from pydantic import ValidationError
 
-from controller.api.deps import AnyUser, RuntimeDep, SessionDep, Staff
+from controller.api.deps import AnyUser, NodeId, RuntimeDep, SessionDep, Staff
 from controller.domain import Targets
 from controller.schemas import (
     CommandOut,
@@ -50,7 +50,7 @@ def list_nodes(user: AnyUser, session: SessionDep) -> list[NodeOut]:
 
 
 @router.post("/api/nodes/{node_id}/commands", response_model=CommandOut, status_code=202)
-def command(node_id: str, body: NodeCommandIn, user: Staff, runtime: RuntimeDep) -> CommandOut:
+def command(node_id: NodeId, body: NodeCommandIn, user: Staff, runtime: RuntimeDep) -> CommandOut:
     """Volume, test tone (staff); resync, stop, reboot (admin), without waiting: the
     volume and test tone replies are kept (``GET /api/operations/{command_id}``)."""
     kind = CommandKind(body.kind)
@@ -89,7 +89,7 @@ def get_operation(operation_id: str, user: Staff, runtime: RuntimeDep) -> Operat
 
 
 @router.get("/api/nodes/{node_id}", response_model=NodeOut)
-def get_node(node_id: str, user: AnyUser, session: SessionDep) -> NodeOut:
+def get_node(node_id: NodeId, user: AnyUser, session: SessionDep) -> NodeOut:
     for n in fleet.list_nodes(session):
         if n.node_id == node_id:
             return NodeOut.model_validate(n)

@@ -98,9 +98,9 @@ def list_alerts(session: Session, *, node: str | None = None, camera: str | None
     q = select(CameraAlertRecord).order_by(CameraAlertRecord.at.desc()).limit(limit)
     filters = {"node_id": node, "camera": camera, "kind": kind, "state": state}
     for column, value in filters.items():
-        if value is not None:
+        if value:  # an empty filter field means "any"
             q = q.where(getattr(CameraAlertRecord, column) == value)
-    if zone is not None:
+    if zone:
         q = q.where(CameraAlertRecord.node_id.in_(zone_nodes(session, zone)))
     if day is not None:
         start, end = day_bounds(day)  # officers think in local days, rows are UTC

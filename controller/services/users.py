@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from controller.models import ApiToken, User, UserSession
 from controller.security import Role, create_token, decode_token, hash_password, verify_password
+from controller.services import audit
 
 # a real hash to compare against for unknown users, so timing does not reveal them
 _DUMMY_HASH = hash_password("not-a-real-password")
@@ -28,13 +29,17 @@ def get_user(session: Session, username: str) -> User | None:
 
 
 def create_user(session: Session, username: str, password: str, role: Role,
-                full_name: str = "") -> User:
+                full_name: str = "", actor: str | None = None) -> User:
+    """A new active account; audited as ``actor``'s change (the bootstrap admin and test
+    fixtures make accounts with no actor)."""
     if get_user(session, username) is not None:
         raise UserError(f"user {username!r} already exists")
     user = User(username=username, password_hash=hash_password(password), role=role.value,
                 full_name=full_name, active=True)
     session.add(user)
     session.flush()
+    if actor is not None:
+        audit.record(session, actor, "create_user", "user", user.username, role=user.role)
     return user
 
 
@@ -87,7 +92,9 @@ def sign_in(session: Session, user: User, secret: str, ttl: timedelta) -> str:
     return create_token(secret, user.username, user.role, ttl, jti=jti)
 
 
-def end_session(session: Session, jti: str) -> None:
+def end_session(session: Session, jti: str, actor: str) -> None:
+    """Sign out: the session's token is refused from now on, wherever it was copied."""
+    audit.record(session, actor, "sign_out", "user", actor)
     session.execute(update(UserSession).where(UserSession.jti == jti,
                                               UserSession.ended_at.is_(None))
                     .values(ended_at=datetime.now(UTC)))
@@ -102,8 +109,11 @@ def end_all_sessions(session: Session, user: User) -> int:
 
 
 def change_password(session: Session, user: User, new_password: str) -> None:
+    """The account's own change: every session of it ends (copies of old tokens die)."""
     user.password_hash = hash_password(new_password)
-    end_all_sessions(session, user)
+    ended = end_all_sessions(session, user)
+    audit.record(session, user.username, "change_password", "user", user.username,
+                 sessions_ended=ended)
 
 
 def resolve(session: Session, secret: str, credential: str) -> Principal | None:
@@ -163,6 +173,8 @@ def create_api_token(session: Session, user: User, name: str, created_by: str,
                    expires_at=now + ttl if ttl else None)
     session.add(row)
     session.flush()
+    audit.record(session, created_by, "create_api_token", "api_token", row.id, name=name,
+                 acts_as=user.username)
     return row, f"{API_TOKEN_PREFIX}{row.id}_{secret}"
 
 
@@ -176,4 +188,5 @@ def revoke_api_token(session: Session, token_id: int, by: str) -> ApiToken | Non
     row = session.get(ApiToken, token_id)
     if row is not None and row.revoked_at is None:
         row.revoked_at, row.revoked_by = datetime.now(UTC), by
+        audit.record(session, by, "revoke_api_token", "api_token", token_id)
     return row

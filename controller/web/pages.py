@@ -39,10 +39,10 @@ from controller.models import CameraAlertRecord
 from controller.security import Role
 from controller.services import alerts as alert_service
 from controller.services import announcements as announcement_service
-from controller.services import audit, fleet, item_ids, playback, reports, users
 from controller.services import calendar as calendar_service
 from controller.services import content as content_service
 from controller.services import emergency as emergency_service
+from controller.services import fleet, item_ids, playback, reports, users
 from controller.services import schedules as schedule_service
 from controller.web import views
 from controller.web.csrf import CSRF_COOKIE, new_token, well_signed
@@ -240,7 +240,7 @@ def logout(request: Request, runtime: RuntimeDep) -> RedirectResponse:
         user = None  # no session, or one that already ended
     if user is not None and user.session_jti:
         with runtime.db.session() as s:
-            users.end_session(s, user.session_jti)
+            users.end_session(s, user.session_jti, user.username)
     response = RedirectResponse("/login", 303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
                            secure=secure(request))
@@ -272,7 +272,6 @@ def change_password(request: Request, user: PageUser, runtime: RuntimeDep, sessi
         return render(request, "account.html", user, status=403, done=False,
                       error="Mật khẩu hiện tại không đúng.")
     users.change_password(session, account, new_password)
-    audit.record(session, user.username, "change_password", "user", user.username)
     ttl = timedelta(hours=runtime.settings.token_ttl_h)
     token = users.sign_in(session, account, runtime.secret_key, ttl)
     response = render(request, "account.html", user, error="", done=True)
@@ -468,12 +467,10 @@ def create_user(request: Request, user: PageAdmin, runtime: RuntimeDep,
         with runtime.db.session() as s:
             try:
                 account = users.create_user(s, body.username, body.password, Role(body.role),
-                                            body.full_name)
+                                            body.full_name, actor=user.username)
             except users.UserError:
                 error = f"Tài khoản {body.username} đã có."
             else:
-                audit.record(s, user.username, "create_user", "user", account.username,
-                             role=account.role)
                 created = account.username
     with runtime.db.session() as s:
         accounts = users.list_users(s)
