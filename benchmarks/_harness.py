@@ -234,6 +234,9 @@ def running_system(workdir: Path, nodes: int, per_zone: int,
                    extra_env: dict[str, str] | None = None) -> Iterator[System]:
     """Fleet, broker, controller and watcher; the caller starts the nodes (or not)."""
     workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:  # the broker drops to an unprivileged user: it must get through
+        workdir.chmod(0o711)
     console.log(f"provisioning {nodes} nodes in {workdir}")
     templates = write_synthetic_templates(workdir / "templates", nodes, per_zone=per_zone)
     port = free_port()
