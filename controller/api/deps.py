@@ -39,12 +39,15 @@ def get_runtime(request: Request) -> Runtime:
 
 
 def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Session]:
+    """The request's transaction; it commits (and its effects go out) when the route
+    returns, before the answer is sent (``scope="function"``): a client that uses what it
+    was just given (a new token, a new id) never finds it not there yet."""
     with runtime.db.session() as session:
         yield session
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # ------------------------------------------------------------------ who is calling
