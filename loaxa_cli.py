@@ -191,7 +191,8 @@ def fleet_provision(out: Annotated[Path, typer.Option(help="output folder")] = P
                     controllers: Annotated[int, typer.Option(
                         min=1, help="controller replicas (one account each)")] = 1,
                     autosave_changes: Annotated[int, typer.Option(
-                        min=1, help="save the broker's database after this many changes")] = 1,
+                        min=0, help="0: save the broker's database every second; N: after "
+                                    "every N changes")] = 0,
                     broker_user: Annotated[str, typer.Option(
                         help="who the broker runs as when started as root")] = "",
                     broker_owner: Annotated[str, typer.Option(

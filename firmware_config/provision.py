@@ -75,7 +75,7 @@ class FleetSettings:
     local_port: int | None = None
     controller_replicas: int = 1
     share_group: str = DEFAULT_SHARE_GROUP
-    autosave_changes: int = 1
+    autosave_changes: int = 0
     broker_user: str = ""
     broker_owner: str = ""
     """``uid:gid`` to chown the broker's folder to when that user is not known here (the
