@@ -300,9 +300,13 @@ class EdgeAgent:
         if not self.transport.connected:
             self._telemetry_timer = None
             return
-        self.publish_telemetry()
-        self._telemetry_timer = self.loop.call_later(self.config.telemetry_interval_s,
-                                                     self._telemetry_tick)
+        try:
+            self.publish_telemetry()
+        except Exception:  # a heartbeat that cannot be built must not stop the next ones
+            log.exception("telemetry could not be built; trying again next tick")
+        finally:
+            self._telemetry_timer = self.loop.call_later(self.config.telemetry_interval_s,
+                                                         self._telemetry_tick)
 
     def _status_message(self, online: bool) -> Message:
         status = Status(node=self.node, online=online, zones=self.config.zones,
