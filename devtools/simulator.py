@@ -32,7 +32,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,9 @@ class SharedDecodeSink(FileSink):
         super().__init__(directory, realtime)
         self.shared = shared
         self.decode_dir = shared.directory
+
+    def prepare_key(self, media: Path, volume: int, work_dir: Path) -> Hashable:
+        return self.decode_dir, media.name, volume  # one decode for every node sharing it
 
     def ready(self, media: Path, volume: int, work_dir: Path) -> PreparedClip | None:
         clip = self.shared.decoded.get((media.name, volume))

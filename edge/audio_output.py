@@ -17,6 +17,7 @@ import re
 import subprocess
 import time
 import wave
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -63,6 +64,11 @@ class AudioOutput(Protocol):
         """The clip if it is already decoded (quick, on the loop); None to prepare it."""
         ...
 
+    def prepare_key(self, media: Path, volume: int, work_dir: Path) -> Hashable:
+        """What a decode produces: two prepares with the same key make the same clip,
+        so the second waits for the first instead of running again."""
+        ...
+
     def start(self, clip: PreparedClip, label: str) -> Playing:
         """Start playing now and return at once (on the deadline: must be quick)."""
         ...
@@ -89,6 +95,9 @@ def _safe(label: str) -> str:
 
 
 class _DecodingOutput:
+    def prepare_key(self, media: Path, volume: int, work_dir: Path) -> Hashable:
+        return work_dir / f"{media.stem}-v{volume}.wav"
+
     def ready(self, media: Path, volume: int, work_dir: Path) -> PreparedClip | None:
         wav = work_dir / f"{media.stem}-v{volume}.wav"
         return PreparedClip(wav, wav_duration(wav)) if wav.exists() else None

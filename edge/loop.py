@@ -22,7 +22,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 1.0
 """The loop wakes at least this often, so a wall clock stepped by NTP is noticed."""
+IDLE_MAX_DELAY_S = 1.0
+"""Work queued for a quiet moment (:meth:`Reactor.call_when_idle`) waits at most this
+long, however busy the loop stays."""
 
 
 class Timer:
@@ -51,6 +54,8 @@ class Reactor:
         self._timers: list[tuple[float, int, Timer]] = []
         self._order = itertools.count()
         self._handoffs: collections.deque[tuple[Callable[..., Any], tuple]] = collections.deque()
+        self._idle: collections.deque[tuple[float, Callable[..., Any], tuple]] = (
+            collections.deque())
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -59,6 +64,8 @@ class Reactor:
                                             thread_name_prefix=f"{name}-work")
         self._thread: threading.Thread | None = None
         self._running = False
+        self._joined: dict[Hashable, list[Callable[[Any, BaseException | None], None]]] = {}
+        """Blocking jobs running under a key -> the ``done`` callbacks waiting for them."""
 
     # time ---------------------------------------------------------------------------
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Timer:
@@ -78,6 +85,14 @@ class Reactor:
         """Run ``fn(*args)`` once the current burst of events is handled (loop only)."""
         self._handoffs.append((fn, args))
 
+    def call_when_idle(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` once no socket has anything to read (or after
+        :data:`IDLE_MAX_DELAY_S`), loop thread only. For work that may wait a moment
+        (reports after a start): on a Pi that is at once; where many agents share one loop
+        (the simulator), the other nodes' commands are read and started first, as each
+        would be on its own CPU."""
+        self._idle.append((time.monotonic() + IDLE_MAX_DELAY_S, fn, args))
+
     # other threads ------------------------------------------------------------------
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         self._handoffs.append((fn, args))
@@ -86,8 +101,21 @@ class Reactor:
             self._wake_w.send(b"\0")
 
     def run_blocking(self, fn: Callable[[], Any],
-                     done: Callable[[Any, BaseException | None], None]) -> None:
-        """Run ``fn`` in the worker pool; ``done(result, error)`` then runs on the loop."""
+                     done: Callable[[Any, BaseException | None], None],
+                     key: Hashable | None = None) -> None:
+        """Run ``fn`` in the worker pool; ``done(result, error)`` then runs on the loop.
+
+        With ``key`` (loop thread only), a job already running under the same key is not
+        started again: ``done`` waits for that one, and every waiting ``done`` runs in the
+        same hand-off. Simulated nodes sharing one decoded clip then cost one trip to a
+        worker thread, not one each: every trip back is a GIL switch (up to 5 ms) that
+        the loop, busy with the other nodes, makes the worker wait for."""
+        if key is not None:
+            if key in self._joined:
+                self._joined[key].append(done)
+                return
+            self._joined[key] = [done]
+            done = self._finisher(key)
 
         def finished(future: Future) -> None:
             if future.cancelled():  # the loop is stopping
@@ -96,6 +124,12 @@ class Reactor:
             self.call_soon_threadsafe(done, None if error else future.result(), error)
 
         self._executor.submit(fn).add_done_callback(finished)
+
+    def _finisher(self, key: Hashable) -> Callable[[Any, BaseException | None], None]:
+        def finish(result: Any, error: BaseException | None) -> None:
+            for waiting in self._joined.pop(key, []):
+                self._guarded(waiting, result, error)
+        return finish
 
     # sockets ------------------------------------------------------------------------
     def watch(self, sock: Any, on_read: Callable[[], None],
@@ -153,9 +187,10 @@ class Reactor:
         timeout = MAX_SLEEP_S
         if self._timers:
             timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
-        if self._handoffs:
+        if self._handoffs or self._idle:
             timeout = 0.0
-        for key, mask in self._selector.select(timeout):
+        events = self._selector.select(timeout)
+        for key, mask in events:
             on_read, on_write = key.data
             if mask & selectors.EVENT_READ:
                 self._guarded(on_read)
@@ -166,6 +201,19 @@ class Reactor:
             fn, args = self._handoffs.popleft()
             self._guarded(fn, *args)
         self._run_due_timers()
+        if self._idle:
+            self._run_idle(quiet=not events)
+
+    def _run_idle(self, quiet: bool) -> None:
+        """When the sockets were quiet, everything queued for a quiet moment; otherwise
+        only what has waited its longest."""
+        now = time.monotonic()
+        for _ in range(len(self._idle)):
+            deadline, fn, args = self._idle[0]
+            if not quiet and deadline > now:
+                return
+            self._idle.popleft()
+            self._guarded(fn, *args)
 
     def _run_due_timers(self) -> None:
         """Run the timers that are due, in order; those they add for now run too."""

@@ -28,10 +28,6 @@ from mqtt_contract import PRIORITY_RANK, MediaRef, Plan, PlaybackEvent, Priority
 
 log = logging.getLogger(__name__)
 
-STARTED_REPORT_DELAY_S = 0.05
-"""The "started" report (built, stored, published) goes out just after the start, not on
-it: on the deadline the loop only reads the clock and opens the output. Where many nodes
-share one loop (the simulator), report work at the deadline would hold the others back."""
 STATE_WRITE_DELAY_S = 0.2
 """Item states reach the node's store this long after they change, batched. A node that
 loses power within that window may replay the item it had just started."""
@@ -282,7 +278,8 @@ class LocalScheduler:
                 self._prepared[job.item_id] = clip
             self.wake()
 
-        self.loop.run_blocking(lambda: self.output.prepare(media, volume, self.work_dir), done)
+        self.loop.run_blocking(lambda: self.output.prepare(media, volume, self.work_dir), done,
+                               key=self.output.prepare_key(media, volume, self.work_dir))
 
     def _disarm(self) -> None:
         if self._armed:
@@ -329,8 +326,10 @@ class LocalScheduler:
         playing = self.output.start(clip, f"{job.item_id}-1")
         actual = time.time()
         self._current = Running(job, clip, playing, actual)
-        self.loop.call_later(STARTED_REPORT_DELAY_S, self.report, job, PlaybackEvent.started,
-                             actual, None, "")
+        # the "started" report (built, stored, published) waits for a quiet moment: on the
+        # deadline the loop only reads the clock and opens the output; where many nodes
+        # share a loop (the simulator), report work would hold the others' starts back
+        self.loop.call_when_idle(self.report, job, PlaybackEvent.started, actual, None, "")
         self._poll_later(playing)
 
     def _poll_later(self, playing: Playing) -> None:
