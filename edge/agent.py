@@ -42,6 +42,7 @@ from mqtt_contract import (
     ALERT,
     COMMAND_TOPICS,
     MEDIA_TOPICS,
+    NODE_CMD,
     PLAN,
     PLAYBACK,
     REPLY,
@@ -64,6 +65,14 @@ from mqtt_contract import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def wants_reply(info: TopicInfo, properties: Any) -> bool:
+    """A command to this node is answered; one to a zone or the whole commune only when
+    it asks (an MQTT 5 Response Topic): a thousand nodes answering an emergency nobody
+    asked them to answer would crowd the broker and the controller in the very second
+    the speakers must start, and their playback reports say what happened anyway."""
+    return info.spec is NODE_CMD or bool(getattr(properties, "ResponseTopic", None))
 
 
 class EdgeAgent:
@@ -252,7 +261,8 @@ class EdgeAgent:
         if reply is None:  # refused by the gate, or answered later (a config push)
             self.operations.answer_later(cmd.id, properties)
             return
-        self._send_reply(reply, properties)
+        if wants_reply(info, properties):
+            self._send_reply(reply, properties)
 
     def _send_reply(self, reply: Reply, request_properties: Any) -> None:
         self.transport.publish(REPLY.message(self.commune, reply, node=self.node),
