@@ -201,11 +201,21 @@ class Runtime:
                 log.exception("sending the effects of a change failed")
 
     def apply(self, fx: Effects) -> None:
-        """Media first (a command finds it on its way), then commands, then plans."""
+        """Media first (a command finds it on its way), then commands, then plans. Each
+        distinct target is resolved once (an emergency names the same one twice)."""
+        reach: dict[str, list[target_rules.Address]] = {}
+
+        def nodes_of(targets: Targets) -> list[target_rules.Address]:
+            key = targets.model_dump_json()
+            if key not in reach:
+                with self.db.session() as s:
+                    reach[key] = target_rules.addresses(s, targets)
+            return reach[key]
+
         for announcement_id, targets in fx.media:
-            self._broadcast_media(announcement_id, targets)
+            self._broadcast_media(announcement_id, targets, nodes_of(targets))
         for targets, command in fx.commands:
-            self._send_commands(targets, command)
+            self._send_commands(targets, command, nodes_of(targets))
         plans = fx.plans_to_publish
         if plans is not None and not plans:
             return
@@ -237,7 +247,8 @@ class Runtime:
         except Exception:
             log.exception("publishing plans failed")
 
-    def _broadcast_media(self, announcement_id: int, targets: Targets) -> None:
+    def _broadcast_media(self, announcement_id: int, targets: Targets,
+                         nodes: list[target_rules.Address]) -> None:
         """Publish an announcement's audio once per zone (when only zones are targeted) or
         once per commune: the broker fans it out, and nodes elsewhere on 3G are spared.
         A topic that carried the same clip within the broadcast memory is skipped: its
@@ -248,26 +259,24 @@ class Runtime:
             if a is None or a.media_sha256 is None:
                 return
             ref = media_ref(a)
-            nodes = target_rules.resolve(s, targets)
         read = self._chunk_reader(ref)
         for commune in sorted({n.commune for n in nodes}):
             if targets.zones_only:
-                present = {z for n in nodes if n.commune == commune for z in n.zones or ()}
+                present = {z for n in nodes if n.commune == commune for z in n.zones}
                 for zone in sorted(set(targets.zones) & present):
                     if self.broadcasts.claim((f"{commune}/zone/{zone}", ref.sha256)):
                         self.link.publish_media(ZONE_MEDIA, commune, ref, read, zone=zone)
             elif self.broadcasts.claim((commune, ref.sha256)):
                 self.link.publish_media(MEDIA, commune, ref, read)
 
-    def _send_commands(self, targets: Targets, command: Command) -> int:
+    def _send_commands(self, targets: Targets, command: Command,
+                       nodes: list[target_rules.Address]) -> int:
         """Send ``command`` to every target (one publish per commune, zone or node)."""
-        with self.db.session() as s:
-            nodes = target_rules.resolve(s, targets)
         topics_sent = set()
         for node in nodes:
             if targets.all:
                 spec, params = ALL_CMD, {}
-            elif zone := next((z for z in targets.zones if z in (node.zones or ())), None):
+            elif zone := next((z for z in targets.zones if z in node.zones), None):
                 spec, params = ZONE_CMD, {"zone": zone}
             else:
                 spec, params = NODE_CMD, {"node": node.node_id}

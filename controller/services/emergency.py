@@ -63,7 +63,7 @@ def start_emergency(session: Session, a: Announcement, targets: Targets, repeat:
                  targets=targets.stored())
     (effects_of(session).send_media(a.id, targets).send_command(targets, command)
      .plans(targets, later=True))
-    return Sent(schedule, command, len(target_rules.resolve(session, targets)))
+    return Sent(schedule, command, len(target_rules.addresses(session, targets)))
 
 
 def stop_emergencies(session: Session, targets: Targets, actor: str) -> tuple[Command, int]:
@@ -80,7 +80,7 @@ def stop_emergencies(session: Session, targets: Targets, actor: str) -> tuple[Co
                  announcements=sorted({s.announcement_id for s in ended}) or None)
     fx = effects_of(session).send_command(targets, command)
     fx.plans(*(s.targets for s in ended))
-    return command, len(target_rules.resolve(session, targets))
+    return command, len(target_rules.addresses(session, targets))
 
 
 def active_emergencies(session: Session) -> list[Schedule]:

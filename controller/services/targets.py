@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,11 +20,24 @@ def matches(targets: Targets, node: Node, groups: dict[str, set[str]]) -> bool:
                            lambda group, node_id: node_id in groups.get(group, ()))
 
 
-def resolve(session: Session, targets: Targets, nodes: Iterable[Node] | None = None
-            ) -> list[Node]:
-    groups = group_members(session)
-    nodes = nodes if nodes is not None else session.scalars(select(Node))
-    return [n for n in nodes if matches(targets, n, groups)]
+@dataclass(frozen=True)
+class Address:
+    """Where a node is reached on the wire: its commune and zones (its topics)."""
+
+    node_id: str
+    commune: str
+    zones: tuple[str, ...]
+
+
+def addresses(session: Session, targets: Targets) -> list[Address]:
+    """The nodes ``targets`` reaches, as addresses: columns only, no ORM objects, because
+    an emergency resolves its targets on the way to the speakers (10,000 nodes loaded as
+    objects cost tens of milliseconds there)."""
+    groups = group_members(session) if targets.groups else {}
+    rows = session.execute(select(Node.node_id, Node.commune, Node.zones))
+    return [Address(node_id, commune, tuple(zones or ())) for node_id, commune, zones in rows
+            if targets.matches(node_id, zones or (),
+                               lambda group, n: n in groups.get(group, ()))]
 
 
 def unknown_targets(session: Session, targets: Targets) -> list[str]:
