@@ -59,7 +59,11 @@ log = logging.getLogger(__name__)
 RESEND_COOLDOWN_S = 2.0
 RESEND_MEMORY = 10_000
 """At most this many (node, media) resends are remembered; the oldest go first."""
-PLAN_AFTER_COMMAND_S = 2.0
+PLAN_AFTER_COMMAND_S = 8.0
+"""An emergency's plans (the safety net for a node that missed its command) go out this
+long after the command: after the start wave (a fresh clip reaches 1,000 nodes within
+about 5 s; a thousand plans compiled, signed and applied in the middle of it slowed it),
+and well inside a node's grace for a late item (edge/scheduler.LATE_GRACE_S, 30 s)."""
 BROADCAST_MEMORY_S = 3600.0
 LEASE_RENEW_S = 30.0
 LEASE_TTL_S = 90.0
@@ -109,6 +113,42 @@ class RecentBroadcasts(RecentResends):
         super().__init__(cooldown_s=BROADCAST_MEMORY_S, capacity=RESEND_MEMORY)
 
 
+class PlanLog:
+    """Whose plans went out, in order: a deferred publish whose targets were all
+    published again since it was queued (an emergency stopped before its safety net went
+    out) is dropped, not sent twice."""
+
+    EVERY = "*"
+
+    def __init__(self) -> None:
+        self._seq = 0
+        self._last: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def _keys(cls, targets: Iterable[Targets] | None) -> list[str]:
+        return [cls.EVERY] if targets is None else [t.model_dump_json() for t in targets]
+
+    def mark(self, targets: Iterable[Targets] | None) -> int:
+        """``targets``' plans go out now (None: every node's); returns the mark."""
+        with self._lock:
+            self._seq += 1
+            for key in self._keys(targets):
+                self._last[key] = self._seq
+            return self._seq
+
+    def now(self) -> int:
+        with self._lock:
+            return self._seq
+
+    def published_since(self, targets: Iterable[Targets] | None, mark: int) -> bool:
+        with self._lock:
+            if self._last.get(self.EVERY, 0) > mark:
+                return True
+            return targets is not None and all(
+                self._last.get(key, 0) > mark for key in self._keys(targets))
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -131,6 +171,7 @@ class Runtime:
             NODE_CMD, commune, cmd, node, node=node))
         """Pushes new and changed alerts to the open desks (Server-Sent Events)."""
         self._compile_lock = threading.Lock()
+        self.plan_log = PlanLog()
         self.is_plan_leader = False
         for spec, handler in {STATUS: self._on_status, TELEMETRY: self._on_telemetry,
                               PLAYBACK: self._on_playback, REPLY: self._on_reply,
@@ -220,7 +261,8 @@ class Runtime:
         if plans is not None and not plans:
             return
         if fx.plans_later:
-            self.scheduler.add_job(self._publish_plans_logged, "date", args=[plans],
+            self.scheduler.add_job(self._publish_plans_unless_done, "date",
+                                   args=[plans, self.plan_log.now()],
                                    run_date=datetime.now(UTC)
                                    + timedelta(seconds=PLAN_AFTER_COMMAND_S),
                                    misfire_grace_time=None)
@@ -230,16 +272,24 @@ class Runtime:
     def publish_plans(self, targets: Iterable[Targets] | None = None) -> int:
         """Recompile and publish (retained) the plans of nodes matched by any of ``targets``
         (all nodes when None). Returns how many plans went out."""
+        targets = None if targets is None else list(targets)
         with self._compile_lock, self.db.session() as s:
+            self.plan_log.mark(targets)
             ctx = CompileContext.load(s, self.horizon)
             nodes = list(s.scalars(select(Node)))
             if targets is not None:
-                wanted = list(targets)
                 nodes = [n for n in nodes
-                         if any(target_rules.matches(t, n, ctx.groups) for t in wanted)]
+                         if any(target_rules.matches(t, n, ctx.groups) for t in targets)]
             for node in nodes:
                 self.link.publish_plan(node.commune, compile_plan(s, node, ctx))
             return len(nodes)
+
+    def _publish_plans_unless_done(self, targets: list[Targets] | None, mark: int) -> None:
+        """A deferred publish: skipped when those plans went out again since ``mark``."""
+        if self.plan_log.published_since(targets, mark):
+            log.debug("deferred plans skipped: published since")
+            return
+        self._publish_plans_logged(targets)
 
     def _publish_plans_logged(self, targets: list[Targets] | None) -> None:
         try:

@@ -52,7 +52,27 @@ def test_deferred_plans_and_reconnects_are_scheduler_jobs_not_threads(tmp_path):
         assert threading.active_count() == threads
         assert sorted(j.id == "republish" for j in jobs) == [False, True]
         deferred = next(j for j in jobs if j.id != "republish")
-        assert deferred.args == ([Targets(zones=["thon-1"])],)
+        assert deferred.args == ([Targets(zones=["thon-1"])], runtime.plan_log.now())
     finally:
         runtime.scheduler.shutdown(wait=False)
         runtime.db.dispose()
+
+
+def test_a_deferred_plan_publish_is_dropped_once_its_targets_went_out_again():
+    from controller.domain import Targets
+    from controller.runtime import PlanLog
+
+    plans = PlanLog()
+    village, school = Targets.of(zones=["thon-1"]), Targets.of(nodes=["node-3"])
+    queued = plans.now()  # an emergency to thon-1 queues its safety-net plans
+    assert not plans.published_since([village], queued)
+    plans.mark([school])  # someone else's plans: not the same targets
+    assert not plans.published_since([village], queued)
+    assert not plans.published_since([village, school], queued)
+    plans.mark([village])  # the stop republished thon-1
+    assert plans.published_since([village], queued)
+    assert not plans.published_since(None, queued)  # "every node" is not covered by one
+    later = plans.now()
+    plans.mark(None)  # the horizon roll: every plan
+    assert plans.published_since([village, school], later)
+    assert plans.published_since(None, later)
