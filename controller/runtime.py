@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controller import localtime
@@ -22,7 +23,7 @@ from controller.media_store import MediaStore
 from controller.models import Announcement, Node
 from controller.mqtt_link import MqttLink
 from controller.security import LoginRateLimiter, load_or_create_secret
-from controller.services import alerts, effects, fleet, leadership, playback
+from controller.services import alerts, effects, fleet, ingest, leadership
 from controller.services import targets as target_rules
 from controller.services.content import ContentRenderer
 from controller.services.effects import Effects
@@ -167,6 +168,10 @@ class Runtime:
         self.resends = RecentResends()
         self.broadcasts = RecentBroadcasts()
         self.alerts = alerts.AlertHub()
+        self.ingest = ingest.IngestQueue()
+        """Status, telemetry and playback reports waiting for the writer (one batch each
+        :data:`~controller.services.ingest.FLUSH_S`)."""
+        self.ingest_writer = ingest.IngestWriter(self.ingest, self._write_reports)
         self.operations = OperationDesk(lambda commune, node, cmd: self.link.send_command(
             NODE_CMD, commune, cmd, node, node=node))
         """Pushes new and changed alerts to the open desks (Server-Sent Events)."""
@@ -203,11 +208,13 @@ class Runtime:
                                seconds=self.settings.plan_refresh_s, id="roll-horizon",
                                max_instances=1, coalesce=True)
         self.scheduler.start()  # before the link: its first connect queues a job here
+        self.ingest_writer.start()
         self.link.start()
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
         self.link.stop()
+        self.ingest_writer.stop()  # what arrived before the link closed is written
         self.db.dispose()
 
     def renew_leadership(self) -> bool:
@@ -343,18 +350,35 @@ class Runtime:
     # ingest ------------------------------------------------------------------------------
     def _on_status(self, info: TopicInfo, status: Status) -> None:
         same_node(info, status.node)
-        with self.db.session() as s:
-            fleet.apply_status(s, info.commune, status)
+        self._queue_report(ingest.Incoming(ingest.Kind.status, info.commune, status))
 
     def _on_telemetry(self, info: TopicInfo, telemetry: Telemetry) -> None:
         same_node(info, telemetry.node)
-        with self.db.session() as s:
-            fleet.apply_telemetry(s, info.commune, telemetry)
+        self._queue_report(ingest.Incoming(ingest.Kind.telemetry, info.commune, telemetry))
 
     def _on_playback(self, info: TopicInfo, report: PlaybackReport) -> None:
         same_node(info, report.node)
-        with self.db.session() as s:
-            playback.record_report(s, info.commune, report)
+        self._queue_report(ingest.Incoming(ingest.Kind.playback, info.commune, report))
+
+    def _queue_report(self, item: ingest.Incoming) -> None:
+        """To the batch writer; when its queue is full, written here and now."""
+        if not self.ingest.put(item):
+            with self.db.session() as s:
+                ingest.write_one(s, item)
+
+    def _write_reports(self, batch: list[ingest.Incoming]) -> None:
+        """One transaction for the batch; if another replica stored one of its reports
+        (or created one of its nodes) at the same moment, each item on its own."""
+        try:
+            with self.db.session() as s:
+                ingest.write_batch(s, batch)
+        except IntegrityError:
+            for item in batch:
+                try:
+                    with self.db.session() as s:
+                        ingest.write_one(s, item)
+                except IntegrityError:
+                    log.debug("report %s stored by another replica", item.kind.value)
 
     def _on_alert(self, info: TopicInfo, alert: Alert) -> None:
         same_node(info, alert.node)

@@ -42,12 +42,14 @@ def register_fleet(session: Session, fleet_dir: Path) -> int:
     return count
 
 
-def apply_status(session: Session, commune: str, status: Status) -> Node:
+def apply_status(session: Session, commune: str, status: Status,
+                 node: Node | None = None) -> Node:
     """The broker orders one topic's messages, so the newest status is the last one here.
+    ``node``: the node's row, when the caller loaded it already (a batch).
 
     (The will's ``at`` is when the node connected, not when it dropped: not comparable.)
     """
-    node = get_or_create_node(session, commune, status.node)
+    node = node or get_or_create_node(session, commune, status.node)
     node.online, node.status_at = status.online, status.at
     if status.online:
         node.last_seen = datetime.now(UTC)
@@ -57,8 +59,9 @@ def apply_status(session: Session, commune: str, status: Status) -> Node:
     return node
 
 
-def apply_telemetry(session: Session, commune: str, telemetry: Telemetry) -> Node:
-    node = get_or_create_node(session, commune, telemetry.node)
+def apply_telemetry(session: Session, commune: str, telemetry: Telemetry,
+                    node: Node | None = None) -> Node:
+    node = node or get_or_create_node(session, commune, telemetry.node)
     node.telemetry = telemetry.model_dump(mode="json")
     node.last_seen = datetime.now(UTC)
     node.plan_version_acked = telemetry.plan_version

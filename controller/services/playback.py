@@ -22,14 +22,18 @@ def record_report(session: Session, commune: str, report: PlaybackReport) -> boo
         return False
     try:
         with session.begin_nested():
-            session.add(PlaybackLog(
-                report_id=report.id, commune=commune, node_id=report.node,
-                item_id=report.item_id, event=report.event.value, planned_at=report.planned_at,
-                actual_at=report.actual_at, duration_s=report.duration_s, detail=report.detail,
-                clock_offset_ms=report.clock_offset_ms))
+            session.add(log_row(commune, report))
     except IntegrityError:
         return False  # another replica stored it first
     return True
+
+
+def log_row(commune: str, report: PlaybackReport) -> PlaybackLog:
+    return PlaybackLog(
+        report_id=report.id, commune=commune, node_id=report.node, item_id=report.item_id,
+        event=report.event.value, planned_at=report.planned_at, actual_at=report.actual_at,
+        duration_s=report.duration_s, detail=report.detail,
+        clock_offset_ms=report.clock_offset_ms)
 
 
 def log_entries(session: Session, *, since: datetime | None = None,
