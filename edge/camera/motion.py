@@ -216,7 +216,9 @@ class MotionDetector:
         if self._close is not None:
             fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self._close)
         previous, self._previous = self._previous, fg
-        persistent = fg if previous is None else cv2.bitwise_and(fg, cv2.dilate(previous, _NEIGHBOURS))
+        if previous is None:
+            return fg, fg, aligned, shift
+        persistent = cv2.bitwise_and(fg, cv2.dilate(previous, _NEIGHBOURS))
         return fg, persistent, aligned, shift
 
     def _learn_variance(self, raw: np.ndarray, delta: np.ndarray) -> None:
