@@ -78,11 +78,18 @@ def global_gain(
     """Median of ``frame / background`` over a sample of pixels: the whole view's change of
     light (a cloud, a lamp, auto-exposure), so a dimmed scene is compared with a dimmed
     background instead of counting every pixel as moving."""
-    idx = np.flatnonzero(where) if where is not None else np.arange(frame.size)
-    if idx.size < 100:
-        return 1.0
-    idx = idx[:: max(1, idx.size // 4000)]
-    ratio = frame.ravel()[idx].astype(np.float32) / np.maximum(background.ravel()[idx], 1.0)
+    if where is None:  # a strided view: no index array (a fifth of the detector's time)
+        step = max(1, frame.size // 4000)
+        if frame.size < 100:
+            return 1.0
+        f, b = frame.ravel()[::step], background.ravel()[::step]
+    else:
+        idx = np.flatnonzero(where)
+        if idx.size < 100:
+            return 1.0
+        idx = idx[:: max(1, idx.size // 4000)]
+        f, b = frame.ravel()[idx], background.ravel()[idx]
+    ratio = f.astype(np.float32) / np.maximum(b, 1.0)
     return float(np.median(ratio))
 
 
@@ -94,7 +101,7 @@ VARIANCE_INIT, VARIANCE_MIN, VARIANCE_SAMPLE_MAX = 15.0, 4.0, 400.0
 #: Shake compensation: only tried when this share of the frame differs, only for a shift of
 #: more than SHAKE_MIN_PX (working pixels), and kept only if it leaves at most
 #: SHAKE_KEEP_RATIO of the moving pixels.
-SHAKE_MIN_SHARE, SHAKE_MIN_PX, SHAKE_KEEP_RATIO = 0.01, 0.5, 0.5
+SHAKE_MIN_SHARE, SHAKE_MIN_PX, SHAKE_KEEP_RATIO = 0.05, 0.5, 0.5
 #: Share of a blob's pixels that must also have moved in the previous frame.
 PERSIST_SHARE = 0.5
 _NEIGHBOURS = np.ones((3, 3), np.uint8)
@@ -132,6 +139,7 @@ class MotionDetector:
         self._zone_masks: list[tuple[ZoneConfig, np.ndarray]] = []
         self._background: np.ndarray | None = None
         self._variance: np.ndarray | None = None
+        self._limit: np.ndarray | None = None
         self._fg_age: np.ndarray | None = None
         self._previous: np.ndarray | None = None
         self._window: np.ndarray | None = None
@@ -142,6 +150,7 @@ class MotionDetector:
         """Forget the background (after a reconnect the scene may have changed)."""
         self._background = None
         self._variance = None
+        self._limit = None
         self._fg_age = None
         self._previous = None
         self._frames = 0
@@ -166,12 +175,9 @@ class MotionDetector:
     def _difference(self, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Moving pixels before clean-up (above ``threshold`` and ``VARIANCE_K`` standard
         deviations of the pixel) and the absolute difference they come from."""
-        assert self._background is not None and self._variance is not None
+        assert self._background is not None and self._limit is not None
         delta = cv2.absdiff(small, cv2.convertScaleAbs(self._background))
-        _, above = cv2.threshold(delta, self.settings.threshold, 255, cv2.THRESH_BINARY)
-        d = delta.astype(np.float32)
-        spread = cv2.compare(d * d, self._variance * (VARIANCE_K * VARIANCE_K), cv2.CMP_GT)
-        return cv2.bitwise_and(above, spread), d
+        return cv2.compare(delta, self._limit, cv2.CMP_GT), delta
 
     def _shake_shift(self, small: np.ndarray, raw: np.ndarray) -> tuple[float, float] | None:
         """The camera's shift against the background, if shifting the frame back explains
@@ -201,6 +207,7 @@ class MotionDetector:
             self._background *= gain
         if self._variance is None:
             self._variance = np.full(small.shape, VARIANCE_INIT, np.float32)
+            self._update_limit()
         raw, delta = self._difference(small)
         aligned, shift = small, (0.0, 0.0)
         found = self._shake_shift(small, raw)
@@ -226,9 +233,18 @@ class MotionDetector:
         not raise it); fast at first (rate 1/n, as MOG2's history) then at ``alpha``."""
         assert self._variance is not None
         rate = max(self.settings.alpha, 1.0 / (self._frames + 1))
-        sample = np.minimum(delta * delta, VARIANCE_SAMPLE_MAX)
+        d = delta.astype(np.float32)
+        sample = cv2.min(cv2.multiply(d, d), VARIANCE_SAMPLE_MAX)
         cv2.accumulateWeighted(sample, self._variance, rate, mask=cv2.bitwise_not(raw))
-        np.maximum(self._variance, VARIANCE_MIN, out=self._variance)
+        cv2.max(self._variance, VARIANCE_MIN, dst=self._variance)
+        self._update_limit()
+
+    def _update_limit(self) -> None:
+        """Per pixel, the largest difference still taken as background:
+        ``max(threshold, VARIANCE_K · σ)``, floored to grey levels (``delta > limit``)."""
+        assert self._variance is not None
+        limit = cv2.max(cv2.multiply(cv2.sqrt(self._variance), VARIANCE_K), self.settings.threshold)
+        self._limit = cv2.min(limit, 255.0).astype(np.uint8)
 
     def _in_frame(self, fg: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
         """Moving pixels back in the frame's coordinates (after shake compensation), masked."""
