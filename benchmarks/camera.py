@@ -13,6 +13,9 @@
 * ``rss_mb``: that child's resident memory at the end (VmRSS; ``rss_peak_mb`` is VmHWM):
   Python + OpenCV + onnxruntime with the model loaded + one worker running.
   ``rss_load_mb`` is the same process after the model is loaded, before the worker starts.
+  ``rss_anon_mb`` / ``rss_file_mb`` split ``rss_mb`` into private memory and pages of mapped
+  files (the libraries' code and data): the second depends on the kernel's page cache
+  (docs/camera.md, "Memory on a Pi": large folios on this machine's ext4 add ≈ 40 MB).
 
 ``--model`` benchmarks another model file (e.g. an INT8 copy from ``loaxa model quantize``);
 ``--no-lean`` turns ``helmet.lean_memory`` off (onnxruntime's default arena and planning);
@@ -126,6 +129,8 @@ def child(seconds: float, helmet: bool, model: Path, lean: bool) -> None:
                 "model_runs": stats.model_runs,
                 "rss_load_mb": rss_load,
                 "rss_mb": proc_status("VmRSS"),
+                "rss_anon_mb": proc_status("RssAnon"),
+                "rss_file_mb": proc_status("RssFile") + proc_status("RssShmem"),
                 "rss_peak_mb": proc_status("VmHWM"),
                 "error": stats.last_error,
             }
@@ -206,6 +211,8 @@ def main() -> None:
             "rss_load_mb": middle("rss_load_mb"),
             "rss_mb": middle("rss_mb"),
             "rss_peak_mb": middle("rss_peak_mb"),
+            "rss_anon_mb": middle("rss_anon_mb"),
+            "rss_file_mb": middle("rss_file_mb"),
             "rss_runs_mb": [round(r["rss_mb"], 1) for r in with_h],
             "rss_mb_motion_only": round(no_h["rss_mb"], 1),
             "worker_errors": errors,
