@@ -39,6 +39,7 @@ from controller.models import CameraAlertRecord
 from controller.security import Role
 from controller.services import alerts as alert_service
 from controller.services import announcements as announcement_service
+from controller.services import approval as approval_service
 from controller.services import calendar as calendar_service
 from controller.services import content as content_service
 from controller.services import emergency as emergency_service
@@ -170,12 +171,20 @@ def set_csrf_cookie(response: Response, request: Request, token: str) -> None:
                         secure=secure(request), path="/")
 
 
+def waiting_count(request: Request, user: CurrentUser | None) -> int:
+    """Items waiting for approval: the badge on a leader's (or admin's) menu."""
+    if user is None or user.role not in (Role.leader, Role.admin):
+        return 0
+    with request.app.state.runtime.db.session() as s:
+        return approval_service.pending_count(s)
+
+
 def render(request: Request, name: str, user: CurrentUser | None, *, status: int = 200,
            **context: Any) -> HTMLResponse:
     token, fresh = csrf_for(request)
     html = env.get_template(name).render(
         request=request, user=user, nav=nav_for(user), csrf_token=token,
-        path=request.url.path, **context)
+        path=request.url.path, waiting=waiting_count(request, user), **context)
     response = HTMLResponse(html, status_code=status, headers={
         "Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
         "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
@@ -297,7 +306,11 @@ def dashboard(request: Request, user: PageStaff, session: DbSession) -> HTMLResp
     new_alerts = len(alert_service.list_alerts(session, state="new", limit=1000))
     titles = reports.item_titles(session)
     playing_of = {n.node_id: views.describe_playing(what, titles) for n, what in playing}
+    mine = [a for a in announcement_service.list_announcements(session)
+            if a.created_by == user.username]
+    notes = approval_service.returned_notes(session, mine)
     return render(request, "dashboard.html", user, nodes=nodes, playing_of=playing_of,
+                  returned=[(a, notes[a.id]) for a in mine if a.id in notes],
                   online=sum(1 for n in nodes if n.online), map=views.village_map(nodes),
                   playing=playing, programme=views.programme(session, start, end),
                   today=localtime.today(), new_alerts=new_alerts)

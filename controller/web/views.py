@@ -19,7 +19,7 @@ from controller.services.calendar import zone_label
 from controller.services.deliveries import deliveries_for
 from controller.services.item_ids import item_id, schedule_of
 from controller.services.plans import timing_of
-from controller.services.timing import occurrences
+from controller.services.timing import occurrences, times_of_day
 
 ROLE_LABELS = {"admin": "Quản trị", "staff": "Biên tập", "leader": "Lãnh đạo",
                "officer": "An ninh"}
@@ -84,18 +84,20 @@ def describe_targets(targets: Targets) -> str:
 
 
 def describe_rule(s: Schedule) -> str:
-    """A schedule's timing in words staff recognise ("T2, T6 lúc 06:30")."""
+    """A schedule's timing in words staff recognise ("T2, T6 lúc 06:30, 17:00")."""
     start = local(s.start_at)
     assert start is not None
     if s.kind == "once":
         return f"Một lần, {start:%H:%M %d/%m/%Y}"
     if s.kind == "cron":
         return f"cron {s.rule}"
-    parts = dict(p.split("=", 1) for p in (s.rule or "").upper().split(";") if "=" in p)
-    hour = parts.get("BYHOUR", str(start.hour))
-    minute = parts.get("BYMINUTE", str(start.minute))
-    at = f"{int(hour.split(',')[0]):02d}:{int(minute.split(',')[0]):02d}" \
-        if hour.split(",")[0].isdigit() and minute.split(",")[0].isdigit() else ""
+    lines = [line.strip().upper().removeprefix("RRULE:")
+             for line in (s.rule or "").splitlines() if line.strip()]
+    parts = dict(p.split("=", 1) for p in (lines[0] if lines else "").split(";") if "=" in p)
+    times = times_of_day(s.rule)
+    at = ", ".join(f"{t:%H:%M}" for t in times) if times else f"{start:%H:%M}"
+    if parts.get("COUNT") == "1":
+        return f"Một lần, {at} ngày {start:%d/%m/%Y}"
     if parts.get("FREQ") == "DAILY":
         text = "Hằng ngày"
     elif parts.get("FREQ") == "WEEKLY":
@@ -104,7 +106,7 @@ def describe_rule(s: Schedule) -> str:
     else:
         text = s.rule or ""
     until = f" đến {fmt_time(s.until, '%d/%m/%Y')}" if s.until else ""
-    return f"{text} lúc {at}{until}".strip() if at else f"{text}{until}"
+    return f"{text} lúc {at}{until}".strip()
 
 
 # ------------------------------------------------------------------------------------ map

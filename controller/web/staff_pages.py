@@ -1,0 +1,117 @@
+"""Staff and leader pages beyond the first set: one announcement (edit, delete, its
+history and the leader's note) and a node's plan for the next hours.
+
+Kept apart from ``pages.py`` so that each page's logic has one small home; the routes use
+the same page dependencies, ``render`` and error handling (``PageRoute``). Changes go
+through the JSON API from ``static/announcement.js``, as on every other page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+
+from controller.api.deps import DbId, NodeId, RuntimeDep
+from controller.api.deps import SessionDep as DbSession
+from controller.domain import AnnouncementStatus
+from controller.models import AuditEvent, Node
+from controller.security import Role
+from controller.services import announcements as announcement_service
+from controller.services import approval, audit, users
+from controller.services.plans import CompileContext, plan_items
+from controller.web import views
+from controller.web.pages import PageRoute, PageStaff, render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+ACTION_LABELS = {"create": "Soạn bản tin", "edit": "Sửa", "submit": "Gửi duyệt",
+                 "approve": "Duyệt", "reject": "Trả lại", "schedule": "Lên lịch phát",
+                 "cancel_schedule": "Huỷ một lịch phát", "cancel": "Huỷ bản tin",
+                 "back_for_approval": "Chờ duyệt lại (nội dung đã sửa)",
+                 "back_to_draft": "Về bản nháp (nội dung đã sửa)",
+                 "emergency": "Phát khẩn cấp", "delete": "Xoá"}
+SYSTEM_NOTES = {"approved by its author": "lãnh đạo soạn và tự duyệt",
+                "submitted with a schedule": "gửi duyệt kèm lịch phát",
+                "content edited": "nội dung đã sửa",
+                "emergency sent by a leader": "lãnh đạo gửi khẩn cấp"}
+"""Notes the services write themselves (English in the audit log), in words for people;
+a person's own note is shown as they wrote it."""
+
+
+@dataclass(frozen=True)
+class Step:
+    at: datetime
+    who: str
+    what: str
+    note: str
+
+
+def history_steps(events: list[AuditEvent], names: dict[str, str]) -> list[Step]:
+    """An announcement's audit records, one line per step, in Vietnamese."""
+    steps = []
+    for event in events:
+        for step in [{"action": event.action, **event.detail}, *event.detail.get("steps", [])]:
+            note = str(step.get("note") or "")
+            steps.append(Step(event.at, names.get(event.actor, event.actor),
+                              ACTION_LABELS.get(step["action"], "Thao tác khác"),
+                              SYSTEM_NOTES.get(note, note)))
+    return steps
+
+
+def full_names(session: DbSession) -> dict[str, str]:
+    return {u.username: u.full_name or u.username for u in users.list_users(session)}
+
+
+@router.get("/announcements/{announcement_id}", response_class=HTMLResponse)
+def announcement_page(request: Request, announcement_id: DbId, user: PageStaff,
+                      session: DbSession) -> HTMLResponse:
+    """One announcement: listen, edit the words (and see how they will be read), send it
+    for approval, delete it when the rules allow; the leader's note when it came back."""
+    a = announcement_service.get_announcement(session, announcement_id)
+    if a is None:
+        return render(request, "error.html", user, status=404, title="Không tìm thấy",
+                      message="Không tìm thấy bản tin này; có thể nó đã bị xoá.")
+    names = full_names(session)
+    review = approval.returned_notes(session, [a]).get(a.id)
+    refusal = announcement_service.deletion_refusal(session, a, user.username, user.role)
+    leader = user.role in (Role.leader, Role.admin)
+    return render(request, "announcement.html", user, a=a, review=review, names=names,
+                  history=history_steps(audit.history(session, "announcement", a.id), names),
+                  can_delete=refusal is None, delete_refusal=refusal.message if refusal else "",
+                  editable=a.status != AnnouncementStatus.cancelled, leader=leader,
+                  has_recording=any(i.get("kind") == "recording" for i in a.items or ()),
+                  describe_rule=views.describe_rule, describe_targets=views.describe_targets)
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    at: datetime
+    title: str
+    priority: str
+    length_s: float
+    volume: int | None
+
+
+@router.get("/nodes/{node_id}/plan", response_class=HTMLResponse)
+def node_plan_page(request: Request, node_id: NodeId, user: PageStaff, session: DbSession,
+                   runtime: RuntimeDep) -> HTMLResponse:
+    """What the node will play in the plan's horizon (48 h by default), by title and local
+    time: the same compiler that builds the plan the node gets (holidays, quiet hours and
+    priorities applied)."""
+    node = session.scalar(select(Node).where(Node.node_id == node_id))
+    if node is None:
+        return render(request, "error.html", user, status=404, title="Không tìm thấy",
+                      message="Không tìm thấy cụm loa này.")
+    ctx = CompileContext.load(session, runtime.horizon)
+    items = [PlannedItem(i.start_at, i.title or "Bản tin", i.priority.value,
+                         i.media.duration_s * i.repeat, i.volume)
+             for i in plan_items(ctx, node)]
+    quiet = ctx.quiet_window(node)
+    return render(request, "node_plan.html", user, node=node, items=items,
+                  hours=int(runtime.horizon.total_seconds() // 3600),
+                  until=ctx.now + ctx.horizon, quiet=quiet,
+                  acked=bool(node.plan_version and node.plan_version_acked == node.plan_version))
