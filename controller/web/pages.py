@@ -338,13 +338,13 @@ def compose(request: Request, user: PageStaff, session: DbSession) -> HTMLRespon
     """Write (or fill a template), add a recording, listen to the preview, save, schedule
     and send for approval."""
     nodes = fleet.list_nodes(session)
-    zones = sorted({z for n in nodes for z in n.zones or ()})
     templates = list_templates()
     templates_json = [{"id": t.id, "title": t.title, "body": t.body,
                        "fields": [{"name": f.name, "label": f.label, "example": f.example}
                                   for f in t.fields]} for t in templates]
     return render(request, "compose.html", user, templates=templates,
-                  templates_json=templates_json, nodes=nodes, zones=zones,
+                  templates_json=templates_json, nodes=nodes,
+                  zones=views.zone_choices(session, nodes),
                   today=localtime.today())
 
 
@@ -360,8 +360,9 @@ def schedules_page(request: Request, user: PageStaff, session: DbSession,
                   days=days, prev_week=monday - timedelta(days=7),
                   next_week=monday + timedelta(days=7), announcements=announcements,
                   pending=[a for a in announcements if a.status == "submitted"],
-                  nodes=nodes, zones=sorted({z for n in nodes for z in n.zones or ()}),
-                  describe_rule=views.describe_rule, describe_targets=views.describe_targets,
+                  nodes=nodes, zones=views.zone_choices(session, nodes),
+                  describe_rule=views.describe_rule,
+                  describe_targets=views.target_namer(session),
                   next_of=views.next_occurrence,
                   today=localtime.today(), can_approve=user.role in (Role.leader,
                                                                        Role.admin))

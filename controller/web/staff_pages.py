@@ -22,6 +22,7 @@ from controller.models import AuditEvent, Node
 from controller.security import Role
 from controller.services import announcements as announcement_service
 from controller.services import approval, audit, users
+from controller.services import content as content_service
 from controller.services.plans import CompileContext, plan_items
 from controller.web import views
 from controller.web.pages import PageRoute, PageStaff, render
@@ -68,7 +69,7 @@ def full_names(session: DbSession) -> dict[str, str]:
 
 @router.get("/announcements/{announcement_id}", response_class=HTMLResponse)
 def announcement_page(request: Request, announcement_id: DbId, user: PageStaff,
-                      session: DbSession) -> HTMLResponse:
+                      session: DbSession, runtime: RuntimeDep) -> HTMLResponse:
     """One announcement: listen, edit the words (and see how they will be read), send it
     for approval, delete it when the rules allow; the leader's note when it came back."""
     a = announcement_service.get_announcement(session, announcement_id)
@@ -79,12 +80,14 @@ def announcement_page(request: Request, announcement_id: DbId, user: PageStaff,
     review = approval.returned_notes(session, [a]).get(a.id)
     refusal = announcement_service.deletion_refusal(session, a, user.username, user.role)
     leader = user.role in (Role.leader, Role.admin)
+    spoken = content_service.reading(session, runtime.settings.default_commune, a.text)
     return render(request, "announcement.html", user, a=a, review=review, names=names,
+                  spoken=spoken,
                   history=history_steps(audit.history(session, "announcement", a.id), names),
                   can_delete=refusal is None, delete_refusal=refusal.message if refusal else "",
                   editable=a.status != AnnouncementStatus.cancelled, leader=leader,
                   has_recording=any(i.get("kind") == "recording" for i in a.items or ()),
-                  describe_rule=views.describe_rule, describe_targets=views.describe_targets)
+                  describe_rule=views.describe_rule, describe_targets=views.target_namer(session))
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ def node_plan_page(request: Request, node_id: NodeId, user: PageStaff, session: 
                          i.media.duration_s * i.repeat, i.volume)
              for i in plan_items(ctx, node)]
     quiet = ctx.quiet_window(node)
-    return render(request, "node_plan.html", user, node=node, items=items,
+    zones = [name for _, name, _ in views.zone_choices(session, [node])]
+    return render(request, "node_plan.html", user, node=node, items=items, zones=zones,
                   hours=int(runtime.horizon.total_seconds() // 3600),
                   until=ctx.now + ctx.horizon, quiet=quiet,
                   acked=bool(node.plan_version and node.plan_version_acked == node.plan_version))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -70,17 +71,29 @@ def ago(dt: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds // 86400} ngày trước"
 
 
-def describe_targets(targets: Targets) -> str:
+def describe_targets(targets: Targets, zone_names: dict[str, str] | None = None,
+                     node_names: dict[str, str] | None = None) -> str:
+    """Whom it reaches, by the names people gave zones and nodes (a code only when a
+    zone or node has no name yet)."""
     if targets.all:
         return "Tất cả cụm loa"
+    zones, nodes = zone_names or {}, node_names or {}
     parts = []
     if targets.zones:
-        parts.append("Thôn/khu: " + ", ".join(targets.zones))
+        parts.append("Thôn/khu: " + ", ".join(zones.get(z) or zone_label(z)
+                                               for z in targets.zones))
     if targets.groups:
         parts.append("Nhóm: " + ", ".join(targets.groups))
     if targets.nodes:
-        parts.append("Cụm loa: " + ", ".join(targets.nodes))
+        parts.append("Cụm loa: " + ", ".join(nodes.get(n) or n for n in targets.nodes))
     return "; ".join(parts) or "—"
+
+
+def target_namer(session: Session) -> Callable[[Targets], str]:
+    """``describe_targets`` with this commune's zone and node names, for a template."""
+    zones = {z.code: z.name for z in session.scalars(select(Zone)) if z.name}
+    nodes = {n.node_id: n.name for n in session.scalars(select(Node)) if n.name}
+    return lambda targets: describe_targets(targets, zones, nodes)
 
 
 def describe_rule(s: Schedule) -> str:
@@ -181,6 +194,7 @@ def programme(session: Session, start: datetime, end: datetime) -> list[Programm
     schedules = [s for s in schedule_service.list_schedules(session)
                  if s.announcement.status != "cancelled"]
     by_id = {s.id: s for s in schedules}
+    describe = target_namer(session)
     rows: dict[str, ProgrammeItem] = {}
     for d in deliveries_for(session, schedules, start, end):
         s = by_id[d.schedule_id]
@@ -189,7 +203,7 @@ def programme(session: Session, start: datetime, end: datetime) -> list[Programm
             item = rows[d.item_id] = ProgrammeItem(
                 d.item_id, s.id, s.announcement_id,
                 s.announcement.title or s.announcement.text[:60], d.planned_at, s.priority,
-                s.announcement.status, describe_targets(s.targets), 0, {})
+                s.announcement.status, describe(s.targets), 0, {})
         item.nodes += 1
         status = d.status if s.announcement.status in PLAYABLE or d.status not in (
             "planned", "delivered") else "waiting"
@@ -200,7 +214,7 @@ def programme(session: Session, start: datetime, end: datetime) -> list[Programm
             iid = item_id(s.id, at)
             rows.setdefault(iid, ProgrammeItem(
                 iid, s.id, s.announcement_id, s.announcement.title or s.announcement.text[:60],
-                at, s.priority, s.announcement.status, describe_targets(s.targets), 0, {}))
+                at, s.priority, s.announcement.status, describe(s.targets), 0, {}))
     return sorted(rows.values(), key=lambda i: (i.at, i.schedule_id))
 
 

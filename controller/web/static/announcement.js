@@ -14,7 +14,6 @@ document.addEventListener("DOMContentLoaded", () => {
       if (problem) { fail(problem); return false; }
       return showReading($("text").value, $("reading"));
     };
-    showReading($("text").value, $("reading")).catch((e) => fail(e.message));
     $("show-reading").addEventListener("click", async () => {
       $("edit-error").hidden = true;
       try { await reading(); } catch (e) { fail(e.message); }
