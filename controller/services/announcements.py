@@ -55,11 +55,12 @@ def create_announcement(session: Session, *, text: str | None, title: str, engin
 def update_content(session: Session, a: Announcement, *, text: str | None, title: str | None,
                    engine: str, voice: str, renderer: ContentRenderer, actor: str,
                    by_leader: bool = False) -> Announcement:
-    """Change the title or the words. New words are rendered again (a recording stays in
-    its place) and what was approved no longer holds: a staffer's edit of a submitted,
-    approved or scheduled item sends it back to the leaders' queue (``submitted``; its
-    schedules stop playing meanwhile); a leader's (or admin's) edit carries their own
-    approval, so it stays on the air with the new audio. A draft stays a draft."""
+    """Change the title or the words. New words (or the same words in another voice) are
+    rendered again (a recording stays in its place) and what was approved no longer
+    holds: a staffer's edit of a submitted, approved or scheduled item sends it back to
+    the leaders' queue (``submitted``; its schedules stop playing meanwhile); a leader's
+    (or admin's) edit carries their own approval, so it stays on the air with the new
+    audio. A draft stays a draft."""
     if a.status == AnnouncementStatus.cancelled:
         raise AnnouncementError("announcement is cancelled",
                                 "Bản tin đã bị huỷ nên không sửa được.")
@@ -67,7 +68,7 @@ def update_content(session: Session, a: Announcement, *, text: str | None, title
                  text_changed=text is not None and text != a.text)
     if title is not None:
         a.title = title
-    if text is not None and text != a.text:
+    if text is not None and (text != a.text or engine != a.engine_requested):
         items = with_words(a.items, text) if a.items else None
         _, media = renderer.render(session, items or text_items(text), repeat=a.repeat,
                                    engine=engine, voice=voice)

@@ -100,7 +100,7 @@ def returned_notes(session: Session, announcements: list[Announcement]
         AuditEvent.entity == "announcement",
         AuditEvent.entity_id.in_([str(i) for i in drafts])).order_by(AuditEvent.id))
     for event in events:
-        steps = [{"action": event.action, **event.detail}, *event.detail.get("steps", [])]
+        steps = [{**event.detail, "action": event.action}, *event.detail.get("steps", [])]
         for step in steps:
             if step["action"] == ApprovalAction.reject:
                 found[int(event.entity_id)] = Review(event.actor, event.at,

@@ -355,7 +355,8 @@ def schedules_page(request: Request, user: PageStaff, session: DbSession,
     monday, days = views.week_view(session, week or localtime.today())
     nodes = fleet.list_nodes(session)
     announcements = announcement_service.list_announcements(session, limit=100)
-    return render(request, "schedules.html", user,
+    returned = approval_service.returned_notes(session, announcements)
+    return render(request, "schedules.html", user, returned=returned,
                   schedules=schedule_service.list_schedules(session), monday=monday,
                   days=days, prev_week=monday - timedelta(days=7),
                   next_week=monday + timedelta(days=7), announcements=announcements,

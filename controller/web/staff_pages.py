@@ -55,7 +55,7 @@ def history_steps(events: list[AuditEvent], names: dict[str, str]) -> list[Step]
     """An announcement's audit records, one line per step, in Vietnamese."""
     steps = []
     for event in events:
-        for step in [{"action": event.action, **event.detail}, *event.detail.get("steps", [])]:
+        for step in [{**event.detail, "action": event.action}, *event.detail.get("steps", [])]:
             note = str(step.get("note") or "")
             steps.append(Step(event.at, names.get(event.actor, event.actor),
                               ACTION_LABELS.get(step["action"], "Thao tác khác"),

@@ -133,6 +133,10 @@ def test_edit_send_back_with_a_reason_badge_and_delete(live_server, new_page, si
     staff = new_page(VIEWPORTS[size])
     login(staff, live_server, "staff")
     assert "Ghi rõ địa điểm tiêm." in staff.inner_text(f"#returned [data-announcement='{aid}']")
+    staff.goto(live_server.url("/schedules"))
+    assert "Ghi rõ địa điểm tiêm." in staff.inner_text(
+        f"tr[data-announcement='{aid}'] [data-returned]")
+    staff.go_back()
     staff.click(f"#returned a[href='/announcements/{aid}']")
     staff.wait_for_selector("#review-note")
     assert "Ghi rõ địa điểm tiêm." in staff.inner_text("#review-note")
