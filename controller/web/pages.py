@@ -184,7 +184,7 @@ def render(request: Request, name: str, user: CurrentUser | None, *, status: int
     token, fresh = csrf_for(request)
     html = env.get_template(name).render(
         request=request, user=user, nav=nav_for(user), csrf_token=token,
-        path=request.url.path, waiting=waiting_count(request, user), **context)
+        path=request.url.path, approvals_waiting=waiting_count(request, user), **context)
     response = HTMLResponse(html, status_code=status, headers={
         "Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
         "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",

@@ -17,13 +17,16 @@ from sqlalchemy import select
 
 from controller.api.deps import DbId, NodeId, RuntimeDep
 from controller.api.deps import SessionDep as DbSession
-from controller.domain import AnnouncementStatus
+from controller.domain import PLAYABLE, AnnouncementStatus
 from controller.models import AuditEvent, Node
 from controller.security import Role
 from controller.services import announcements as announcement_service
 from controller.services import approval, audit, users
 from controller.services import content as content_service
-from controller.services.plans import CompileContext, plan_items
+from controller.services import schedules as schedule_service
+from controller.services import targets as target_rules
+from controller.services.plans import CompileContext, plan_items, timing_of
+from controller.services.timing import occurrences
 from controller.web import views
 from controller.web.pages import PageRoute, PageStaff, render
 
@@ -99,6 +102,23 @@ class PlannedItem:
     volume: int | None
 
 
+def waiting_items(session: DbSession, ctx: CompileContext, node: Node
+                  ) -> list[tuple[datetime, str, str]]:
+    """Occurrences in the horizon that would reach ``node`` but are not in its plan
+    because their announcement is not approved yet: (time, title, status)."""
+    groups = target_rules.group_members(session)
+    found = []
+    for s in schedule_service.list_schedules(session):
+        a = s.announcement
+        if a.status in PLAYABLE or a.status == AnnouncementStatus.cancelled:
+            continue
+        if not target_rules.matches(s.targets, node, groups):
+            continue
+        found += [(at, a.title or a.text[:60], a.status)
+                  for at in occurrences(timing_of(s), ctx.now, ctx.now + ctx.horizon)]
+    return sorted(found)
+
+
 @router.get("/nodes/{node_id}/plan", response_class=HTMLResponse)
 def node_plan_page(request: Request, node_id: NodeId, user: PageStaff, session: DbSession,
                    runtime: RuntimeDep) -> HTMLResponse:
@@ -116,6 +136,7 @@ def node_plan_page(request: Request, node_id: NodeId, user: PageStaff, session: 
     quiet = ctx.quiet_window(node)
     zones = [name for _, name, _ in views.zone_choices(session, [node])]
     return render(request, "node_plan.html", user, node=node, items=items, zones=zones,
+                  waiting=waiting_items(session, ctx, node),
                   hours=int(runtime.horizon.total_seconds() // 3600),
                   until=ctx.now + ctx.horizon, quiet=quiet,
                   acked=bool(node.plan_version and node.plan_version_acked == node.plan_version))

@@ -211,6 +211,13 @@ def test_several_times_in_one_form_and_the_node_plan(live_server, new_page, size
         assert [s.split()[0] for s in slots.all_inner_texts()] == ["06:00", "17:00"]
     fits(page, size)
 
+    with api(live_server, "staff") as staff_api:  # a draft on node-1: not in its plan yet
+        r = staff_api.post("/api/announcements", json={
+            "title": "Họp chi bộ", "text": "Mời đảng viên dự họp.", "engine": "espeak-ng"})
+        r = staff_api.post("/api/schedules", json={
+            "announcement_id": r.json()["id"], "targets": {"nodes": ["node-1"]},
+            "timing": {"kind": "once", "start_at": f"{tomorrow.isoformat()}T09:00:00+07:00"}})
+        assert r.status_code == 201, r.text
     page.goto(live_server.url("/nodes"))
     page.click("tr[data-node=node-1] a[data-plan-link]")
     page.wait_for_url("**/nodes/node-1/plan")
@@ -221,5 +228,7 @@ def test_several_times_in_one_form_and_the_node_plan(live_server, new_page, size
     times = [t.split(maxsplit=1)[0].split("\t")[0] for t in texts]
     assert set(times) <= {"06:00", "17:00"} and "06:00" in times
     assert "48 giờ" in page.inner_text("h1")
+    assert page.locator("#waiting [data-waiting-item]").all_inner_texts() == [
+        f"09:00 {tomorrow:%d/%m/%Y} · Họp chi bộ Nháp"]
     screenshot(page, f"node-plan-{size}")
     fits(page, size)
