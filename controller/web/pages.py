@@ -350,13 +350,17 @@ def compose(request: Request, user: PageStaff, session: DbSession) -> HTMLRespon
 
 @router.get("/schedules", response_class=HTMLResponse)
 def schedules_page(request: Request, user: PageStaff, session: DbSession,
-                   week: Day | None = None) -> HTMLResponse:
-    """The list, the week view, a recurring schedule form, and approvals."""
+                   runtime: RuntimeDep, week: Day | None = None) -> HTMLResponse:
+    """The list, the week view, a recurring schedule form, and approvals (with the words
+    as they will be read, so a leader hears no surprise)."""
     monday, days = views.week_view(session, week or localtime.today())
     nodes = fleet.list_nodes(session)
     announcements = announcement_service.list_announcements(session, limit=100)
     returned = approval_service.returned_notes(session, announcements)
-    return render(request, "schedules.html", user, returned=returned,
+    commune = runtime.settings.default_commune
+    readings = {a.id: content_service.reading(session, commune, a.text)
+                for a in announcements if a.status == "submitted"}
+    return render(request, "schedules.html", user, returned=returned, readings=readings,
                   schedules=schedule_service.list_schedules(session), monday=monday,
                   days=days, prev_week=monday - timedelta(days=7),
                   next_week=monday + timedelta(days=7), announcements=announcements,

@@ -122,6 +122,8 @@ def test_edit_send_back_with_a_reason_badge_and_delete(live_server, new_page, si
     badge = "#menu-toggle .badge.count" if size == "phone" else "#waiting-badge"
     assert leader.inner_text(badge) == "1"
     card = leader.locator(f"#pending [data-announcement='{aid}']")
+    assert card.locator("[data-reading]").inner_text() == \
+        "Tiêm phòng cho trẻ ngày năm tháng ba."
     card.locator("button[data-action=reject]").click()  # no reason: refused on the page
     leader.wait_for_selector("#toast.bad:has-text('Hãy ghi lý do trả lại')")
     card.locator("[data-note]").fill("Ghi rõ địa điểm tiêm.")
