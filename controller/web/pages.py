@@ -361,6 +361,7 @@ def schedules_page(request: Request, user: PageStaff, session: DbSession,
     readings = {a.id: content_service.reading(session, commune, a.text)
                 for a in announcements if a.status == "submitted"}
     return render(request, "schedules.html", user, returned=returned, readings=readings,
+                  people=views.people_names(session),
                   schedules=schedule_service.list_schedules(session), monday=monday,
                   days=days, prev_week=monday - timedelta(days=7),
                   next_week=monday + timedelta(days=7), announcements=announcements,

@@ -21,7 +21,7 @@ from controller.domain import PLAYABLE, AnnouncementStatus
 from controller.models import AuditEvent, Node
 from controller.security import Role
 from controller.services import announcements as announcement_service
-from controller.services import approval, audit, users
+from controller.services import approval, audit
 from controller.services import content as content_service
 from controller.services import schedules as schedule_service
 from controller.services import targets as target_rules
@@ -66,10 +66,6 @@ def history_steps(events: list[AuditEvent], names: dict[str, str]) -> list[Step]
     return steps
 
 
-def full_names(session: DbSession) -> dict[str, str]:
-    return {u.username: u.full_name or u.username for u in users.list_users(session)}
-
-
 @router.get("/announcements/{announcement_id}", response_class=HTMLResponse)
 def announcement_page(request: Request, announcement_id: DbId, user: PageStaff,
                       session: DbSession, runtime: RuntimeDep) -> HTMLResponse:
@@ -79,7 +75,7 @@ def announcement_page(request: Request, announcement_id: DbId, user: PageStaff,
     if a is None:
         return render(request, "error.html", user, status=404, title="Không tìm thấy",
                       message="Không tìm thấy bản tin này; có thể nó đã bị xoá.")
-    names = full_names(session)
+    names = views.people_names(session)
     review = approval.returned_notes(session, [a]).get(a.id)
     refusal = announcement_service.deletion_refusal(session, a, user.username, user.role)
     leader = user.role in (Role.leader, Role.admin)

@@ -21,6 +21,7 @@ from controller.services.deliveries import deliveries_for
 from controller.services.item_ids import item_id, schedule_of
 from controller.services.plans import timing_of
 from controller.services.timing import occurrences, times_of_day
+from controller.services.users import list_users
 
 ROLE_LABELS = {"admin": "Quản trị", "staff": "Biên tập", "leader": "Lãnh đạo",
                "officer": "An ninh"}
@@ -249,6 +250,11 @@ def describe_playing(value: str | None, titles: dict[int, str]) -> str:
     if value.startswith("reminder"):
         return "Nhắc nhở từ camera"
     return value
+
+
+def people_names(session: Session) -> dict[str, str]:
+    """Username → the person's full name (the pages name people, not accounts)."""
+    return {u.username: u.full_name or u.username for u in list_users(session)}
 
 
 def zone_choices(session: Session, nodes: list[Node]) -> list[tuple[str, str, int]]:

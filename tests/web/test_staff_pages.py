@@ -201,6 +201,8 @@ def test_several_times_in_one_form_and_the_node_plan(live_server, new_page, size
     form.locator("[name=time]").fill("06:00")
     form.locator("[data-add-time]").click()
     form.locator("[name=time]").nth(1).fill("17:00")
+    removers = form.locator("[data-remove-time]")
+    assert [removers.nth(i).is_visible() for i in range(2)] == [False, True]
     form.locator("input[name=target][value=nodes]").check()
     form.locator("input[name=nodes][value=node-1]").check()
     form.locator("button[type=submit]").click()
