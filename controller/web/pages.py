@@ -34,7 +34,7 @@ from controller.api.deps import (
     current_user,
 )
 from controller.api.deps import SessionDep as DbSession
-from controller.domain import PLAYABLE
+from controller.domain import PLAYABLE, AnnouncementStatus
 from controller.models import CameraAlertRecord
 from controller.security import Role
 from controller.services import alerts as alert_service
@@ -359,7 +359,7 @@ def schedules_page(request: Request, user: PageStaff, session: DbSession,
     returned = approval_service.returned_notes(session, announcements)
     commune = runtime.settings.default_commune
     readings = {a.id: content_service.reading(session, commune, a.text)
-                for a in announcements if a.status == "submitted"}
+                for a in announcements if a.status == AnnouncementStatus.submitted}
     return render(request, "schedules.html", user, returned=returned, readings=readings,
                   people=views.people_names(session),
                   schedules=schedule_service.list_schedules(session), monday=monday,
