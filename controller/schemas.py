@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
@@ -67,6 +67,11 @@ class TimingIn(In):
     until: Instant | None = None
     timezone: str = Field(default_factory=zone_name,
                           description="IANA zone; default: the commune's (LOAXA_TIMEZONE)")
+    times: list[time] | None = Field(
+        default=None, max_length=12,
+        description="several times of day in one schedule (local, e.g. 06:00 and 17:00): "
+                    "once on start_at's day, or the rule at each time (replacing its "
+                    "BYHOUR/BYMINUTE/BYSECOND); not with cron")
 
 
 class ScheduleIn(In):

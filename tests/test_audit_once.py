@@ -24,6 +24,7 @@ NOT_CHANGES = {
     ("POST", "/api/auth/token"): "signing in changes no record (the login limiter logs it)",
     ("POST", "/api/templates/{template_id}/render"): "fills a template, stores nothing",
     ("POST", "/api/preview"): "renders audio to listen to, schedules nothing",
+    ("POST", "/api/reading"): "shows how a text will be read aloud, stores nothing",
 }
 
 
@@ -75,6 +76,7 @@ STEPS: list[Step] = [
         "timing": {"kind": "once", "start_at": future(30)}}}),
     ("POST", "/api/schedules/{schedule_id}/cancel", lambda st: {}),
     ("POST", "/api/announcements/{announcement_id}/cancel", lambda st: {}),
+    ("DELETE", "/api/announcements/{announcement_id}", lambda st: {}),
     # an announcement scheduled by its leader author: three steps, one record
     ("POST", "/api/announcements", lambda st: {"json": {
         "text": "Tiêm phòng cho trẻ.", "engine": "espeak-ng", "start_at": future(40),

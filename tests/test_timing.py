@@ -70,3 +70,40 @@ def test_once() -> None:
 def test_invalid_rules_name_the_problem(timing: Timing, problem: str) -> None:
     with pytest.raises(TimingError, match=problem):
         validate(timing)
+
+
+# ----------------------------------------------------------- several times of day
+
+
+def test_several_times_of_day_are_one_rule_set_not_a_cross_product() -> None:
+    """06:00 and 17:30 weekly: BYHOUR=6,17;BYMINUTE=0,30 would also give 06:30 and 17:00."""
+    from datetime import time
+
+    from controller.services.timing import at_times, times_of_day
+
+    base = Timing("rrule", datetime(2026, 1, 1, tzinfo=VN),
+                  "FREQ=WEEKLY;BYDAY=MO,FR;BYHOUR=9;BYMINUTE=15", timezone="Asia/Ho_Chi_Minh")
+    t = at_times(base, [time(17, 30), time(6, 0), time(6, 0)], datetime(2026, 1, 1, tzinfo=UTC))
+    validate(t)
+    got = local(occurrences(t, datetime(2026, 1, 1, tzinfo=VN), datetime(2026, 1, 6, tzinfo=VN)))
+    assert got == ["Fri 2026-01-02 06:00", "Fri 2026-01-02 17:30",
+                   "Mon 2026-01-05 06:00", "Mon 2026-01-05 17:30"]
+    assert times_of_day(t.rule) == [time(6, 0), time(17, 30)]
+
+
+def test_once_at_several_times_plays_each_once_and_refuses_a_past_one() -> None:
+    from datetime import time
+
+    from controller.services.timing import at_times
+
+    once = Timing("once", datetime(2026, 3, 2, 8, 0, tzinfo=VN), timezone="Asia/Ho_Chi_Minh")
+    t = at_times(once, [time(6, 0), time(17, 0)], datetime(2026, 3, 1, tzinfo=UTC))
+    got = local(occurrences(t, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)))
+    assert got == ["Mon 2026-03-02 06:00", "Mon 2026-03-02 17:00"]
+    one = at_times(once, [time(17, 0)], datetime(2026, 3, 1, tzinfo=UTC))
+    assert (one.kind, local([one.start_at])) == ("once", ["Mon 2026-03-02 17:00"])
+    with pytest.raises(TimingError) as refused:
+        at_times(once, [time(6, 0), time(17, 0)], datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
+    assert refused.value.message.startswith("Giờ phát 06:00 ngày 02/03 đã qua")
+    with pytest.raises(TimingError):
+        at_times(Timing("cron", once.start_at, "0 6 * * *"), [time(6, 0)], once.start_at)

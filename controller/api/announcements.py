@@ -110,18 +110,34 @@ def get(announcement_id: DbId, user: UserDep, runtime: RuntimeDep) -> Announceme
 @router.patch("/{announcement_id}", response_model=AnnouncementOut)
 def edit(announcement_id: DbId, body: AnnouncementEdit, user: Staff,
          runtime: RuntimeDep) -> AnnouncementOut:
-    """Edit title or text; new text is rendered again and sends it back to draft."""
+    """Edit title or text; new text is rendered again (a recording stays). A staffer's
+    edit of a submitted or approved item sends it back for approval (``submitted``); a
+    leader's keeps it approved (services/announcements.py)."""
     with runtime.db.session() as s:
         a = load(s, announcement_id)
         try:
             service.update_content(s, a, text=body.text, title=body.title, engine=body.engine,
                                    voice=body.voice, renderer=runtime.content,
-                                   actor=user.username)
+                                   actor=user.username, by_leader=user.role in LEADERS)
         except service.AnnouncementError as exc:
             raise refused(409, exc) from None
         except ContentError as exc:
             raise content_refused(exc) from None
     return get(announcement_id, user, runtime)
+
+
+@router.delete("/{announcement_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={403: {"description": "not yours, or no longer a draft"},
+                          409: {"description": "it aired: cancel it instead"}})
+def delete(announcement_id: DbId, user: Staff, runtime: RuntimeDep) -> None:
+    """Delete one that never aired, with its schedules. Its author may while it is a
+    draft or submitted; a leader or admin may any that never aired."""
+    with runtime.db.session() as s:
+        a = load(s, announcement_id)
+        try:
+            service.delete_announcement(s, a, user.username, user.role)
+        except service.AnnouncementError as exc:
+            raise refused(403 if exc.forbidden else 409, exc) from None
 
 
 def _transition(announcement_id: DbId, action: ApprovalAction, note: str, user,  # type: ignore[no-untyped-def]
@@ -130,6 +146,8 @@ def _transition(announcement_id: DbId, action: ApprovalAction, note: str, user, 
         a = load(s, announcement_id)
         try:
             approval.transition(s, a, action, user.username, note)
+        except approval.ReasonRequired as exc:
+            raise refused(422, exc) from None
         except approval.TransitionError as exc:
             raise refused(409, exc) from None
     return get(announcement_id, user, runtime)
@@ -151,7 +169,8 @@ def approve(announcement_id: DbId, body: TransitionIn, user: Leader,
 @router.post("/{announcement_id}/reject", response_model=AnnouncementOut)
 def reject(announcement_id: DbId, body: TransitionIn, user: Leader,
            runtime: RuntimeDep) -> AnnouncementOut:
-    """A leader sends it back to draft, with a note saying why."""
+    """A leader sends it back to draft, with a note saying why (required: 422 without);
+    its author sees the note on their pages."""
     return _transition(announcement_id, ApprovalAction.reject, body.note, user, runtime)
 
 

@@ -19,12 +19,12 @@ from broadcasts.templates import TemplateError, list_templates, render_template
 from broadcasts.uploads import MAX_BYTES, UploadRejected, store_upload
 from controller.api.body_limit import MULTIPART_OVERHEAD
 from controller.api.deps import CurrentUser, RuntimeDep, SessionDep, Staff
-from controller.api.errors import ErrorCode, api_error
+from controller.api.errors import ErrorCode, api_error, content_refused
 from controller.models import LexiconEntry, Upload
 from controller.runtime import Runtime
 from controller.schemas import AnnouncementIn, In
 from controller.services import audit
-from controller.services.content import ContentError, text_items
+from controller.services.content import ContentError, has_words, reading, text_items
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["content"])
@@ -57,6 +57,16 @@ class LexiconIn(In):
 
 class PreviewIn(AnnouncementIn):
     """The same body as an announcement; only the audio comes back."""
+
+
+class ReadingIn(In):
+    text: str = Field(max_length=5000)
+
+
+class ReadingOut(BaseModel):
+    reading: str = Field(description="the words the speaker will say (numbers, dates, "
+                                     "abbreviations and the commune's lexicon applied)")
+    has_words: bool
 
 
 @router.get("/api/templates", response_model=list[TemplateOut])
@@ -196,13 +206,22 @@ def preview(body: PreviewIn, user: Staff, runtime: RuntimeDep) -> FileResponse:
             audio, media = runtime.content.render(s, items, repeat=body.repeat,
                                                   engine=body.engine, voice=body.voice)
         except ContentError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise content_refused(exc) from None
     path = runtime.media.path(media["media_sha256"], media["media_codec"])
     headers = {"X-Loaxa-Engine": audio.engine, "X-Loaxa-Duration": f"{audio.duration_s:.2f}"}
     if audio.fallback_reason:
         headers["X-Loaxa-Fallback"] = audio.fallback_reason.encode("ascii", "replace").decode()
     media_type = "audio/mpeg" if audio.codec == "mp3" else "audio/ogg"
     return FileResponse(path, media_type=media_type, headers=headers)
+
+
+@router.post("/api/reading", response_model=ReadingOut)
+def read_aloud(body: ReadingIn, user: Staff, session: SessionDep,
+               runtime: RuntimeDep) -> ReadingOut:
+    """How the text will be read aloud, shown beside the preview: a wrong reading is
+    fixed in the text or the lexicon before it airs. Stores nothing."""
+    spoken = reading(session, runtime.settings.default_commune, body.text)
+    return ReadingOut(reading=spoken, has_words=has_words(spoken))
 
 
 @router.get("/api/lexicon", response_model=list[LexiconIn])

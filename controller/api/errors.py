@@ -78,9 +78,11 @@ def refused(status: int, exc: DomainError, **extra: object) -> HTTPException:
 
 
 def content_refused(exc: Exception) -> HTTPException:
-    """Content that cannot be turned into audio (the reason stays in ``reason``)."""
+    """Content that cannot be turned into audio (the reason stays in ``reason``); a
+    reason people can fix says so in its own words (``ContentError.message``)."""
     return HTTPException(422, {"code": "content_invalid", "reason": str(exc), "message":
-                               "Không tạo được âm thanh từ nội dung này: hãy kiểm tra "
+                               getattr(exc, "message", None)
+                               or "Không tạo được âm thanh từ nội dung này: hãy kiểm tra "
                                "nội dung và bản ghi âm đã chọn."})
 
 

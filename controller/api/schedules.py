@@ -11,7 +11,7 @@ from controller.schemas import ScheduleIn, ScheduleOut
 from controller.services import announcements
 from controller.services import schedules as service
 from controller.services.plans import timing_of
-from controller.services.timing import Timing, occurrences
+from controller.services.timing import Timing, TimingError, at_times, occurrences
 from mqtt_contract import Priority
 
 router = APIRouter(prefix="/api/schedules", tags=["schedules"])
@@ -52,6 +52,10 @@ def create(body: ScheduleIn, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
                         "Bản tin khẩn cấp được gửi ở trang Khẩn cấp, không qua lịch phát.")
     timing = Timing(body.timing.kind, body.timing.start_at, body.timing.rule,
                     body.timing.until, body.timing.timezone)
+    try:
+        timing = at_times(timing, body.timing.times or [], datetime.now(UTC))
+    except TimingError as exc:
+        raise refused(422, service.ScheduleError(str(exc), exc.message)) from None
     with runtime.db.session() as s:
         a = announcements.get_announcement(s, body.announcement_id)
         if a is None:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcasts import RenderedAudio, render_announcement
+from broadcasts import RenderedAudio, normalize_vi, render_announcement
 from broadcasts.tts import SpeechSynthesizer, TtsCache
 from controller.media_store import MediaStore
 from controller.models import LexiconEntry, Upload
@@ -25,7 +25,35 @@ log = logging.getLogger(__name__)
 
 
 class ContentError(ValueError):
-    """Content that cannot be rendered (4xx), e.g. an unknown upload."""
+    """Content that cannot be rendered (4xx), e.g. an unknown upload. ``message`` says
+    it to people when the reason is one they can fix (None: the API's general words)."""
+
+    def __init__(self, detail: str, message: str | None = None) -> None:
+        super().__init__(detail)
+        self.message = message
+
+
+NO_WORDS = ("speech: nothing to read aloud",
+            "Nội dung không có chữ nào để đọc: hãy viết nội dung hoặc chọn bản ghi âm.")
+
+
+def reading(session: Session, commune: str, text: str) -> str:
+    """The words the speaker will really say for ``text``: the same normaliser and the
+    commune's lexicon the renderer uses, so staff can correct a reading before it airs."""
+    return normalize_vi(text, lexicon(session, commune))
+
+
+def has_words(spoken: str) -> bool:
+    return any(ch.isalpha() for ch in spoken)
+
+
+def check_words(session: Session, commune: str, items: Sequence[dict]) -> None:
+    """Refuse speech that says nothing (only spaces, dots or symbols): otherwise a
+    preview or an announcement is made of chimes and silence without a word."""
+    for item in items:
+        if item.get("kind") == "speech" and not has_words(
+                reading(session, commune, str(item.get("text") or ""))):
+            raise ContentError(*NO_WORDS)
 
 
 def text_items(text: str) -> list[dict[str, Any]]:
@@ -65,6 +93,7 @@ class ContentRenderer:
     def render(self, session: Session, items: Sequence[dict], *, repeat: int = 1,
                engine: str = "auto", voice: str = "vi") -> tuple[RenderedAudio, dict]:
         """Render and keep the result in the media store; return it and its DB fields."""
+        check_words(session, self.commune, items)
         pipeline_items = resolve_uploads(session, items, self.store)
         with tempfile.TemporaryDirectory() as tmp:
             try:

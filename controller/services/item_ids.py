@@ -17,6 +17,11 @@ def item_id(schedule_id: int, occurrence: datetime) -> str:
     return f"s{schedule_id}-{int(occurrence.timestamp())}"
 
 
+def item_prefix(schedule_id: int) -> str:
+    """What every item id of one schedule starts with (to find its reports)."""
+    return f"s{schedule_id}-"
+
+
 def schedule_of(item: str) -> int | None:
     """The schedule of an item id; None for an id not built here (a live item, junk)."""
     m = _ITEM.match(item)

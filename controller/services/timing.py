@@ -7,9 +7,9 @@ for plans.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +20,8 @@ from controller.domain import DomainError
 from controller.localtime import zone_name
 
 MAX_OCCURRENCES = 10_000
+MAX_TIMES_OF_DAY = 12
+TIME_PARTS = ("BYHOUR", "BYMINUTE", "BYSECOND")
 _TICK = timedelta(microseconds=1)
 
 
@@ -60,6 +62,65 @@ def validate(timing: Timing) -> None:
         raise TimingError(f"rule: a {timing.kind} schedule needs a rule",
                           "Lịch lặp lại cần có quy tắc lặp.")
     next(iter(_expand(timing, timing.start_at)), None)
+
+
+def at_times(timing: Timing, times: Sequence[time], now: datetime) -> Timing:
+    """One schedule played at several times of day (06:00 and 17:00), as one rule.
+
+    RFC 5545 crosses BYHOUR with BYMINUTE (06:00 and 17:30 would also give 06:30 and
+    17:00), so each time gets its own RRULE line of one rule set (dateutil reads them
+    all). ``once`` with several times becomes one line per time with COUNT=1 on
+    ``start_at``'s local day; each must still be ahead. ``rrule`` keeps its frequency and
+    days and takes each time in place of its own BYHOUR/BYMINUTE/BYSECOND.
+    """
+    if not times:
+        return timing
+    if timing.kind == "cron":
+        raise TimingError("times: not with a cron rule (write the hours in it)",
+                          "Lịch cron tự ghi giờ trong biểu thức: không chọn thêm giờ.")
+    if len(times) > MAX_TIMES_OF_DAY:
+        raise TimingError(f"times: at most {MAX_TIMES_OF_DAY}",
+                          f"Tối đa {MAX_TIMES_OF_DAY} giờ phát trong một lịch.")
+    tz = timing.zone()
+    day = timing.start_at.astimezone(tz).date()
+    wanted = sorted({t.replace(second=0, microsecond=0, tzinfo=None) for t in times})
+    if timing.kind == "once":
+        starts = [datetime.combine(day, t, tz) for t in wanted]
+        if past := [s for s in starts if s < now]:
+            raise TimingError("times: in the past",
+                              f"Giờ phát {past[0]:%H:%M} ngày {past[0]:%d/%m} đã qua: "
+                              "hãy chọn giờ sắp tới.")
+        if len(starts) == 1:
+            return replace(timing, start_at=starts[0])
+        base, midnight = "FREQ=DAILY;COUNT=1", datetime.combine(day, time(0), tz)
+    else:
+        text = (timing.rule or "").strip()
+        text = text[6:] if text.upper().startswith("RRULE:") else text
+        if "\n" in text:
+            raise TimingError("rule: one rule line when times are given",
+                              "Quy tắc lặp lại không hợp lệ.")
+        base = ";".join(p for p in text.split(";")
+                        if p and p.split("=", 1)[0].strip().upper() not in TIME_PARTS)
+        midnight = timing.start_at
+    rule = "\n".join(f"RRULE:{base};BYHOUR={t.hour};BYMINUTE={t.minute};BYSECOND=0"
+                     for t in wanted)
+    return replace(timing, kind="rrule", start_at=midnight, rule=rule)
+
+
+def times_of_day(rule: str | None) -> list[time]:
+    """The times of day a rule names (its BYHOUR × BYMINUTE, every line), in order: what
+    the pages show ("lúc 06:00, 17:30")."""
+    found: set[time] = set()
+    for line in (rule or "").upper().splitlines():
+        line = line.strip().removeprefix("RRULE:")
+        parts = dict(p.split("=", 1) for p in line.split(";") if "=" in p)
+        hours, minutes = parts.get("BYHOUR", ""), parts.get("BYMINUTE", "0")
+        try:
+            found |= {time(int(h), int(m)) for h in hours.split(",") if h
+                      for m in minutes.split(",") if m}
+        except ValueError:
+            continue
+    return sorted(found)
 
 
 def occurrences(timing: Timing, start: datetime, end: datetime) -> list[datetime]:

@@ -4,7 +4,10 @@
 ``CSRFMiddleware`` protects every form and every cookie-authenticated API call.
 """
 
+from controller.web import staff_pages
 from controller.web.csrf import CSRFMiddleware
 from controller.web.pages import STATIC_DIR, router
+
+router.include_router(staff_pages.router)
 
 __all__ = ["STATIC_DIR", "CSRFMiddleware", "router"]

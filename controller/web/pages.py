@@ -34,11 +34,12 @@ from controller.api.deps import (
     current_user,
 )
 from controller.api.deps import SessionDep as DbSession
-from controller.domain import PLAYABLE
+from controller.domain import PLAYABLE, AnnouncementStatus
 from controller.models import CameraAlertRecord
 from controller.security import Role
 from controller.services import alerts as alert_service
 from controller.services import announcements as announcement_service
+from controller.services import approval as approval_service
 from controller.services import calendar as calendar_service
 from controller.services import content as content_service
 from controller.services import emergency as emergency_service
@@ -170,12 +171,20 @@ def set_csrf_cookie(response: Response, request: Request, token: str) -> None:
                         secure=secure(request), path="/")
 
 
+def waiting_count(request: Request, user: CurrentUser | None) -> int:
+    """Items waiting for approval: the badge on a leader's (or admin's) menu."""
+    if user is None or user.role not in (Role.leader, Role.admin):
+        return 0
+    with request.app.state.runtime.db.session() as s:
+        return approval_service.pending_count(s)
+
+
 def render(request: Request, name: str, user: CurrentUser | None, *, status: int = 200,
            **context: Any) -> HTMLResponse:
     token, fresh = csrf_for(request)
     html = env.get_template(name).render(
         request=request, user=user, nav=nav_for(user), csrf_token=token,
-        path=request.url.path, **context)
+        path=request.url.path, approvals_waiting=waiting_count(request, user), **context)
     response = HTMLResponse(html, status_code=status, headers={
         "Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
         "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
@@ -297,7 +306,11 @@ def dashboard(request: Request, user: PageStaff, session: DbSession) -> HTMLResp
     new_alerts = len(alert_service.list_alerts(session, state="new", limit=1000))
     titles = reports.item_titles(session)
     playing_of = {n.node_id: views.describe_playing(what, titles) for n, what in playing}
+    mine = [a for a in announcement_service.list_announcements(session)
+            if a.created_by == user.username]
+    notes = approval_service.returned_notes(session, mine)
     return render(request, "dashboard.html", user, nodes=nodes, playing_of=playing_of,
+                  returned=[(a, notes[a.id]) for a in mine if a.id in notes],
                   online=sum(1 for n in nodes if n.online), map=views.village_map(nodes),
                   playing=playing, programme=views.programme(session, start, end),
                   today=localtime.today(), new_alerts=new_alerts)
@@ -325,30 +338,37 @@ def compose(request: Request, user: PageStaff, session: DbSession) -> HTMLRespon
     """Write (or fill a template), add a recording, listen to the preview, save, schedule
     and send for approval."""
     nodes = fleet.list_nodes(session)
-    zones = sorted({z for n in nodes for z in n.zones or ()})
     templates = list_templates()
     templates_json = [{"id": t.id, "title": t.title, "body": t.body,
                        "fields": [{"name": f.name, "label": f.label, "example": f.example}
                                   for f in t.fields]} for t in templates]
     return render(request, "compose.html", user, templates=templates,
-                  templates_json=templates_json, nodes=nodes, zones=zones,
+                  templates_json=templates_json, nodes=nodes,
+                  zones=views.zone_choices(session, nodes),
                   today=localtime.today())
 
 
 @router.get("/schedules", response_class=HTMLResponse)
 def schedules_page(request: Request, user: PageStaff, session: DbSession,
-                   week: Day | None = None) -> HTMLResponse:
-    """The list, the week view, a recurring schedule form, and approvals."""
+                   runtime: RuntimeDep, week: Day | None = None) -> HTMLResponse:
+    """The list, the week view, a recurring schedule form, and approvals (with the words
+    as they will be read, so a leader hears no surprise)."""
     monday, days = views.week_view(session, week or localtime.today())
     nodes = fleet.list_nodes(session)
     announcements = announcement_service.list_announcements(session, limit=100)
-    return render(request, "schedules.html", user,
+    returned = approval_service.returned_notes(session, announcements)
+    commune = runtime.settings.default_commune
+    readings = {a.id: content_service.reading(session, commune, a.text)
+                for a in announcements if a.status == AnnouncementStatus.submitted}
+    return render(request, "schedules.html", user, returned=returned, readings=readings,
+                  people=views.people_names(session),
                   schedules=schedule_service.list_schedules(session), monday=monday,
                   days=days, prev_week=monday - timedelta(days=7),
                   next_week=monday + timedelta(days=7), announcements=announcements,
                   pending=[a for a in announcements if a.status == "submitted"],
-                  nodes=nodes, zones=sorted({z for n in nodes for z in n.zones or ()}),
-                  describe_rule=views.describe_rule, describe_targets=views.describe_targets,
+                  nodes=nodes, zones=views.zone_choices(session, nodes),
+                  describe_rule=views.describe_rule,
+                  describe_targets=views.target_namer(session),
                   next_of=views.next_occurrence,
                   today=localtime.today(), can_approve=user.role in (Role.leader,
                                                                        Role.admin))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -19,7 +20,8 @@ from controller.services.calendar import zone_label
 from controller.services.deliveries import deliveries_for
 from controller.services.item_ids import item_id, schedule_of
 from controller.services.plans import timing_of
-from controller.services.timing import occurrences
+from controller.services.timing import occurrences, times_of_day
+from controller.services.users import list_users
 
 ROLE_LABELS = {"admin": "Quản trị", "staff": "Biên tập", "leader": "Lãnh đạo",
                "officer": "An ninh"}
@@ -70,32 +72,46 @@ def ago(dt: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds // 86400} ngày trước"
 
 
-def describe_targets(targets: Targets) -> str:
+def describe_targets(targets: Targets, zone_names: dict[str, str] | None = None,
+                     node_names: dict[str, str] | None = None) -> str:
+    """Whom it reaches, by the names people gave zones and nodes (a code only when a
+    zone or node has no name yet)."""
     if targets.all:
         return "Tất cả cụm loa"
+    zones, nodes = zone_names or {}, node_names or {}
     parts = []
     if targets.zones:
-        parts.append("Thôn/khu: " + ", ".join(targets.zones))
+        parts.append("Thôn/khu: " + ", ".join(zones.get(z) or zone_label(z)
+                                               for z in targets.zones))
     if targets.groups:
         parts.append("Nhóm: " + ", ".join(targets.groups))
     if targets.nodes:
-        parts.append("Cụm loa: " + ", ".join(targets.nodes))
+        parts.append("Cụm loa: " + ", ".join(nodes.get(n) or n for n in targets.nodes))
     return "; ".join(parts) or "—"
 
 
+def target_namer(session: Session) -> Callable[[Targets], str]:
+    """``describe_targets`` with this commune's zone and node names, for a template."""
+    zones = {z.code: z.name for z in session.scalars(select(Zone)) if z.name}
+    nodes = {n.node_id: n.name for n in session.scalars(select(Node)) if n.name}
+    return lambda targets: describe_targets(targets, zones, nodes)
+
+
 def describe_rule(s: Schedule) -> str:
-    """A schedule's timing in words staff recognise ("T2, T6 lúc 06:30")."""
+    """A schedule's timing in words staff recognise ("T2, T6 lúc 06:30, 17:00")."""
     start = local(s.start_at)
     assert start is not None
     if s.kind == "once":
         return f"Một lần, {start:%H:%M %d/%m/%Y}"
     if s.kind == "cron":
         return f"cron {s.rule}"
-    parts = dict(p.split("=", 1) for p in (s.rule or "").upper().split(";") if "=" in p)
-    hour = parts.get("BYHOUR", str(start.hour))
-    minute = parts.get("BYMINUTE", str(start.minute))
-    at = f"{int(hour.split(',')[0]):02d}:{int(minute.split(',')[0]):02d}" \
-        if hour.split(",")[0].isdigit() and minute.split(",")[0].isdigit() else ""
+    lines = [line.strip().upper().removeprefix("RRULE:")
+             for line in (s.rule or "").splitlines() if line.strip()]
+    parts = dict(p.split("=", 1) for p in (lines[0] if lines else "").split(";") if "=" in p)
+    times = times_of_day(s.rule)
+    at = ", ".join(f"{t:%H:%M}" for t in times) if times else f"{start:%H:%M}"
+    if parts.get("COUNT") == "1":
+        return f"Một lần, {at} ngày {start:%d/%m/%Y}"
     if parts.get("FREQ") == "DAILY":
         text = "Hằng ngày"
     elif parts.get("FREQ") == "WEEKLY":
@@ -104,7 +120,7 @@ def describe_rule(s: Schedule) -> str:
     else:
         text = s.rule or ""
     until = f" đến {fmt_time(s.until, '%d/%m/%Y')}" if s.until else ""
-    return f"{text} lúc {at}{until}".strip() if at else f"{text}{until}"
+    return f"{text} lúc {at}{until}".strip()
 
 
 # ------------------------------------------------------------------------------------ map
@@ -179,6 +195,7 @@ def programme(session: Session, start: datetime, end: datetime) -> list[Programm
     schedules = [s for s in schedule_service.list_schedules(session)
                  if s.announcement.status != "cancelled"]
     by_id = {s.id: s for s in schedules}
+    describe = target_namer(session)
     rows: dict[str, ProgrammeItem] = {}
     for d in deliveries_for(session, schedules, start, end):
         s = by_id[d.schedule_id]
@@ -187,7 +204,7 @@ def programme(session: Session, start: datetime, end: datetime) -> list[Programm
             item = rows[d.item_id] = ProgrammeItem(
                 d.item_id, s.id, s.announcement_id,
                 s.announcement.title or s.announcement.text[:60], d.planned_at, s.priority,
-                s.announcement.status, describe_targets(s.targets), 0, {})
+                s.announcement.status, describe(s.targets), 0, {})
         item.nodes += 1
         status = d.status if s.announcement.status in PLAYABLE or d.status not in (
             "planned", "delivered") else "waiting"
@@ -198,7 +215,7 @@ def programme(session: Session, start: datetime, end: datetime) -> list[Programm
             iid = item_id(s.id, at)
             rows.setdefault(iid, ProgrammeItem(
                 iid, s.id, s.announcement_id, s.announcement.title or s.announcement.text[:60],
-                at, s.priority, s.announcement.status, describe_targets(s.targets), 0, {}))
+                at, s.priority, s.announcement.status, describe(s.targets), 0, {}))
     return sorted(rows.values(), key=lambda i: (i.at, i.schedule_id))
 
 
@@ -233,6 +250,11 @@ def describe_playing(value: str | None, titles: dict[int, str]) -> str:
     if value.startswith("reminder"):
         return "Nhắc nhở từ camera"
     return value
+
+
+def people_names(session: Session) -> dict[str, str]:
+    """Username → the person's full name (the pages name people, not accounts)."""
+    return {u.username: u.full_name or u.username for u in list_users(session)}
 
 
 def zone_choices(session: Session, nodes: list[Node]) -> list[tuple[str, str, int]]:

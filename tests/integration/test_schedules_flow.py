@@ -85,16 +85,21 @@ def test_approval_workflow_decides_what_reaches_the_plans(controller, start_node
 
     r = controller.patch(f"/api/announcements/{a['id']}", json={"text": "Nội dung đã sửa."},
                          headers=staff)
-    assert r.json()["status"] == "draft"
+    assert r.json()["status"] == "submitted"  # back in the leaders' queue
     wait_for(lambda: not any(i.startswith(item) for i in plan_ids(node)), 10,
              what="the edited item to leave the plan until approved again")
     history = [(h["actor"], h["action"], [st["action"] for st in h["detail"].get("steps", [])])
                for h in r.json()["history"]]
     assert history[:1] == [("bientap", "create", [])]
     assert ("lanhdao", "approve", []) in history
-    assert ("bientap", "edit", ["back_to_draft"]) in history
+    assert ("bientap", "edit", ["back_for_approval"]) in history
+    r = controller.post(f"/api/announcements/{a['id']}/reject", json={"note": " "},
+                        headers=leader)
+    assert r.status_code == 422 and r.json()["code"] == "reason_required"
     r = controller.post(f"/api/announcements/{a['id']}/approve", json={}, headers=leader)
-    assert r.status_code == 409  # must be submitted again first
+    assert r.json()["status"] == "scheduled"
+    wait_for(lambda: any(i.startswith(item) for i in plan_ids(node)), 10,
+             what="the item approved again back in node-1's plan")
 
 
 def test_clashes_are_refused_unless_priorities_resolve_them(controller):

@@ -137,7 +137,8 @@ def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
     """Into :data:`SCREENSHOTS` (``.run/screenshots/``, or docs/ with `make screenshots`)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.evaluate("() => { const t = document.getElementById('toast'); if (t) t.hidden = true; }")
+    page.evaluate("() => { const t = document.getElementById('toast'); if (t) t.hidden = true; "
+                  "window.scrollTo(0, 0); }")  # the sticky header at the top
     page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 10_000, f"{name}: an empty screenshot?"
     return path

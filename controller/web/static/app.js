@@ -64,15 +64,16 @@ const TZ_OFFSET = "+07:00"; // Asia/Ho_Chi_Minh: no daylight saving
 function scheduleBody(form) {
   const f = new FormData(form);
   const kind = f.get("kind");
-  const [hh, mm] = String(f.get("time")).split(":").map(Number);
-  const startAt = `${f.get("date")}T${f.get("time")}:00${TZ_OFFSET}`;
-  const timing = { kind: "once", start_at: startAt, timezone: "Asia/Ho_Chi_Minh" };
+  // several times of day in one schedule: the controller turns them into one rule
+  const times = [...new Set(f.getAll("time").filter(Boolean))].sort();
+  if (times.length === 0) throw new Error("Hãy chọn ít nhất một giờ phát.");
+  const timing = { kind: "once", start_at: `${f.get("date")}T${times[0]}:00${TZ_OFFSET}`,
+    timezone: "Asia/Ho_Chi_Minh", times };
   if (kind !== "once") {
     const days = f.getAll("byday");
     if (kind === "weekly" && days.length === 0) throw new Error("Chọn ít nhất một ngày trong tuần.");
     timing.kind = "rrule";
-    timing.rule = (kind === "weekly" ? `FREQ=WEEKLY;BYDAY=${days.join(",")}` : "FREQ=DAILY")
-      + `;BYHOUR=${hh};BYMINUTE=${mm};BYSECOND=0`;
+    timing.rule = kind === "weekly" ? `FREQ=WEEKLY;BYDAY=${days.join(",")}` : "FREQ=DAILY";
     timing.start_at = `${f.get("date")}T00:00:00${TZ_OFFSET}`;
   }
   if (f.get("until")) timing.until = `${f.get("until")}T23:59:59${TZ_OFFSET}`;
@@ -85,7 +86,36 @@ function scheduleBody(form) {
   return body;
 }
 
+// "+ Thêm giờ": one more time of day in the same schedule (06:00 and 17:00 in one save)
+function setupTimes(form) {
+  const list = form.querySelector("[data-times]");
+  const add = form.querySelector("[data-add-time]");
+  if (!list || !add) return;
+  const renumber = () => list.querySelectorAll("[data-time-row]").forEach((row, i) => {
+    row.querySelector("input").setAttribute("aria-label", `Giờ phát ${i + 1}`);
+    row.querySelector("[data-remove-time]").hidden = i === 0;
+  });
+  add.addEventListener("click", () => {
+    const rows = list.querySelectorAll("[data-time-row]");
+    if (rows.length >= 12) { toast("Tối đa 12 giờ phát trong một lịch.", true); return; }
+    const row = rows[0].cloneNode(true);
+    row.querySelector("input").removeAttribute("id");
+    row.querySelector("input").value = "";
+    list.append(row);
+    renumber();
+    row.querySelector("input").focus();
+  });
+  list.addEventListener("click", (event) => {
+    const remove = event.target.closest("[data-remove-time]");
+    if (!remove) return;
+    remove.closest("[data-time-row]").remove();
+    renumber();
+  });
+  renumber();
+}
+
 function setupScheduleForm(form) {
+  setupTimes(form);
   const sync = () => {
     const f = new FormData(form);
     form.querySelectorAll("[data-when]").forEach((el) => { el.hidden = el.dataset.when !== f.get("kind"); });
@@ -99,7 +129,8 @@ function setupScheduleForm(form) {
     error.hidden = true;
     const button = form.querySelector("button[type=submit]");
     try {
-      const schedule = await busy(button, () => api("POST", "/api/schedules", scheduleBody(form)));
+      const body = scheduleBody(form);
+      const schedule = await busy(button, () => api("POST", "/api/schedules", body));
       toast(`Đã lưu lịch #${schedule.id}`);
       form.dispatchEvent(new CustomEvent("scheduled", { detail: schedule, bubbles: true }));
     } catch (e) {
@@ -130,6 +161,11 @@ document.addEventListener("DOMContentLoaded", () => {
     button.addEventListener("click", async () => {
       if (button.dataset.action === "cancel-schedule" && !confirm("Huỷ lịch này?")) return;
       const noteInput = button.parentElement.querySelector("[data-note]");
+      if (button.dataset.action === "reject" && noteInput && !noteInput.value.trim()) {
+        toast("Hãy ghi lý do trả lại để người soạn biết cần sửa gì.", true);
+        noteInput.focus();
+        return;
+      }
       await busy(button, () => action(button.dataset.id, noteInput ? noteInput.value : ""));
       toast(DONE[button.dataset.action]);
       setTimeout(() => location.reload(), 600);
