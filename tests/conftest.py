@@ -133,10 +133,14 @@ def start_node(broker: ProvisionedFleet):  # type: ignore[no-untyped-def]
 
     agents: list[EdgeAgent] = []
 
-    def start(node_id: str, **overrides: object) -> EdgeAgent:
-        cfg = load_node_config(broker.node_configs[node_id])
-        cfg = cfg.model_copy(update={"media_wait_s": 1.0, **overrides})
-        agent = EdgeAgent(cfg)
+    def start(node_id: str, *, from_file: bool = False, **overrides: object) -> EdgeAgent:
+        """``from_file``: the agent runs its config file as it is and knows its path (a
+        config push rewrites it); otherwise ``overrides`` change the loaded config."""
+        path = broker.node_configs[node_id]
+        cfg = load_node_config(path)
+        if not from_file:
+            cfg = cfg.model_copy(update={"media_wait_s": 1.0, **overrides})
+        agent = EdgeAgent(cfg, config_path=path if from_file else None)
         agent.start()
         assert agent.connected.wait(10), f"{node_id} did not connect"
         agents.append(agent)

@@ -23,25 +23,9 @@ NODE = "node-1"
 
 
 @pytest.fixture
-def start_file_node(broker):  # type: ignore[no-untyped-def]
+def start_file_node(start_node):  # type: ignore[no-untyped-def]
     """A real EdgeAgent started from its config *file* (a config push rewrites it)."""
-    from edge.agent import EdgeAgent
-    from firmware_config.schema import load_node_config
-
-    agents: list[Any] = []
-
-    def start(node_id: str = NODE, **kwargs: Any) -> Any:
-        path = broker.node_configs[node_id]
-        agent = EdgeAgent(load_node_config(path), config_path=path, **kwargs)
-        agent.start()
-        assert agent.connected.wait(10), f"{node_id} did not connect"
-        agents.append(agent)
-        return agent
-
-    yield start
-    for agent in agents:
-        if not agent._stop.is_set():
-            agent.stop()
+    return lambda node_id=NODE: start_node(node_id, from_file=True)
 
 
 def run(controller, body: dict, headers: dict | None = None, status: int = 200) -> dict:  # type: ignore[no-untyped-def]
