@@ -242,10 +242,9 @@ class LocalScheduler:
         current = self._current
         if current and current.job.rank >= job.rank:
             return  # the current item's end wakes the scheduler
-        clip = self._prepared.get(job.item_id)
+        clip = self._prepared.get(job.item_id) or self._prepare(job, media)
         if clip is None:
-            self._prepare(job, media)
-            return
+            return  # decoding: its end wakes the scheduler
         if self._armed and self._armed[0].item_id == job.item_id:
             return  # its deadline timer is set
         self._disarm()
@@ -256,17 +255,17 @@ class LocalScheduler:
             return
         self._armed = (job, self.loop.call_at_wall(start, self._fire, job))
 
-    def _prepare(self, job: Job, media: Path) -> None:
-        """Decode in the worker pool (unless decoded before); the scheduler looks again
-        once it is done. A hand-off to a thread costs a GIL switch (up to 5 ms), which a
+    def _prepare(self, job: Job, media: Path) -> PreparedClip | None:
+        """The clip if it was decoded before (no hand-off to a thread, no second look);
+        otherwise None, and it is decoded in the worker pool, after which the scheduler
+        looks again. A hand-off to a thread costs a GIL switch (up to 5 ms), which a
         hundred nodes on one loop would queue for."""
         if job.item_id in self._preparing:
-            return
+            return None
         volume = job.volume if job.volume is not None else self.volume()
         if clip := self.output.ready(media, volume, self.work_dir):
-            self._prepared[job.item_id] = clip  # decoded before: no hand-off to a thread
-            self.wake()
-            return
+            self._prepared[job.item_id] = clip
+            return clip
         self._preparing.add(job.item_id)
 
         def done(clip: PreparedClip | None, error: BaseException | None) -> None:
@@ -280,6 +279,7 @@ class LocalScheduler:
 
         self.loop.run_blocking(lambda: self.output.prepare(media, volume, self.work_dir), done,
                                key=self.output.prepare_key(media, volume, self.work_dir))
+        return None
 
     def _disarm(self) -> None:
         if self._armed:
