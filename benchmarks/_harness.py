@@ -260,8 +260,9 @@ def running_system(workdir: Path, nodes: int, per_zone: int,
         system = System(fleet, Api(f"http://127.0.0.1:{http_port}"), Watcher(fleet), workdir,
                         env)
         try:
+            level = os.environ.get("LOAXA_BENCH_CONTROLLER_LOG", "warning")
             system.procs.append(_spawn([sys.executable, "-m", "loaxa_cli", "controller",
-                                        "serve", "--log-level", "warning"], env,
+                                        "serve", "--log-level", level], env,
                                        logs / "controller.log"))
             wait_for_port("127.0.0.1", http_port, timeout=120)
             system.api.login("admin", admin_password)
