@@ -62,6 +62,11 @@ filled from the state, which each step's answer may extend."""
 STEPS: list[Step] = [
     ("POST", "/api/users", lambda st: {"json": {"username": "bientap2", "role": "staff",
                                                 "password": "mat-khau-dai-1"}}),
+    ("PATCH", "/api/users/{username}", lambda st: {"json": {"full_name": "Biên tập 2",
+                                                            "role": "leader"}}),
+    ("POST", "/api/users/{username}/lock", lambda st: {}),
+    ("POST", "/api/users/{username}/unlock", lambda st: {}),
+    ("POST", "/api/users/{username}/password", lambda st: {"json": {}}),
     ("POST", "/api/announcements", lambda st: {"json": {"text": "Họp thôn tối nay.",
                                                          "engine": "espeak-ng"}}),
     ("PATCH", "/api/announcements/{announcement_id}",
@@ -132,7 +137,8 @@ def test_the_table_covers_every_mutating_route(controller):
 def test_each_mutating_route_leaves_exactly_one_audit_record_naming_the_actor(controller):
     from controller.models import AuditEvent
 
-    state: dict = {"node_id": "node-1", "term": "UBND", "alert_id": store_alert(controller),
+    state: dict = {"node_id": "node-1", "term": "UBND", "username": "bientap2",
+                   "alert_id": store_alert(controller),
                    "second_alert": store_alert(controller)}
     runtime = controller.runtime
 

@@ -172,6 +172,17 @@ def user_body(ctx: Ctx, real: bool) -> Req:
                                 "role": "staff"}})
 
 
+def new_account(ctx: Ctx, real: bool) -> str:
+    """An account of its own per call (a lock or a reset must not end the callers')."""
+    if not real:
+        return "staff"
+    name = f"can-bo-{ctx.n()}"
+    r = ctx.client.post("/api/users", json={"username": name, "password": "a-long-password-1",
+                                             "role": "staff"})
+    assert r.status_code == 201, r.text
+    return name
+
+
 def login_form(ctx: Ctx, real: bool) -> Req:
     from tests.conftest import ADMIN_PASSWORD
 
@@ -219,6 +230,14 @@ POLICY: dict[tuple[str, str], Case] = {
         {"token_id": api_token(c, r)})),
     ("GET", "/api/users"): Case(ADMIN),
     ("POST", "/api/users"): Case(ADMIN, user_body),
+    ("PATCH", "/api/users/{username}"): Case(ADMIN, lambda c, r: Req(
+        {"username": new_account(c, r)}, {"json": {"full_name": "Cán bộ xã"}})),
+    ("POST", "/api/users/{username}/lock"): Case(ADMIN, lambda c, r: Req(
+        {"username": new_account(c, r)})),
+    ("POST", "/api/users/{username}/unlock"): Case(ADMIN, lambda c, r: Req(
+        {"username": new_account(c, r)})),
+    ("POST", "/api/users/{username}/password"): Case(ADMIN, lambda c, r: Req(
+        {"username": new_account(c, r)}, {"json": {}})),
     # nodes
     ("GET", "/api/nodes"): Case(ANY),
     ("GET", "/api/nodes/{node_id}"): Case(ANY, lambda c, r: Req({"node_id": "node-1"})),
@@ -332,6 +351,7 @@ POLICY: dict[tuple[str, str], Case] = {
         {"announcement_id": shared_announcement(c, r)})),
     ("GET", "/alerts"): Case(OFFICER),
     ("GET", "/admin/users"): Case(ADMIN),
+    ("GET", "/admin/audit"): Case(ADMIN),
     ("POST", "/admin/users"): Case(ADMIN, lambda c, r: Req(kwargs={"data": {
         "username": f"web-user-{c.n()}", "password": "a-long-password-1", "role": "staff"}})),
 }
@@ -431,7 +451,7 @@ def test_every_route_enforces_its_roles(controller, broker):
 
 @pytest.mark.parametrize("path", ["/login", "/account", "/dashboard", "/compose", "/emergency",
                                   "/villages", "/schedules", "/nodes", "/log", "/alerts",
-                                  "/admin/users"])
+                                  "/admin/users", "/admin/audit"])
 def test_pages_are_html_with_a_strict_content_security_policy(controller, path):
     controller.cookies.set("loaxa_session", controller.headers["Authorization"].split()[1])
     try:

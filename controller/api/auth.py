@@ -3,10 +3,11 @@ the server), users, and the API tokens that integrations use (admin only)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, HTTPException, Path, Request, status
 from pydantic import BaseModel, Field
 
 from controller.api.deps import Admin, AnyUser, DbId, RuntimeDep, SessionDep
@@ -140,6 +141,75 @@ def create_user(body: UserIn, admin: Admin, session: SessionDep) -> UserOut:
         raise api_error(409, ErrorCode.conflict,
                         f"Tài khoản {body.username} đã có.") from None
     return UserOut.model_validate(user)
+
+
+Username = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+                               description="an account's username")]
+
+
+class UserPatch(In):
+    full_name: str | None = Field(default=None, max_length=200)
+    role: Role | None = None
+
+
+class ResetIn(In):
+    password: str | None = Field(default=None, min_length=10, max_length=256,
+                                 description="omitted: one is generated and shown once")
+
+
+class ResetOut(BaseModel):
+    username: str
+    password: str = Field(description="shown this once; only its hash is kept")
+    generated: bool
+
+
+USER_REFUSALS = {
+    "an admin cannot demote themselves": "Không thể tự bỏ quyền quản trị của mình.",
+    "an admin cannot lock themselves": "Không thể tự khoá tài khoản của mình.",
+}
+
+
+def _user_change(username: str, change: Callable[[], User]) -> UserOut:
+    """The service's refusals as Vietnamese 404/409 answers."""
+    try:
+        return UserOut.model_validate(change())
+    except users.UserError as exc:
+        if str(exc) in USER_REFUSALS:
+            raise api_error(409, ErrorCode.conflict, USER_REFUSALS[str(exc)]) from None
+        raise api_error(404, ErrorCode.not_found, f"Không có tài khoản {username}.") from None
+
+
+@router.patch("/api/users/{username}", response_model=UserOut)
+def update_user(username: Username, body: UserPatch, admin: Admin,
+                session: SessionDep) -> UserOut:
+    """A new full name or role (applies at once, to open sessions too)."""
+    return _user_change(username, lambda: users.update_user(
+        session, username, admin.username, full_name=body.full_name, role=body.role))
+
+
+@router.post("/api/users/{username}/lock", response_model=UserOut)
+def lock_user(username: Username, admin: Admin, session: SessionDep) -> UserOut:
+    """Sign-in refused; every session and API token of the account ends now."""
+    return _user_change(username, lambda: users.set_locked(session, username, True,
+                                                           admin.username))
+
+
+@router.post("/api/users/{username}/unlock", response_model=UserOut)
+def unlock_user(username: Username, admin: Admin, session: SessionDep) -> UserOut:
+    """Sign-in allowed again (old sessions and tokens stay ended)."""
+    return _user_change(username, lambda: users.set_locked(session, username, False,
+                                                           admin.username))
+
+
+@router.post("/api/users/{username}/password", response_model=ResetOut)
+def reset_password(username: Username, body: ResetIn, admin: Admin,
+                   session: SessionDep) -> ResetOut:
+    """A new password: the admin's, or a generated one returned here once. Every session
+    of the account ends."""
+    if users.get_user(session, username) is None:
+        raise api_error(404, ErrorCode.not_found, f"Không có tài khoản {username}.")
+    password = users.reset_password(session, username, admin.username, body.password)
+    return ResetOut(username=username, password=password, generated=body.password is None)
 
 
 # ------------------------------------------------------------------ API tokens

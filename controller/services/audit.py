@@ -9,7 +9,9 @@ person did, and no route has to remember to write it.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -52,3 +54,28 @@ def history(session: Session, entity: str, entity_id: object) -> list[AuditEvent
         select(AuditEvent).where(AuditEvent.entity == entity,
                                  AuditEvent.entity_id == str(entity_id))
         .order_by(AuditEvent.id)))
+
+
+def search(session: Session, *, actor: str | None = None, action: str | None = None,
+           since: datetime | None = None, until: datetime | None = None,
+           offset: int = 0, limit: int = 50) -> tuple[list[AuditEvent], int]:
+    """One page of the log, newest first, and how many records match in all (the audit
+    page's pager). Empty filters mean any."""
+    where = []
+    if actor:
+        where.append(AuditEvent.actor == actor)
+    if action:
+        where.append(AuditEvent.action == action)
+    if since is not None:
+        where.append(AuditEvent.at >= since)
+    if until is not None:
+        where.append(AuditEvent.at < until)
+    total = session.scalar(select(func.count(AuditEvent.id)).where(*where)) or 0
+    rows = session.scalars(select(AuditEvent).where(*where)
+                           .order_by(AuditEvent.id.desc()).offset(offset).limit(limit))
+    return list(rows), total
+
+
+def known_actions(session: Session) -> list[str]:
+    """The actions the log holds (the page's action filter)."""
+    return sorted(session.scalars(select(AuditEvent.action).distinct()))

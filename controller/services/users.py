@@ -54,7 +54,7 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
 def ensure_bootstrap_admin(session: Session, username: str, password: str | None) -> None:
     """Create the first admin from settings when there are no users yet."""
     if password and session.scalar(select(func.count(User.id))) == 0:
-        create_user(session, username, password, Role.admin, "Administrator")
+        create_user(session, username, password, Role.admin, "Quản trị viên")
 
 
 def list_users(session: Session) -> list[User]:
@@ -190,3 +190,79 @@ def revoke_api_token(session: Session, token_id: int, by: str) -> ApiToken | Non
         row.revoked_at, row.revoked_by = datetime.now(UTC), by
         audit.record(session, by, "revoke_api_token", "api_token", token_id)
     return row
+
+
+# ----------------------------------------------------------------- an admin's changes
+#
+# Editing, locking and resetting an account are an admin's changes to someone else: each
+# is one audit record naming the admin. Locking and a reset end every session and API
+# token of the account at once (a locked person's open tab or a leaked token stops on its
+# next request, not when it expires).
+
+GENERATED_PASSWORD_BYTES = 9
+"""A generated password: 12 URL-safe characters (72 random bits), read out once."""
+
+
+def _account(session: Session, username: str) -> User:
+    user = get_user(session, username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    return user
+
+
+def _end_credentials(session: Session, user: User, by: str) -> tuple[int, int]:
+    """Every open session and unrevoked API token of ``user`` ends now."""
+    ended = end_all_sessions(session, user)
+    now = datetime.now(UTC)
+    revoked = session.execute(update(ApiToken).where(ApiToken.user_id == user.id,
+                                                     ApiToken.revoked_at.is_(None))
+                              .values(revoked_at=now, revoked_by=by)).rowcount or 0
+    return ended, revoked
+
+
+def update_user(session: Session, username: str, actor: str, *, full_name: str | None = None,
+                role: Role | None = None) -> User:
+    """A new name or role. An admin cannot take their own admin role away (the station
+    would be left with nobody to undo it)."""
+    user = _account(session, username)
+    if role is not None and username == actor and role != Role.admin:
+        raise UserError("an admin cannot demote themselves")
+    changed: dict[str, object] = {}
+    if full_name is not None and full_name != user.full_name:
+        changed["full_name"], user.full_name = full_name, full_name
+    if role is not None and role != user.role:
+        # every request reads the role from here: the change applies to open sessions too
+        changed["role_before"], changed["role"] = user.role.value, role.value
+        user.role = role
+    audit.record(session, actor, "update_user", "user", username, **changed)
+    return user
+
+
+def set_locked(session: Session, username: str, locked: bool, actor: str) -> User:
+    """Lock (every session and API token ends; sign-in is refused) or unlock an account.
+    Unlocking does not bring old tokens back: the person signs in again."""
+    user = _account(session, username)
+    if locked and username == actor:
+        raise UserError("an admin cannot lock themselves")
+    user.active = not locked
+    if locked:
+        ended, revoked = _end_credentials(session, user, actor)
+        audit.record(session, actor, "lock_user", "user", username, sessions_ended=ended,
+                     tokens_revoked=revoked)
+    else:
+        audit.record(session, actor, "unlock_user", "user", username)
+    return user
+
+
+def reset_password(session: Session, username: str, actor: str,
+                   new_password: str | None = None) -> str:
+    """Set ``new_password`` (the admin chose it) or a generated one, which is returned to
+    be shown once and never stored in clear. Every session of the account ends (API
+    tokens stay: they are integrations', revoked on their own)."""
+    user = _account(session, username)
+    password = new_password or secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+    user.password_hash = hash_password(password)
+    ended = end_all_sessions(session, user)
+    audit.record(session, actor, "reset_password", "user", username, sessions_ended=ended,
+                 generated=new_password is None)
+    return password

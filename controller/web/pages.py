@@ -14,9 +14,9 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -137,7 +137,8 @@ NAV = [("/dashboard", "Tổng quan", {Role.staff, Role.leader}),
        ("/villages", "Thôn/khu & lịch", {Role.staff, Role.leader}),
        ("/log", "Nhật ký phát", {Role.staff, Role.leader}),
        ("/alerts", "Cảnh báo", {Role.officer, Role.leader}),
-       ("/admin/users", "Tài khoản", set())]
+       ("/admin/users", "Tài khoản", set()),
+       ("/admin/audit", "Nhật ký thao tác", set())]
 
 
 def nav_for(user: CurrentUser | None) -> list[tuple[str, str]]:
@@ -459,6 +460,15 @@ def alert_desk(request: Request, user: PageOfficer, session: DbSession,
 
 # ------------------------------------------------------------------------- admin
 
+NEW_USER_REFUSALS = {
+    "username": "Tên đăng nhập: 3–64 ký tự, chữ thường không dấu, số, dấu chấm, gạch.",
+    "password": "Mật khẩu cần ít nhất 10 ký tự.",
+    "role": "Hãy chọn vai trò cho tài khoản.",
+    "full_name": "Họ tên dài quá 200 ký tự.",
+}
+"""The new-account form's refusals, per field, in words an admin reads (never pydantic's)."""
+
+
 @router.get("/admin/users", response_class=HTMLResponse)
 def users_page(request: Request, user: PageAdmin, session: DbSession) -> HTMLResponse:
     return render(request, "users.html", user, users=users.list_users(session), error="",
@@ -469,9 +479,10 @@ def users_page(request: Request, user: PageAdmin, session: DbSession) -> HTMLRes
 def create_user(request: Request, user: PageAdmin, runtime: RuntimeDep,
                 username: Annotated[str, Form(max_length=64)],
                 password: Annotated[str, Form(max_length=256)],
-                role: Annotated[str, Form(max_length=16)],
+                role: Annotated[str, Form(max_length=16)] = "",
                 full_name: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
-    """A plain form (CSRF field), validated by the API's own ``UserIn`` rules."""
+    """A plain form (CSRF field), validated by the API's own ``UserIn`` rules. The role
+    has no default (a picker left alone must not make an admin): none chosen is refused."""
     from pydantic import ValidationError
 
     from controller.schemas import UserIn
@@ -481,8 +492,8 @@ def create_user(request: Request, user: PageAdmin, runtime: RuntimeDep,
         body = UserIn(username=username, password=password, role=role,  # type: ignore[arg-type]
                       full_name=full_name)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        error = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        field_name = str(exc.errors()[0]["loc"][0])
+        error = NEW_USER_REFUSALS.get(field_name, "Thông tin tài khoản chưa hợp lệ.")
     else:
         with runtime.db.session() as s:
             try:
@@ -497,3 +508,42 @@ def create_user(request: Request, user: PageAdmin, runtime: RuntimeDep,
     return render(request, "users.html", user, status=422 if error else 200, users=accounts,
                   error=error, created=created)
 
+
+
+AUDIT_PAGE = 50
+"""Records per page of the audit log."""
+
+
+@router.get("/admin/audit", response_class=HTMLResponse)
+def audit_page(request: Request, user: PageAdmin, session: DbSession, who: str = "",
+               action: str = "", page: str = "", from_: Annotated[str, Query(alias="from")] = "",
+               to: str = "") -> HTMLResponse:
+    """Who did what, when, to what: by person, action and a range of local days; newest
+    first, a page at a time. Empty or mistyped fields mean any (no 422 page)."""
+    from controller.services import audit
+    from controller.web import audit_view
+    from controller.web.filters import lenient_day, lenient_page
+
+    first, note_from = lenient_day(from_)
+    last, note_to = lenient_day(to)
+    since = localtime.day_bounds(first)[0] if first else None
+    until = localtime.day_bounds(last)[1] if last else None
+    _, total = audit.search(session, actor=who or None, action=action or None, since=since,
+                            until=until, limit=0)
+    pages = max(1, -(-total // AUDIT_PAGE))
+    number = lenient_page(page, pages)
+    rows, _ = audit.search(session, actor=who or None, action=action or None, since=since,
+                           until=until, offset=(number - 1) * AUDIT_PAGE, limit=AUDIT_PAGE)
+    filters = {"who": who, "action": action, "from": first.isoformat() if first else "",
+               "to": last.isoformat() if last else ""}
+
+    def page_url(n: int) -> str:
+        return "/admin/audit?" + urlencode({**filters, "page": n})
+
+    people = [(u.username, u.full_name or u.username) for u in users.list_users(session)]
+    actions = sorted({(a, audit_view.action_label(a)) for a in audit.known_actions(session)},
+                     key=lambda p: p[1])
+    return render(request, "audit.html", user, lines=audit_view.lines(session, rows),
+                  total=total, page=number, pages=pages, filters=filters, page_url=page_url,
+                  people=people, actions=actions,
+                  notices=[n for n in (note_from, note_to) if n])
