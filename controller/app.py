@@ -55,7 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime.stop()
 
     app = FastAPI(title="loaxa controller", version=SOFTWARE_VERSION, lifespan=lifespan,
-                  description="Commune loudspeakers and cameras: announcements, nodes, plans.")
+                  description="Commune loudspeakers and cameras: announcements, nodes, plans.",
+                  docs_url=None, redoc_url=None)
+    add_offline_docs(app)
     for module in (health, auth, nodes, announcements, schedules, emergency, calendar,
                    content, broadcast_log, alerts):
         app.include_router(module.router)
@@ -73,6 +75,57 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_error_handlers(app)
     app.openapi = lambda: project_openapi(app)  # type: ignore[method-assign]
     return app
+
+
+DOCS_ASSETS = "/docs-assets"
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' "
+            "'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:; "
+            "connect-src 'self'; frame-ancestors 'none'")
+"""The documentation pages' inline start-up script runs; nothing leaves the station (ReDoc's
+footer would fetch its logo from the internet)."""
+
+
+def _docs_page(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = DOCS_CSP
+    return response
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """Swagger UI (``/docs``) and ReDoc (``/redoc``) from the files the
+    ``fastapi-offline`` package ships, served by the controller: a commune's closed network
+    reaches no CDN (FastAPI's default pages load their scripts from one and stay blank).
+    Only the asset files are used; the routes are FastAPI's own helpers."""
+    from pathlib import Path
+
+    import fastapi_offline
+    from fastapi.openapi.docs import (
+        get_redoc_html,
+        get_swagger_ui_html,
+        get_swagger_ui_oauth2_redirect_html,
+    )
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return _docs_page(get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{app.title} · API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png", oauth2_redirect_url=redirect))
+
+    @app.get(redirect, include_in_schema=False)
+    async def oauth2_redirect() -> Response:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> Response:
+        return _docs_page(get_redoc_html(
+            openapi_url="/openapi.json", title=f"{app.title} · API",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png", with_google_fonts=False))
 
 
 def validation_body(errors: list[dict[str, str]]) -> dict[str, Any]:

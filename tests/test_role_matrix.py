@@ -355,7 +355,7 @@ POLICY: dict[tuple[str, str], Case] = {
     ("POST", "/admin/users"): Case(ADMIN, lambda c, r: Req(kwargs={"data": {
         "username": f"web-user-{c.n()}", "password": "a-long-password-1", "role": "staff"}})),
 }
-MOUNTS = {"/static"}  # the pages' CSS and scripts: public files
+MOUNTS = {"/static", "/docs-assets"}  # the pages' CSS and scripts, Swagger UI's: public
 
 
 def app_routes(app: Any) -> Iterator[tuple[str, str, bool]]:
