@@ -6,10 +6,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
-# command:package pairs the project needs from the system
+# command:package pairs the project needs from the system (or file:package)
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients ffmpeg:ffmpeg \
 	ffprobe:ffmpeg espeak-ng:espeak-ng chromium:chromium \
-	shellcheck:shellcheck
+	shellcheck:shellcheck \
+	/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
 export PATH := /usr/sbin:/sbin:$(PATH)
 
 .PHONY: demo test lint screenshots system-deps venv clean
@@ -31,7 +32,7 @@ lint: $(STAMP)
 system-deps:
 	@missing=""; for pair in $(SYSTEM_DEPS); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+		{ [ -e "$$cmd" ] || command -v $$cmd >/dev/null 2>&1; } || missing="$$missing $$pkg"; \
 	done; \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	if [ -n "$$(echo $$missing | tr -d ' ')" ]; then \

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     plan_refresh_s: float = Field(default=900, ge=10)
     """How often plans are recompiled to roll the horizon forward."""
 
+    offline_alert_min: float = Field(default=10, gt=0, le=24 * 60)
+    """A node offline longer than this stands out on the dashboard, and the officer's and
+    admin's pages ring and notify once."""
+    online_sample_s: float = Field(default=300, ge=5, le=3600)
+    """How often the count of nodes online is recorded (the dashboard's chart)."""
+    online_sample_days: int = Field(default=30, ge=1, le=400)
+    """How long those counts are kept (older ones are deleted as new ones are written)."""
+
     signing_key_dir: Path | None = None
     """The Ed25519 key folder that signs plans and commands (controller/signing.py);
     default ``{data_dir}/secrets/signing``. Outside the database, mode 0700/0600."""

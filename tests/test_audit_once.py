@@ -105,7 +105,8 @@ STEPS: list[Step] = [
     ("DELETE", "/api/lexicon/{term}", lambda st: {}),
     ("POST", "/api/alerts/{alert_id}/acknowledge", lambda st: {"json": {}}),
     ("POST", "/api/alerts/{alert_id}/resolve", lambda st: {"json": {"note": "đã nhắc"}}),
-    ("POST", "/api/alerts/{second_alert}/false-alarm", lambda st: {"json": {}}),
+    ("POST", "/api/alerts/{second_alert}/false-alarm",
+     lambda st: {"json": {"note": "bóng cây"}}),
     ("POST", "/api/tokens", lambda st: {"json": {"name": "tich-hop", "username": "bientap2"}}),
     ("DELETE", "/api/tokens/{token_id}", lambda st: {}),
     # last: these end the admin's sessions

@@ -327,7 +327,9 @@ POLICY: dict[tuple[str, str], Case] = {
     ("POST", "/api/alerts/{alert_id}/resolve"): Case(OFFICER, lambda c, r: Req(
         {"alert_id": new_alert(c, r)}, {"json": {"note": "xong"}})),
     ("POST", "/api/alerts/{alert_id}/false-alarm"): Case(OFFICER, lambda c, r: Req(
-        {"alert_id": new_alert(c, r)}, {"json": {}})),
+        {"alert_id": new_alert(c, r)}, {"json": {"note": "bóng cây"}})),
+    ("GET", "/api/alerts/{alert_id}/evidence"): Case(OFFICER, lambda c, r: Req(
+        {"alert_id": shared_alert(c, r)})),
     # pages
     ("GET", "/login"): Case(PUBLIC),
     ("POST", "/login"): Case(PUBLIC, login_form, ok=frozenset({303})),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -14,8 +15,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
+from controller import localtime
 from controller.api.deps import (
     DB_ID_MAX,
     CurrentUser,
@@ -25,11 +27,14 @@ from controller.api.deps import (
     RuntimeDep,
     SessionDep,
 )
+from controller.api.errors import ErrorCode, api_error
 from controller.domain import AlertState
 from controller.runtime import Runtime
 from controller.schemas import AlertOut, AuditOut, TransitionIn
 from controller.services import alerts as service
+from controller.services import evidence as evidence_service
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 POLL_S = 3.0
@@ -94,13 +99,17 @@ async def alert_events(request: Request, runtime: Runtime, last_id: int | None,
         with runtime.db.session() as s:
             rows = service.newer_than(s, after_row)
             names = service.node_names(s) if rows else {}
-            return [service.event_of(r, names) for r in rows]
+            titles = service.zone_titles(s) if rows else {}
+            people = service.people_names(s) if rows else {}
+            return [service.event_of(r, names, titles, people) for r in rows]
 
     def poll(after_row: int, received_after: datetime) -> list[dict]:
         with runtime.db.session() as s:
             rows = service.catch_up(s, after_row, received_after)
             names = service.node_names(s) if rows else {}
-            return [service.event_of(r, names) for r in rows]
+            titles = service.zone_titles(s) if rows else {}
+            people = service.people_names(s) if rows else {}
+            return [service.event_of(r, names, titles, people) for r in rows]
 
     def current_row() -> int:
         with runtime.db.session() as s:
@@ -173,11 +182,15 @@ def _transition(alert_id: str, action: str, body: TransitionIn, user: CurrentUse
             raise HTTPException(404, f"alert {alert_id} not found")
         try:
             service.transition(s, record, action, user.username, body.note)
+        except service.ReasonRequired:
+            raise api_error(422, ErrorCode.invalid_request,
+                            "Hãy ghi ngắn gọn lý do đây là báo động giả.") from None
         except service.AlertTransitionError as exc:
             raise HTTPException(409, str(exc)) from None
         s.flush()
         out = AlertView.from_record(record)
-        event = service.event_of(record, service.node_names(s))
+        event = service.event_of(record, service.node_names(s), service.zone_titles(s),
+                                 service.people_names(s))
     runtime.alerts.publish("update", event)
     return out
 
@@ -200,6 +213,34 @@ def false_alarm(alert_id: str, body: TransitionIn, user: Officer,
                 runtime: RuntimeDep) -> AlertView:
     """Not a real event (→ false_alarm): kept, so detector mistakes can be counted."""
     return _transition(alert_id, "false_alarm", body, user, runtime)
+
+
+@router.get("/{alert_id}/evidence", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def evidence(alert_id: str, user: Officer, session: SessionDep,
+             runtime: RuntimeDep) -> Response:
+    """The snapshot as evidence, to download: boxes labelled in Vietnamese, and what,
+    when, where (node and villages by name) and which camera written under the picture."""
+    record = service.get_alert(session, alert_id)
+    if record is None or record.snapshot_sha256 is None:
+        raise HTTPException(404, "no such alert snapshot")
+    name, zones = service.node_names(session).get(record.node_id, ("Cụm loa chưa đăng ký", []))
+    titles = service.zone_titles(session)
+    place = f"{name} ({', '.join(titles.get(z, z) for z in zones)})" if zones else name
+    caption = evidence_service.Caption(
+        kind=service.KIND_LABELS.get(record.kind, "Cảnh báo camera"), place=place,
+        camera=record.camera, at=record.at, confidence=record.confidence)
+    jpeg = runtime.media.path(record.snapshot_sha256, "jpg").read_bytes()
+    try:
+        drawn = evidence_service.annotate(jpeg, list(record.boxes or []), caption)
+    except (OSError, ValueError):
+        log.warning("alert %s: its snapshot could not be drawn on", alert_id, exc_info=True)
+        raise HTTPException(404, "no such alert snapshot") from None
+    stamp = localtime.local(record.at)
+    filename = f"bang-chung-canh-bao-{stamp:%Y%m%d-%H%M%S}.jpg" if stamp else "bang-chung.jpg"
+    return Response(drawn, media_type="image/jpeg", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "private, no-store"})
 
 
 @router.get("/{alert_id}/before", response_class=FileResponse,

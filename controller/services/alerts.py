@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 STATES = tuple(AlertState)
+KIND_LABELS = {"no_helmet": "Không đội mũ bảo hiểm", "motion": "Phát hiện chuyển động",
+               "motion_in_zone": "Chuyển động trong vùng theo dõi",
+               "littering": "Xả rác", "dumping": "Đổ rác", "intrusion": "Xâm nhập"}
+"""Alert kinds in words (pages, evidence pictures, the audit log): the one list."""
+STATE_WORDS = {AlertState.new: "mới", AlertState.acknowledged: "tiếp nhận",
+               AlertState.resolved: "đã xử lý", AlertState.false_alarm: "báo động giả"}
+"""A step's name in the notes officers read on the card."""
 OPEN = frozenset({AlertState.new, AlertState.acknowledged})
 TRANSITIONS: dict[AlertAction, tuple[frozenset[AlertState], AlertState]] = {
     # action: (states it may start from, state it leads to)
@@ -42,6 +49,11 @@ alert stays closed (a second officer's late click is a 409, not a silent overwri
 
 class AlertTransitionError(ValueError):
     """Not allowed from the alert's current state (409)."""
+
+
+class ReasonRequired(ValueError):
+    """A false alarm needs a short reason (422): the count of detector mistakes is only
+    useful with what fooled it ("bóng cây", "người đi bộ dắt xe")."""
 
 
 def decode_snapshot(b64: str) -> bytes:
@@ -144,6 +156,8 @@ def transition(session: Session, record: CameraAlertRecord, action: AlertAction 
                actor: str, note: str = "") -> CameraAlertRecord:
     """Move an alert along its lifecycle, recording who, when and the note."""
     action = AlertAction(action)
+    if action == AlertAction.false_alarm and not note.strip():
+        raise ReasonRequired("a false alarm needs a reason")
     allowed_from, target = TRANSITIONS[action]
     if record.state not in allowed_from:
         raise AlertTransitionError(
@@ -158,7 +172,10 @@ def transition(session: Session, record: CameraAlertRecord, action: AlertAction 
         record.handled_by, record.handled_at = actor, now
     note = " ".join(note.split())
     if note:
-        line = f"{actor} ({target}): {note}"
+        from controller.models import User
+
+        who = session.scalar(select(User.full_name).where(User.username == actor)) or actor
+        line = f"{who} – {STATE_WORDS[target]}: {note}"
         record.note = f"{record.note}\n{line}" if record.note else line
     audit.record(session, actor, f"alert_{action}", "alert", record.alert_id, before=before,
                  after=target, note=note or None)
@@ -167,6 +184,16 @@ def transition(session: Session, record: CameraAlertRecord, action: AlertAction 
 
 def history(session: Session, alert_id: str) -> list[Any]:
     return audit.history(session, "alert", alert_id)
+
+
+def zone_titles(session: Session) -> dict[str, str]:
+    """zone code → its name for people (edited on the villages page, else ``Thôn 2``)."""
+    from controller.models import Zone
+    from controller.services.calendar import zone_label
+
+    named = {z.code: z.name for z in session.scalars(select(Zone)) if z.name}
+    codes = {z for n in session.scalars(select(Node)) for z in n.zones or ()}
+    return {code: named.get(code) or zone_label(code) for code in codes | set(named)}
 
 
 def node_names(session: Session) -> dict[str, tuple[str, list[str]]]:
@@ -179,11 +206,27 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def people_names(session: Session) -> dict[str, str]:
+    """username → full name: cards say who handled an alert by name."""
+    from controller.models import User
+
+    return {u.username: u.full_name or u.username for u in session.scalars(select(User))}
+
+
 def event_of(record: CameraAlertRecord,
-             names: dict[str, tuple[str, list[str]]] | None = None) -> dict[str, Any]:
+             names: dict[str, tuple[str, list[str]]] | None = None,
+             titles: dict[str, str] | None = None,
+             people: dict[str, str] | None = None) -> dict[str, Any]:
     """What a desk needs to draw (or redraw) an alert card: JSON-ready, no secrets."""
-    name, zones = (names or {}).get(record.node_id, (record.node_id, []))
+    name, zones = (names or {}).get(record.node_id, ("Cụm loa chưa đăng ký", []))
     return {
+        "kind_label": KIND_LABELS.get(record.kind, "Cảnh báo camera"),
+        "zone_names": [(titles or {}).get(z, z) for z in zones],
+        "acknowledged_by_name": (people or {}).get(record.acknowledged_by or "",
+                                                   record.acknowledged_by),
+        "handled_by_name": (people or {}).get(record.handled_by or "", record.handled_by),
+        "evidence_url": (f"/api/alerts/{record.alert_id}/evidence"
+                         if record.snapshot_sha256 else None),
         "row": record.id, "alert_id": record.alert_id, "commune": record.commune,
         "node_id": record.node_id, "node_name": name, "zones": zones,
         "camera": record.camera, "kind": record.kind, "at": _iso(record.at),

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.models import Announcement, ApiToken, AuditEvent, CameraAlertRecord, Node, User
+from controller.services.alerts import KIND_LABELS
 from controller.services.calendar import zone_label
 from mqtt_contract import CommandKind
 
@@ -38,8 +39,6 @@ COMMAND_LABELS = {
     CommandKind.restart: "khởi động lại phần mềm", CommandKind.config: "đổi cấu hình",
     CommandKind.versions: "xem phiên bản",
 }
-ALERT_KINDS = {"no_helmet": "Không đội mũ bảo hiểm", "motion": "Phát hiện chuyển động",
-               "littering": "Xả rác", "dumping": "Đổ rác", "intrusion": "Xâm nhập"}
 
 
 def action_label(action: str) -> str:
@@ -84,7 +83,7 @@ class Names:
             select(Announcement.id, Announcement.title, Announcement.text)
             .where(Announcement.id.in_(numbers)))}
         nodes = {n.node_id: n.name or zone_label(n.node_id) for n in session.scalars(select(Node))}
-        alerts = {r.alert_id: f"{ALERT_KINDS.get(r.kind, 'Cảnh báo')} tại "
+        alerts = {r.alert_id: f"{KIND_LABELS.get(r.kind, 'Cảnh báo')} tại "
                               f"{nodes.get(r.node_id, 'cụm loa')}"
                   for r in session.scalars(select(CameraAlertRecord)
                                            .where(CameraAlertRecord.alert_id.in_(ids("alert"))))}

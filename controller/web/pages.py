@@ -185,7 +185,8 @@ def render(request: Request, name: str, user: CurrentUser | None, *, status: int
     token, fresh = csrf_for(request)
     html = env.get_template(name).render(
         request=request, user=user, nav=nav_for(user), csrf_token=token,
-        path=request.url.path, approvals_waiting=waiting_count(request, user), **context)
+        path=request.url.path, approvals_waiting=waiting_count(request, user),
+        offline_min=request.app.state.runtime.settings.offline_alert_min, **context)
     response = HTMLResponse(html, status_code=status, headers={
         "Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
         "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
@@ -439,23 +440,29 @@ def announcement_audio(announcement_id: DbId, user: PageStaff, session: DbSessio
 
 @router.get("/alerts", response_class=HTMLResponse)
 def alert_desk(request: Request, user: PageOfficer, session: DbSession,
-               zone: str | None = None, camera: str | None = None, kind: str | None = None,
-               state: str | None = None, day: Day | None = None) -> HTMLResponse:
-    """Alerts with filters; new ones arrive live (Server-Sent Events); works on a phone."""
-    clean = {k: v or None for k, v in
-             {"zone": zone, "camera": camera, "kind": kind, "state": state}.items()}
-    rows = alert_service.list_alerts(session, day=day, limit=200, **clean)
+               zone: str = "", camera: str = "", kind: str = "", state: str = "",
+               day: str = "") -> HTMLResponse:
+    """Alerts with filters; new ones arrive live (Server-Sent Events); works on a phone.
+    Empty or mistyped filter fields mean any (a notice, never a 422 page)."""
+    from controller.web.filters import lenient_day
+
+    the_day, notice = lenient_day(day)
+    clean = {"zone": zone or None, "camera": camera or None, "kind": kind or None,
+             "state": state if state in alert_service.STATES else None}
+    rows = alert_service.list_alerts(session, day=the_day, limit=200, **clean)
     names = alert_service.node_names(session)
+    titles = alert_service.zone_titles(session)
+    people = alert_service.people_names(session)
     cameras = sorted(set(session.scalars(select(CameraAlertRecord.camera).distinct())))
     kinds = sorted(set(session.scalars(select(CameraAlertRecord.kind).distinct()))
                    | set(views.ALERT_KIND_LABELS))
     zones = sorted({z for _, zs in names.values() for z in zs})
     return render(request, "alerts.html", user,
-                  alerts=[alert_service.event_of(r, names) for r in rows],
+                  alerts=[alert_service.event_of(r, names, titles, people) for r in rows],
                   filters={**{k: v or "" for k, v in clean.items()},
-                           "day": day.isoformat() if day else ""},
-                  cameras=cameras, kinds=kinds, zones=zones, states=alert_service.STATES,
-                  fmt_iso=views.fmt_iso)
+                           "day": the_day.isoformat() if the_day else ""},
+                  cameras=cameras, kinds=kinds, zones=[(z, titles.get(z, z)) for z in zones],
+                  states=alert_service.STATES, fmt_iso=views.fmt_iso, notice=notice)
 
 
 # ------------------------------------------------------------------------- admin

@@ -16,6 +16,7 @@ from controller.domain import PLAYABLE, Targets
 from controller.localtime import day_bounds, local
 from controller.models import Node, Schedule, Zone
 from controller.services import schedules as schedule_service
+from controller.services.alerts import KIND_LABELS
 from controller.services.calendar import zone_label
 from controller.services.deliveries import deliveries_for
 from controller.services.item_ids import item_id, schedule_of
@@ -35,8 +36,7 @@ DELIVERY_LABELS = {"planned": "Đã lập kế hoạch", "delivered": "Loa đã 
                    "cancelled": "Đã huỷ", "waiting": "Chưa được duyệt"}
 ALERT_STATE_LABELS = {"new": "Mới", "acknowledged": "Đã tiếp nhận", "resolved": "Đã xử lý",
                       "false_alarm": "Báo động giả"}
-ALERT_KIND_LABELS = {"no_helmet": "Không đội mũ bảo hiểm", "motion": "Phát hiện chuyển động",
-                     "littering": "Xả rác", "dumping": "Đổ rác", "intrusion": "Xâm nhập"}
+ALERT_KIND_LABELS = KIND_LABELS
 KIND_LABELS = {"once": "Một lần", "rrule": "Lặp lại", "cron": "Lặp lại (cron)"}
 WEEKDAYS = ["Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật"]
 RRULE_DAYS = {"MO": "T2", "TU": "T3", "WE": "T4", "TH": "T5", "FR": "T6", "SA": "T7",

@@ -52,23 +52,15 @@ class CameraAlert:
 
 
 def draw_boxes(frame: np.ndarray, boxes: Sequence[AlertBox]) -> np.ndarray:
-    """A copy of the frame with labelled boxes, so the snapshot explains the alert."""
+    """A copy of the frame with the boxes drawn, coloured by class (red: no helmet), so the
+    snapshot shows what was seen. No words: OpenCV's fonts have no Vietnamese letters, so
+    the controller labels the boxes in Vietnamese from the alert's ``boxes``
+    (``controller/services/evidence.py``) rather than the node writing English."""
     out = frame.copy()
     thickness = max(1, round(max(frame.shape[:2]) / 400))
-    for x1, y1, x2, y2, label, conf in boxes:
+    for x1, y1, x2, y2, label, _conf in boxes:
         colour = _COLOURS.get(label, _DEFAULT_COLOUR)
         cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), colour, thickness)
-        text = f"{label} {conf:.2f}"
-        cv2.putText(
-            out,
-            text,
-            (int(x1), max(12, int(y1) - 4)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.4 * thickness,
-            colour,
-            thickness,
-            cv2.LINE_AA,
-        )
     return out
 
 

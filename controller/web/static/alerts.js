@@ -18,17 +18,18 @@ function fill(card, a) {
   card.dataset.alert = a.alert_id;
   card.dataset.state = a.state;
   card.dataset.at = a.at;
-  f("kind").textContent = KIND_LABELS[a.kind] || a.kind;
+  f("kind").textContent = a.kind_label || KIND_LABELS[a.kind] || "Cảnh báo camera";
   f("state").textContent = STATE_LABELS[a.state] || a.state;
   f("state").className = `badge ${a.state}`;
   f("node").textContent = a.node_name || a.node_id;
   f("camera").textContent = a.camera;
-  if (a.zones) f("zones").textContent = a.zones.join(", ");
+  if (a.zone_names) f("zones").textContent = a.zone_names.join(", ");
+  card.dataset.evidence = a.evidence_url || "";
   f("at").textContent = fmt(a.at);
   f("confidence").textContent = Math.round(a.confidence * 100);
   let who = "";
-  if (a.acknowledged_by) who += `Tiếp nhận: ${a.acknowledged_by} lúc ${fmt(a.acknowledged_at)}. `;
-  if (a.handled_by) who += `Kết thúc: ${a.handled_by} lúc ${fmt(a.handled_at)}.`;
+  if (a.acknowledged_by) who += `Tiếp nhận: ${a.acknowledged_by_name || a.acknowledged_by} lúc ${fmt(a.acknowledged_at)}. `;
+  if (a.handled_by) who += `Kết thúc: ${a.handled_by_name || a.handled_by} lúc ${fmt(a.handled_at)}.`;
   f("who").textContent = who;
   f("note").textContent = a.note || "";
   const before = f("before");
@@ -78,6 +79,25 @@ function addAlert(a) {
   count.textContent = Number(count.textContent) + 1;
   document.getElementById("empty").hidden = true;
   if (navigator.vibrate) navigator.vibrate(200);
+  LoaxaNotify.notify("Cảnh báo camera mới", `${a.kind_label} · ${a.node_name}`, `alert-${a.row}`);
+}
+
+// Tap a snapshot: the evidence picture full size (labelled, with time, place and camera
+// drawn on it by the controller), to look at and to download.
+function openViewer(card) {
+  const url = card.dataset.evidence;
+  if (!url) return;
+  const viewer = document.getElementById("viewer");
+  document.getElementById("viewer-img").src = url;
+  document.getElementById("viewer-download").href = url;
+  viewer.showModal();
+}
+
+async function transition(card, button, action, note) {
+  const a = await busy(button, () => api("POST",
+    `/api/alerts/${encodeURIComponent(card.dataset.alert)}/${action}`, { note }));
+  fill(card, a);
+  toast(STATE_LABELS[a.state]);
 }
 
 function connect() {
@@ -96,15 +116,34 @@ function connect() {
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("filters").addEventListener("change", (e) => e.currentTarget.submit());
   document.getElementById("alerts").addEventListener("click", async (event) => {
+    const card = event.target.closest(".alert");
+    if (!card) return;
+    if (event.target.matches('img[data-f="img"]')) { openViewer(card); return; }
+    const confirmBox = card.querySelector('[data-f="confirm-false"]');
+    const confirmButton = event.target.closest("button[data-confirm]");
+    if (confirmButton) {
+      if (confirmButton.dataset.confirm === "cancel") { confirmBox.hidden = true; return; }
+      const reason = confirmBox.querySelector("input[name=reason]");
+      if (!reason.value.trim()) { toast("Hãy ghi ngắn gọn lý do đây là báo động giả.", true); reason.focus(); return; }
+      await transition(card, confirmButton, "false-alarm", reason.value);
+      reason.value = "";
+      confirmBox.hidden = true;
+      return;
+    }
     const button = event.target.closest("button[data-action]");
     if (!button) return;
-    const card = button.closest(".alert");
+    if (button.dataset.action === "false-alarm") {  // a confirmation step with a reason
+      confirmBox.hidden = false;
+      confirmBox.querySelector("input[name=reason]").focus();
+      return;
+    }
     const note = card.querySelector("input[name=note]");
-    const a = await busy(button, () => api("POST",
-      `/api/alerts/${encodeURIComponent(card.dataset.alert)}/${button.dataset.action}`, { note: note.value }));
+    await transition(card, button, button.dataset.action, note.value);
     note.value = "";
-    fill(card, a);
-    toast(STATE_LABELS[a.state]);
   });
+  document.getElementById("alerts").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.target.matches('img[data-f="img"]')) openViewer(event.target.closest(".alert"));
+  });
+  document.getElementById("viewer-close").addEventListener("click", () => document.getElementById("viewer").close());
   connect();
 });
