@@ -350,3 +350,16 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class OnlineSample(Base):
+    """How many nodes were online at a moment: the dashboard's "online over time" chart.
+    Written every ``online_sample_s`` by one replica; older than ``online_sample_days``
+    is deleted as new ones come (bounded: 30 days at 5 minutes is 8,640 rows)."""
+
+    __tablename__ = "online_samples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    online: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)

@@ -23,7 +23,7 @@ from controller.media_store import MediaStore
 from controller.models import Announcement, Node
 from controller.mqtt_link import MqttLink
 from controller.security import LoginRateLimiter, load_or_create_secret
-from controller.services import alerts, effects, fleet, ingest, leadership
+from controller.services import alerts, effects, fleet, ingest, leadership, stats
 from controller.services import targets as target_rules
 from controller.services.content import ContentRenderer
 from controller.services.effects import Effects
@@ -207,6 +207,9 @@ class Runtime:
         self.scheduler.add_job(self.roll_horizon, "interval",
                                seconds=self.settings.plan_refresh_s, id="roll-horizon",
                                max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.sample_online, "interval",
+                               seconds=self.settings.online_sample_s, id="online-sample",
+                               max_instances=1, coalesce=True)
         self.scheduler.start()  # before the link: its first connect queues a job here
         self.ingest_writer.start()
         self.link.start()
@@ -229,6 +232,13 @@ class Runtime:
         """Recompile every plan so the 48 h window moves on; the lease holder only."""
         if self.is_plan_leader:
             self.publish_plans()
+
+    def sample_online(self) -> None:
+        """Record how many nodes are online (the dashboard's chart); the lease holder
+        only, so replicas do not write the same moment twice."""
+        if self.is_plan_leader:
+            with self.db.session() as s:
+                stats.record_online(s, self.settings.online_sample_days)
 
     def _republish_after_connect(self) -> None:
         """After a (re)connection the plans go out again: the horizon may have rolled while

@@ -11,7 +11,7 @@ logout and the admin's new-account form.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -43,7 +43,7 @@ from controller.services import approval as approval_service
 from controller.services import calendar as calendar_service
 from controller.services import content as content_service
 from controller.services import emergency as emergency_service
-from controller.services import fleet, item_ids, playback, reports, users
+from controller.services import fleet, item_ids, playback, reports, stats, users
 from controller.services import schedules as schedule_service
 from controller.web import views
 from controller.web.csrf import CSRF_COOKIE, new_token, well_signed
@@ -311,11 +311,40 @@ def dashboard(request: Request, user: PageStaff, session: DbSession) -> HTMLResp
     mine = [a for a in announcement_service.list_announcements(session)
             if a.created_by == user.username]
     notes = approval_service.returned_notes(session, mine)
+    minutes = request.app.state.runtime.settings.offline_alert_min
+    gone = stats.long_offline(nodes, minutes)
     return render(request, "dashboard.html", user, nodes=nodes, playing_of=playing_of,
                   returned=[(a, notes[a.id]) for a in mine if a.id in notes],
                   online=sum(1 for n in nodes if n.online), map=views.village_map(nodes),
                   playing=playing, programme=views.programme(session, start, end),
-                  today=localtime.today(), new_alerts=new_alerts)
+                  today=localtime.today(), new_alerts=new_alerts,
+                  charts=glance_charts(session), long_offline_ids=set(gone),
+                  long_offline=[(n.name or "Cụm loa chưa đặt tên",
+                                 views.ago(n.last_seen).replace(" trước", ""))
+                                for n in nodes if n.node_id in gone])
+
+
+def glance_charts(session: DbSession) -> dict[str, Any]:
+    """The dashboard's four charts over the last 30 local days."""
+    from controller.web import charts
+
+    days = stats.days_ending(localtime.today())
+    airing = stats.airing_per_day(session, days)
+    start, end = localtime.day_bounds(days[0])[0], localtime.day_bounds(days[-1])[1]
+    samples = stats.online_over_time(session, start)
+    per_kind = {views.ALERT_KIND_LABELS.get(k, "Loại khác"): [float(v) for v in counts]
+                for k, counts in stats.alerts_per_day(session, days).items()}
+    return {
+        "plays": charts.bar_chart("Lượt phát mỗi ngày", "lượt", days,
+                                  {"Lượt phát": [float(a.plays) for a in airing]}),
+        "minutes": charts.bar_chart("Số phút phát mỗi ngày", "phút", days,
+                                    {"Phút": [a.minutes for a in airing]}),
+        "online": charts.line_chart("Cụm loa trực tuyến theo thời gian", "cụm",
+                                    [(x.at, x.online, x.total) for x in samples],
+                                    start, min(end, datetime.now(UTC))),
+        "alerts": charts.bar_chart("Cảnh báo camera mỗi ngày theo loại", "cảnh báo", days,
+                                   per_kind),
+    }
 
 
 @router.get("/emergency", response_class=HTMLResponse)

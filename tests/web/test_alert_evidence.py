@@ -150,7 +150,7 @@ def test_admin_pages_ring_for_a_new_alert_and_a_node_that_stays_offline(
     wait_for(lambda: any(t == "Cụm loa mất kết nối" for t, _ in page.evaluate("window.__notes")),
              15, what="the offline notification")
     bodies = [b for t, b in page.evaluate("window.__notes") if t == "Cụm loa mất kết nối"]
-    assert bodies == ["Thôn 1 – Ngã ba chợ mất kết nối hơn 0.02 phút."]
+    assert bodies == ["Thôn 1 – Ngã ba chợ mất kết nối hơn 0,02 phút."]
 
 
 def _nodes(server):  # type: ignore[no-untyped-def]

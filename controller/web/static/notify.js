@@ -57,23 +57,31 @@ const LoaxaNotify = {
   },
 };
 
-// Nodes that stay offline longer than the station's setting ring once each.
+// Nodes that stay offline longer than the station's setting ring once each (remembered
+// for the tab's life, so the dashboard's reloads do not ring again). Nodes never seen
+// (not installed yet) do not ring.
+const TOLD_KEY = "loaxa.offline-told";
+
 function watchNodes() {
   const minutes = Number(document.body.dataset.offlineMin || 10);
-  const told = new Set();
+  const told = new Set(JSON.parse(sessionStorage.getItem(TOLD_KEY) || "[]"));
   const check = async () => {
     let nodes;
     try { nodes = await api("GET", "/api/nodes"); } catch (e) { return; }
     const now = Date.now();
+    const fresh = [];
     for (const n of nodes) {
-      if (n.online) { told.delete(n.node_id); continue; }
-      const since = n.last_seen ? Date.parse(n.last_seen) : 0;
-      if (now - since >= minutes * 60_000 && !told.has(n.node_id)) {
+      if (n.online || !n.last_seen) { told.delete(n.node_id); continue; }
+      if (now - Date.parse(n.last_seen) >= minutes * 60_000 && !told.has(n.node_id)) {
         told.add(n.node_id);
-        if (check.primed) LoaxaNotify.notify("Cụm loa mất kết nối", `${n.name || "Một cụm loa"} mất kết nối hơn ${minutes} phút.`, `node-${n.node_id}`);
+        fresh.push(n.name || "Một cụm loa");
       }
     }
-    check.primed = true; // those offline when the page opened are on it already
+    sessionStorage.setItem(TOLD_KEY, JSON.stringify([...told]));
+    if (fresh.length === 0) return;
+    const after = `mất kết nối hơn ${minutes.toLocaleString("vi-VN")} phút`;
+    LoaxaNotify.notify("Cụm loa mất kết nối", fresh.length === 1 ? `${fresh[0]} ${after}.`
+      : `${fresh.length} cụm loa ${after}: ${fresh.join(", ")}.`, "nodes-offline");
   };
   check();
   setInterval(check, Math.min(30_000, Math.max(1_000, minutes * 15_000)));
