@@ -208,9 +208,9 @@ def _iso(value: datetime | None) -> str | None:
 
 def people_names(session: Session) -> dict[str, str]:
     """username → full name: cards say who handled an alert by name."""
-    from controller.models import User
+    from controller.services.users import full_names
 
-    return {u.username: u.full_name or u.username for u in session.scalars(select(User))}
+    return full_names(session)
 
 
 def event_of(record: CameraAlertRecord,

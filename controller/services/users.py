@@ -57,6 +57,11 @@ def ensure_bootstrap_admin(session: Session, username: str, password: str | None
         create_user(session, username, password, Role.admin, "Quản trị viên")
 
 
+def full_names(session: Session) -> dict[str, str]:
+    """username → full name (or the username when none is set): pages say who by name."""
+    return {u.username: u.full_name or u.username for u in session.scalars(select(User))}
+
+
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 

@@ -9,9 +9,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.models import Announcement, ApiToken, AuditEvent, CameraAlertRecord, Node, User
+from controller.models import Announcement, ApiToken, AuditEvent, CameraAlertRecord, Node
 from controller.services.alerts import KIND_LABELS
 from controller.services.calendar import zone_label
+from controller.services.users import full_names
 from mqtt_contract import CommandKind
 
 ACTION_LABELS = {
@@ -49,7 +50,7 @@ def action_label(action: str) -> str:
     for prefix, head in (("command_", "Lệnh tới cụm loa"), ("operation_", "Thao tác từ xa")):
         if action.startswith(prefix):
             kind = action.removeprefix(prefix)
-            words = COMMAND_LABELS.get(CommandKind(kind)) if kind in CommandKind else None
+            words = COMMAND_LABELS.get(kind)  # type: ignore[call-overload]  (a StrEnum key)
             return f"{head}: {words}" if words else head
     return "Thao tác khác"
 
@@ -90,7 +91,7 @@ class Names:
         tokens = {str(t.id): t.name for t in session.scalars(
             select(ApiToken).where(ApiToken.id.in_(
                 [int(i) for i in ids("api_token") if i.isdigit()])))}
-        people = {u.username: u.full_name or u.username for u in session.scalars(select(User))}
+        people = full_names(session)
         return cls(people, titles, nodes, alerts, tokens)
 
     def person(self, username: str) -> str:

@@ -43,9 +43,9 @@ from controller.services import approval as approval_service
 from controller.services import calendar as calendar_service
 from controller.services import content as content_service
 from controller.services import emergency as emergency_service
-from controller.services import fleet, item_ids, playback, reports, stats, users
+from controller.services import fleet, playback, reports, stats, users
 from controller.services import schedules as schedule_service
-from controller.web import views
+from controller.web import views, wording
 from controller.web.csrf import CSRF_COOKIE, new_token, well_signed
 
 HERE = Path(__file__).parent
@@ -417,7 +417,7 @@ def nodes_page(request: Request, user: PageStaff, session: DbSession) -> HTMLRes
     playing_of = {n.node_id: views.describe_playing((n.telemetry or {}).get("now_playing"),
                                                     titles) for n in nodes}
     return render(request, "nodes.html", user, nodes=nodes, allowed_ops=allowed,
-                  playing_of=playing_of)
+                  playing_of=playing_of, zone_names=alert_service.labels(session).zones)
 
 
 @router.get("/villages", response_class=HTMLResponse)
@@ -445,10 +445,9 @@ def log_page(request: Request, user: PageStaff, session: DbSession,
     entries = playback.log_entries(session, since=start, until=end, limit=2000)
     titles = reports.item_titles(session)
     names = {n.node_id: n.name or n.node_id for n in fleet.list_nodes(session)}
-    rows = [(e, titles.get(item_ids.schedule_of(e.item_id) or -1, ""), names.get(e.node_id,
-                                                                                 e.node_id))
-            for e in entries]
-    return render(request, "log.html", user, day=day, rows=rows,
+    rows = [(e, wording.item_label(e.item_id, titles),
+             names.get(e.node_id, "Cụm loa chưa đăng ký")) for e in entries]
+    return render(request, "log.html", user, day=day, rows=rows, note=wording.playback_note,
                   report=reports.daily_report(session, day),
                   prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1))
 

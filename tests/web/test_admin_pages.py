@@ -162,3 +162,23 @@ def test_the_audit_log_filters_by_person_action_and_days_with_names(live_server,
     page.goto(live_server.url("/admin/audit?from=hom-qua&page=99"))
     assert "bộ lọc ngày được bỏ qua" in page.inner_text("main")
     assert "trang 2/2" in page.inner_text("#audit-count")
+
+
+def test_every_action_the_services_record_has_a_vietnamese_label():
+    """The audit page names every action (commands and operations by kind); read from the
+    services' source so a new action without a label fails here."""
+    import re
+    from pathlib import Path
+
+    from controller.web.audit_view import action_label
+    from mqtt_contract import CommandKind
+
+    source = "\n".join(p.read_text() for p in Path("controller").rglob("*.py"))
+    actions = set(re.findall(r'audit\.record\(\s*\w+,\s*[\w.]+,\s*"(\w+)"', source))
+    actions |= {f"command_{k.value}" for k in CommandKind}
+    actions |= {f"operation_{k.value}" for k in CommandKind}
+    actions |= {"submit", "approve", "reject", "alert_acknowledge", "alert_resolve",
+                "alert_false_alarm"}
+    assert len(actions) > 30
+    unlabelled = sorted(a for a in actions if action_label(a) == "Thao tác khác")
+    assert not unlabelled, unlabelled

@@ -131,7 +131,7 @@ function setupScheduleForm(form) {
     try {
       const body = scheduleBody(form);
       const schedule = await busy(button, () => api("POST", "/api/schedules", body));
-      toast(`Đã lưu lịch #${schedule.id}`);
+      toast("Đã lưu lịch phát");
       form.dispatchEvent(new CustomEvent("scheduled", { detail: schedule, bubbles: true }));
     } catch (e) {
       error.textContent = e.message;
