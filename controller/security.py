@@ -30,6 +30,11 @@ class Role(StrEnum):
     officer = "officer"  # an ninh: camera alerts
 
 
+ROLE_LABELS = {Role.admin: "Quản trị", Role.staff: "Biên tập", Role.leader: "Lãnh đạo",
+               Role.officer: "An ninh"}
+"""The roles as people call them (pages, refusals): the one list."""
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from controller.api.errors import ErrorCode, api_error
 from controller.runtime import Runtime
-from controller.security import Role
+from controller.security import ROLE_LABELS, Role
 from controller.services import users
 
 SESSION_COOKIE = "loaxa_session"
@@ -98,7 +98,7 @@ def require(*roles: Role) -> Callable[[CurrentUser], CurrentUser]:
 
     def check(user: UserDep) -> CurrentUser:
         if user.role not in allowed:
-            names = ", ".join(sorted(r.value for r in allowed))
+            names = ", ".join(ROLE_LABELS[r] for r in Role if r in allowed)
             raise api_error(status.HTTP_403_FORBIDDEN, ErrorCode.forbidden,
                             f"Tài khoản của bạn không có quyền này (cần: {names}).")
         return user

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller import security
 from controller.domain import PLAYABLE, Targets
 from controller.localtime import day_bounds, local
 from controller.models import Node, Schedule, Zone
@@ -24,8 +25,7 @@ from controller.services.plans import timing_of
 from controller.services.timing import occurrences, times_of_day
 from controller.services.users import list_users
 
-ROLE_LABELS = {"admin": "Quản trị", "staff": "Biên tập", "leader": "Lãnh đạo",
-               "officer": "An ninh"}
+ROLE_LABELS = {role.value: label for role, label in security.ROLE_LABELS.items()}
 STATUS_LABELS = {"draft": "Nháp", "submitted": "Chờ duyệt", "approved": "Đã duyệt",
                  "scheduled": "Đã lên lịch", "cancelled": "Đã huỷ", "active": "Đang áp dụng"}
 PRIORITY_LABELS = {"ordinary": "Thông thường", "priority": "Ưu tiên", "live": "Trực tiếp",
