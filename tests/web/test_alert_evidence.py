@@ -33,6 +33,17 @@ def controller_settings(controller_settings):  # type: ignore[no-untyped-def]
     return controller_settings
 
 
+def alert_on_desk(broker, page, node: str, camera: str, kind: str, seed: int):  # type: ignore[no-untyped-def]
+    """A node publishes an alert over MQTT; it is on the open desk."""
+    link = NodeLink(broker, node)
+    try:
+        alert = link.alert(camera, kind, seed=seed)
+        card(page, alert.id).wait_for(timeout=5000)
+    finally:
+        link.close()
+    return alert
+
+
 def watched(new_page, size, server, role: str, path: str):  # type: ignore[no-untyped-def]
     page = new_page(size, permissions=["notifications"])
     page.add_init_script(RECORD_NOTIFICATIONS)
@@ -46,12 +57,7 @@ def test_officer_views_downloads_evidence_and_confirms_a_false_alarm(live_server
     page = watched(new_page, size, live_server, "officer", "/alerts")
     page.wait_for_selector("#live[data-connected='1']")
     assert "Chuông và thông báo đang bật" in page.inner_text("#notify-state")
-    link = NodeLink(broker, "node-3")
-    try:
-        alert = link.alert("cong-truong", "no_helmet", seed=3)
-        card(page, alert.id).wait_for(timeout=5000)
-    finally:
-        link.close()
+    alert = alert_on_desk(broker, page, "node-3", "cong-truong", "no_helmet", seed=3)
     the_card = card(page, alert.id)
     assert the_card.locator("[data-f=kind]").inner_text() == "Không đội mũ bảo hiểm"
     assert the_card.locator("[data-f=zones]").inner_text() == "Thôn 2"
@@ -113,12 +119,7 @@ def test_officer_views_downloads_evidence_and_confirms_a_false_alarm(live_server
 def test_the_api_wants_a_reason_for_a_false_alarm(live_server, broker, new_page):
     page = new_page()
     login(page, live_server, "officer", "/alerts")
-    link = NodeLink(broker, "node-1")
-    try:
-        alert = link.alert("nha-van-hoa", "motion", seed=4)
-        card(page, alert.id).wait_for(timeout=5000)
-    finally:
-        link.close()
+    alert = alert_on_desk(broker, page, "node-1", "nha-van-hoa", "motion", seed=4)
     answer = page.evaluate("""async (id) => {
         const r = await fetch(`/api/alerts/${id}/false-alarm`, {method: 'POST', headers: {
           'Content-Type': 'application/json',

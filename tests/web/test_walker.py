@@ -144,23 +144,23 @@ def seed_station(server: Any, start_node: Any) -> None:
                                                           "name": "Tết Nguyên đán"}))
         ok(api.put("/api/lexicon", headers=staff, json={"term": "HTX",
                                                         "reading": "hợp tác xã"}))
+        def submitted(title: str, text: str) -> dict:
+            made = ok(api.post("/api/announcements", headers=staff, json={
+                "title": title, "text": text, "engine": "espeak-ng"}))
+            ok(api.post(f"/api/announcements/{made['id']}/submit", headers=staff, json={}))
+            return made
+
         later = (datetime.now(UTC) + timedelta(hours=20)).isoformat()
-        approved = ok(api.post("/api/announcements", headers=staff, json={
-            "title": "Họp thôn", "text": "Mời bà con họp thôn tối nay.", "engine": "espeak-ng"}))
-        ok(api.post(f"/api/announcements/{approved['id']}/submit", headers=staff, json={}))
+        approved = submitted("Họp thôn", "Mời bà con họp thôn tối nay.")
         ok(api.post(f"/api/announcements/{approved['id']}/approve", headers=leader,
                     json={"note": "Được"}))
         schedule = ok(api.post("/api/schedules", headers=staff, json={
             "announcement_id": approved["id"], "targets": {"zones": ["thon-1"]},
             "timing": {"kind": "once", "start_at": later}}))
-        rejected = ok(api.post("/api/announcements", headers=staff, json={
-            "title": "Tiêm phòng", "text": "Tiêm phòng cho trẻ em.", "engine": "espeak-ng"}))
-        ok(api.post(f"/api/announcements/{rejected['id']}/submit", headers=staff, json={}))
+        rejected = submitted("Tiêm phòng", "Tiêm phòng cho trẻ em.")
         ok(api.post(f"/api/announcements/{rejected['id']}/reject", headers=leader,
                     json={"note": "Ghi rõ giờ"}))
-        waiting = ok(api.post("/api/announcements", headers=staff, json={
-            "title": "Thu gom rác", "text": "Thu gom rác sáng mai.", "engine": "espeak-ng"}))
-        ok(api.post(f"/api/announcements/{waiting['id']}/submit", headers=staff, json={}))
+        submitted("Thu gom rác", "Thu gom rác sáng mai.")
         ok(api.post("/api/announcements", headers=staff, json={
             "text": "Bản nháp chưa có tiêu đề.", "engine": "espeak-ng"}))
         ok(api.post("/api/nodes/node-1/commands", headers=staff, json={"kind": "volume",
