@@ -104,6 +104,9 @@ class Node(Base):
     """The newest plan version published for this node."""
     plan_version_acked: Mapped[int | None] = mapped_column(BigInteger)
     """The plan version the node last said it holds (from telemetry)."""
+    camera_names: Mapped[dict | None] = mapped_column(JSON)
+    """camera id → its name for people ("Cổng chính"), from the node's config: alerts
+    carry only the id, and every demo node's camera has the same one."""
 
 
 class Announcement(Base):

@@ -394,9 +394,7 @@ class Runtime:
         same_node(info, alert.node)
         with self.db.session() as s:
             record = alerts.store_alert(s, info.commune, alert, self.media)
-            event = (alerts.event_of(record, alerts.node_names(s), alerts.zone_titles(s),
-                                    alerts.people_names(s))
-                     if record else None)
+            event = alerts.event_of(record, alerts.labels(s)) if record else None
         if event is not None:  # committed: the open alert desks may fetch it now
             log.info("alert %s from %s/%s: %s", alert.id, alert.node, alert.camera,
                      alert.kind)

@@ -98,18 +98,14 @@ async def alert_events(request: Request, runtime: Runtime, last_id: int | None,
     def replay(after_row: int) -> list[dict]:
         with runtime.db.session() as s:
             rows = service.newer_than(s, after_row)
-            names = service.node_names(s) if rows else {}
-            titles = service.zone_titles(s) if rows else {}
-            people = service.people_names(s) if rows else {}
-            return [service.event_of(r, names, titles, people) for r in rows]
+            names = service.labels(s) if rows else None
+            return [service.event_of(r, names) for r in rows]
 
     def poll(after_row: int, received_after: datetime) -> list[dict]:
         with runtime.db.session() as s:
             rows = service.catch_up(s, after_row, received_after)
-            names = service.node_names(s) if rows else {}
-            titles = service.zone_titles(s) if rows else {}
-            people = service.people_names(s) if rows else {}
-            return [service.event_of(r, names, titles, people) for r in rows]
+            names = service.labels(s) if rows else None
+            return [service.event_of(r, names) for r in rows]
 
     def current_row() -> int:
         with runtime.db.session() as s:
@@ -189,8 +185,7 @@ def _transition(alert_id: str, action: str, body: TransitionIn, user: CurrentUse
             raise HTTPException(409, str(exc)) from None
         s.flush()
         out = AlertView.from_record(record)
-        event = service.event_of(record, service.node_names(s), service.zone_titles(s),
-                                 service.people_names(s))
+        event = service.event_of(record, service.labels(s))
     runtime.alerts.publish("update", event)
     return out
 
@@ -224,12 +219,11 @@ def evidence(alert_id: str, user: Officer, session: SessionDep,
     record = service.get_alert(session, alert_id)
     if record is None or record.snapshot_sha256 is None:
         raise HTTPException(404, "no such alert snapshot")
-    name, zones = service.node_names(session).get(record.node_id, ("Cụm loa chưa đăng ký", []))
-    titles = service.zone_titles(session)
-    place = f"{name} ({', '.join(titles.get(z, z) for z in zones)})" if zones else name
+    names = service.labels(session)
     caption = evidence_service.Caption(
-        kind=service.KIND_LABELS.get(record.kind, "Cảnh báo camera"), place=place,
-        camera=record.camera, at=record.at, confidence=record.confidence)
+        kind=service.KIND_LABELS.get(record.kind, "Cảnh báo camera"),
+        place=names.place(record.node_id), camera=names.camera(record.node_id, record.camera),
+        at=record.at, confidence=record.confidence)
     jpeg = runtime.media.path(record.snapshot_sha256, "jpg").read_bytes()
     try:
         drawn = evidence_service.annotate(jpeg, list(record.boxes or []), caption)

@@ -186,20 +186,42 @@ def history(session: Session, alert_id: str) -> list[Any]:
     return audit.history(session, "alert", alert_id)
 
 
-def zone_titles(session: Session) -> dict[str, str]:
-    """zone code → its name for people (edited on the villages page, else ``Thôn 2``)."""
+@dataclass(frozen=True)
+class AlertLabels:
+    """Names for an alert card, looked up once per batch of alerts: nodes (with their
+    zones' codes, for the desk's zone filter), zones, cameras and people by name."""
+
+    nodes: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    zones: dict[str, str] = field(default_factory=dict)
+    cameras: dict[tuple[str, str], str] = field(default_factory=dict)
+    people: dict[str, str] = field(default_factory=dict)
+
+    def node(self, node_id: str) -> tuple[str, list[str]]:
+        return self.nodes.get(node_id, ("Cụm loa chưa đăng ký", []))
+
+    def camera(self, node_id: str, camera: str) -> str:
+        return self.cameras.get((node_id, camera), camera)
+
+    def place(self, node_id: str) -> str:
+        """"Thôn 1 – Nhà văn hoá (Thôn Đông)": the node and its villages, by name."""
+        name, zones = self.node(node_id)
+        return f"{name} ({', '.join(self.zones.get(z, z) for z in zones)})" if zones else name
+
+
+def labels(session: Session) -> AlertLabels:
     from controller.models import Zone
     from controller.services.calendar import zone_label
+    from controller.services.users import full_names
 
+    nodes = list(session.scalars(select(Node)))
     named = {z.code: z.name for z in session.scalars(select(Zone)) if z.name}
-    codes = {z for n in session.scalars(select(Node)) for z in n.zones or ()}
-    return {code: named.get(code) or zone_label(code) for code in codes | set(named)}
-
-
-def node_names(session: Session) -> dict[str, tuple[str, list[str]]]:
-    """node id → (display name, zones), for alert cards."""
-    return {n.node_id: (n.name or n.node_id, list(n.zones or ()))
-            for n in session.scalars(select(Node))}
+    codes = {z for n in nodes for z in n.zones or ()} | set(named)
+    return AlertLabels(
+        nodes={n.node_id: (n.name or "Cụm loa chưa đặt tên", list(n.zones or ())) for n in nodes},
+        zones={code: named.get(code) or zone_label(code) for code in codes},
+        cameras={(n.node_id, cam): name for n in nodes
+                 for cam, name in (n.camera_names or {}).items()},
+        people=full_names(session))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -213,18 +235,18 @@ def people_names(session: Session) -> dict[str, str]:
     return full_names(session)
 
 
-def event_of(record: CameraAlertRecord,
-             names: dict[str, tuple[str, list[str]]] | None = None,
-             titles: dict[str, str] | None = None,
-             people: dict[str, str] | None = None) -> dict[str, Any]:
-    """What a desk needs to draw (or redraw) an alert card: JSON-ready, no secrets."""
-    name, zones = (names or {}).get(record.node_id, ("Cụm loa chưa đăng ký", []))
+def event_of(record: CameraAlertRecord, names: AlertLabels | None = None) -> dict[str, Any]:
+    """What a desk needs to draw (or redraw) an alert card: JSON-ready, no secrets, every
+    thing by its name (``*_name``) beside its id (for the filters)."""
+    names = names or AlertLabels()
+    name, zones = names.node(record.node_id)
     return {
         "kind_label": KIND_LABELS.get(record.kind, "Cảnh báo camera"),
-        "zone_names": [(titles or {}).get(z, z) for z in zones],
-        "acknowledged_by_name": (people or {}).get(record.acknowledged_by or "",
-                                                   record.acknowledged_by),
-        "handled_by_name": (people or {}).get(record.handled_by or "", record.handled_by),
+        "zone_names": [names.zones.get(z, z) for z in zones],
+        "camera_name": names.camera(record.node_id, record.camera),
+        "acknowledged_by_name": names.people.get(record.acknowledged_by or "",
+                                                 record.acknowledged_by),
+        "handled_by_name": names.people.get(record.handled_by or "", record.handled_by),
         "evidence_url": (f"/api/alerts/{record.alert_id}/evidence"
                          if record.snapshot_sha256 else None),
         "row": record.id, "alert_id": record.alert_id, "commune": record.commune,

@@ -36,6 +36,7 @@ def register_fleet(session: Session, fleet_dir: Path) -> int:
             continue
         node = get_or_create_node(session, cfg.commune, cfg.node_id)
         node.name, node.zones = cfg.name or cfg.node_id, list(cfg.zones)
+        node.camera_names = {c.id: c.name for c in cfg.cameras if c.name} or None
         if cfg.location:
             node.lat, node.lon = cfg.location.lat, cfg.location.lon
         count += 1

@@ -471,25 +471,30 @@ def alert_desk(request: Request, user: PageOfficer, session: DbSession,
                zone: str = "", camera: str = "", kind: str = "", state: str = "",
                day: str = "") -> HTMLResponse:
     """Alerts with filters; new ones arrive live (Server-Sent Events); works on a phone.
-    Empty or mistyped filter fields mean any (a notice, never a 422 page)."""
+    Empty or mistyped filter fields mean any (a notice, never a 422 page). Cameras are
+    offered by name and node, since their ids repeat from node to node."""
     from controller.web.filters import lenient_day
 
     the_day, notice = lenient_day(day)
     clean = {"zone": zone or None, "camera": camera or None, "kind": kind or None,
              "state": state if state in alert_service.STATES else None}
-    rows = alert_service.list_alerts(session, day=the_day, limit=200, **clean)
-    names = alert_service.node_names(session)
-    titles = alert_service.zone_titles(session)
-    people = alert_service.people_names(session)
-    cameras = sorted(set(session.scalars(select(CameraAlertRecord.camera).distinct())))
+    # a camera is "node/camera": camera ids repeat from node to node ("cong-chinh")
+    node, _, camera_id = (camera or "").rpartition("/")
+    rows = alert_service.list_alerts(session, day=the_day, limit=200, **{
+        **clean, "camera": camera_id or None, "node": node or None})
+    names = alert_service.labels(session)
+    cameras = sorted({(names.camera(node, cam), f"{node}/{cam}") for node, cam in session.execute(
+        select(CameraAlertRecord.node_id, CameraAlertRecord.camera).distinct())})
     kinds = sorted(set(session.scalars(select(CameraAlertRecord.kind).distinct()))
                    | set(views.ALERT_KIND_LABELS))
-    zones = sorted({z for _, zs in names.values() for z in zs})
+    zones = sorted({z for _, zs in names.nodes.values() for z in zs})
     return render(request, "alerts.html", user,
-                  alerts=[alert_service.event_of(r, names, titles, people) for r in rows],
+                  alerts=[alert_service.event_of(r, names) for r in rows],
                   filters={**{k: v or "" for k, v in clean.items()},
                            "day": the_day.isoformat() if the_day else ""},
-                  cameras=cameras, kinds=kinds, zones=[(z, titles.get(z, z)) for z in zones],
+                  cameras=[(value, f"{label} · {names.node(value.partition('/')[0])[0]}")
+                           for label, value in cameras],
+                  kinds=kinds, zones=[(z, names.zones.get(z, z)) for z in zones],
                   states=alert_service.STATES, fmt_iso=views.fmt_iso, notice=notice)
 
 

@@ -33,6 +33,22 @@ def controller_settings(controller_settings):  # type: ignore[no-untyped-def]
     return controller_settings
 
 
+def name_cameras(server, broker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """node-3's config gains a named camera; the controller reads it as it reads the fleet."""
+    import yaml
+
+    from controller.services import fleet
+
+    doc = yaml.safe_load(broker.node_configs["node-3"].read_text(encoding="utf-8"))
+    doc["cameras"] = [{"id": "cong-truong", "name": "Cổng trường THCS", "source": 0}]
+    folder = tmp_path / "fleet"
+    folder.mkdir()
+    (folder / "node-3.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True),
+                                        encoding="utf-8")
+    with server.runtime.db.session() as s:
+        assert fleet.register_fleet(s, folder) == 1
+
+
 def alert_on_desk(broker, page, node: str, camera: str, kind: str, seed: int):  # type: ignore[no-untyped-def]
     """A node publishes an alert over MQTT; it is on the open desk."""
     link = NodeLink(broker, node)
@@ -57,10 +73,12 @@ def test_officer_views_downloads_evidence_and_confirms_a_false_alarm(live_server
     page = watched(new_page, size, live_server, "officer", "/alerts")
     page.wait_for_selector("#live[data-connected='1']")
     assert "Chuông và thông báo đang bật" in page.inner_text("#notify-state")
+    name_cameras(live_server, broker, tmp_path)
     alert = alert_on_desk(broker, page, "node-3", "cong-truong", "no_helmet", seed=3)
     the_card = card(page, alert.id)
     assert the_card.locator("[data-f=kind]").inner_text() == "Không đội mũ bảo hiểm"
     assert the_card.locator("[data-f=zones]").inner_text() == "Thôn 2"
+    assert the_card.locator("[data-f=camera]").inner_text() == "Cổng trường THCS"
     # it rang and notified, in Vietnamese, by name
     wait_for(lambda: page.evaluate("window.__notes.length") >= 1, 5, what="a notification")
     assert page.evaluate("window.__notes[0]") == ["Cảnh báo camera mới",
@@ -114,6 +132,11 @@ def test_officer_views_downloads_evidence_and_confirms_a_false_alarm(live_server
     assert "bộ lọc ngày được bỏ qua" in page.inner_text("main")
     assert page.locator("#alerts .alert").count() == 1
     assert "Thôn 2" in page.inner_text("select[name=zone]")
+    assert "Cổng trường THCS · Thôn 2 – Cổng trường" in page.inner_text("select[name=camera]")
+    page.select_option("select[name=camera]", label="Cổng trường THCS · Thôn 2 – Cổng trường")
+    page.wait_for_selector("select[name=camera] option[value='node-3/cong-truong'][selected]",
+                           state="attached")
+    assert page.locator("#alerts .alert").count() == 1
 
 
 def test_the_api_wants_a_reason_for_a_false_alarm(live_server, broker, new_page):

@@ -1,4 +1,5 @@
-"""online samples (how many nodes were online, every few minutes: the dashboard's chart)
+"""online samples (how many nodes were online, every few minutes: the dashboard's chart);
+cameras' names per node (alerts carry only a camera's id)
 
 Revision ID: 0009
 Revises: 0008
@@ -26,8 +27,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_online_samples_at", "online_samples", ["at"])
+    with op.batch_alter_table("nodes") as batch:
+        batch.add_column(sa.Column("camera_names", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("nodes") as batch:
+        batch.drop_column("camera_names")
     op.drop_index("ix_online_samples_at", table_name="online_samples")
     op.drop_table("online_samples")

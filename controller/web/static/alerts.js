@@ -22,7 +22,7 @@ function fill(card, a) {
   f("state").textContent = STATE_LABELS[a.state] || a.state;
   f("state").className = `badge ${a.state}`;
   f("node").textContent = a.node_name || a.node_id;
-  f("camera").textContent = a.camera;
+  f("camera").textContent = a.camera_name || a.camera;
   if (a.zone_names) f("zones").textContent = a.zone_names.join(", ");
   card.dataset.evidence = a.evidence_url || "";
   f("at").textContent = fmt(a.at);
@@ -51,7 +51,7 @@ function fill(card, a) {
 function matchesFilters(a) {
   const f = new FormData(document.getElementById("filters"));
   if (f.get("zone") && !(a.zones || []).includes(f.get("zone"))) return false;
-  if (f.get("camera") && a.camera !== f.get("camera")) return false;
+  if (f.get("camera") && `${a.node_id}/${a.camera}` !== f.get("camera")) return false;
   if (f.get("kind") && a.kind !== f.get("kind")) return false;
   if (f.get("state") && a.state !== f.get("state")) return false;
   if (f.get("day") && DAY.format(new Date(a.at)) !== f.get("day")) return false;
