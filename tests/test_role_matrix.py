@@ -355,7 +355,8 @@ POLICY: dict[tuple[str, str], Case] = {
     ("GET", "/admin/users"): Case(ADMIN),
     ("GET", "/admin/audit"): Case(ADMIN),
     ("POST", "/admin/users"): Case(ADMIN, lambda c, r: Req(kwargs={"data": {
-        "username": f"web-user-{c.n()}", "password": "a-long-password-1", "role": "staff"}})),
+        "username": f"web-user-{c.n()}", "password": "a-long-password-1", "role": "staff"}}),
+        ok=frozenset({303})),
 }
 MOUNTS = {"/static", "/docs-assets"}  # the pages' CSS and scripts, Swagger UI's: public
 

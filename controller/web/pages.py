@@ -510,9 +510,14 @@ NEW_USER_REFUSALS = {
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-def users_page(request: Request, user: PageAdmin, session: DbSession) -> HTMLResponse:
-    return render(request, "users.html", user, users=users.list_users(session), error="",
-                  created="")
+def users_page(request: Request, user: PageAdmin, session: DbSession,
+               created: str = "") -> HTMLResponse:
+    """The accounts; ``created`` names the account the form just made (after its
+    redirect), shown only when that account exists."""
+    accounts = users.list_users(session)
+    known = {a.username for a in accounts}
+    return render(request, "users.html", user, users=accounts, error="",
+                  created=created if created in known else "")
 
 
 @router.post("/admin/users", response_class=HTMLResponse)
@@ -520,7 +525,7 @@ def create_user(request: Request, user: PageAdmin, runtime: RuntimeDep,
                 username: Annotated[str, Form(max_length=64)],
                 password: Annotated[str, Form(max_length=256)],
                 role: Annotated[str, Form(max_length=16)] = "",
-                full_name: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
+                full_name: Annotated[str, Form(max_length=200)] = "") -> Response:
     """A plain form (CSRF field), validated by the API's own ``UserIn`` rules. The role
     has no default (a picker left alone must not make an admin): none chosen is refused."""
     from pydantic import ValidationError
@@ -543,10 +548,12 @@ def create_user(request: Request, user: PageAdmin, runtime: RuntimeDep,
                 error = f"Tài khoản {body.username} đã có."
             else:
                 created = account.username
+    if created:  # Post/Redirect/Get: reloading the page does not send the form again
+        return RedirectResponse(f"/admin/users?{urlencode({'created': created})}", 303)
     with runtime.db.session() as s:
         accounts = users.list_users(s)
-    return render(request, "users.html", user, status=422 if error else 200, users=accounts,
-                  error=error, created=created)
+    return render(request, "users.html", user, status=422, users=accounts, error=error,
+                  created="")
 
 
 

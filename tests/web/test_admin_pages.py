@@ -47,6 +47,9 @@ def test_admin_edits_locks_unlocks_and_resets_an_account(live_server, new_page, 
     admin.select_option("#nu-role", "staff")
     admin.click("#new-user button[type=submit]")
     admin.wait_for_selector("text=Đã tạo tài khoản bientap2.")
+    assert admin.url.endswith("/admin/users?created=bientap2"), "Post/Redirect/Get"
+    admin.reload()
+    assert "đã có" not in admin.inner_text("main"), "a reload does not send the form again"
     fits(admin, size)
 
     # edit a name and a role
@@ -135,6 +138,7 @@ def test_the_audit_log_filters_by_person_action_and_days_with_names(live_server,
     page = new_page(size)
     login(page, live_server, "admin", "/admin/audit")
     assert "Nhật ký thao tác" in page.inner_text("h1")
+    screenshot(page, f"audit-{'phone' if size is PHONE else 'desktop'}", full_page=False)
     first = page.inner_text("#audit tbody")
     assert "Trần Văn Lãnh Đạo" in first and "Sửa cách đọc từ" in first
     assert "trang 1/2" in page.inner_text("#audit-count")
@@ -150,7 +154,6 @@ def test_the_audit_log_filters_by_person_action_and_days_with_names(live_server,
     line = page.inner_text("#audit tbody tr")
     assert "Quản trị viên" in line and "Khoá tài khoản" in line and "Lê Văn An Ninh" in line
     fits(page, size)
-    screenshot(page, f"audit-{'phone' if size is PHONE else 'desktop'}")
 
     # a day range: today has them, yesterday nothing; an empty or broken day is no 422
     today = localtime.today()
