@@ -7,9 +7,9 @@ the dashboard's queries stay small however long the station has run.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -36,7 +36,18 @@ def _window(days: list[date]) -> tuple[datetime, datetime]:
     return localtime.day_bounds(days[0])[0], localtime.day_bounds(days[-1])[1]
 
 
-def _local_day(at: datetime) -> date:
+def _hour(session: Session, column: Any) -> Any:
+    """The UTC hour of a time column, grouped in the database: SQLite keeps times as
+    ``YYYY-MM-DD HH:MM:SS`` text (UTC), PostgreSQL truncates its own. Hours map to local
+    days exactly wherever the zone's offset is whole hours (Vietnam: +7)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.substr(column, 1, 13)
+    return func.date_trunc("hour", column)
+
+
+def _day_of(bucket: str | datetime) -> date:
+    at = (datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC)
+          if isinstance(bucket, str) else bucket.astimezone(UTC))
     moment = localtime.local(at)
     assert moment is not None
     return moment.date()
@@ -44,17 +55,20 @@ def _local_day(at: datetime) -> date:
 
 def airing_per_day(session: Session, days: list[date]) -> list[DayAiring]:
     """Plays (a node playing an item to its end, or cut short) and the minutes they
-    really played, per local day."""
+    really played, per local day. Summed per hour in the database (at most 720 rows come
+    back for 30 days, however many plays there were)."""
     start, end = _window(days)
-    plays: Counter[date] = Counter()
-    seconds: defaultdict[date, float] = defaultdict(float)
-    for at, duration in session.execute(
-            select(PlaybackLog.actual_at, PlaybackLog.duration_s)
+    hour = _hour(session, PlaybackLog.actual_at)
+    plays: dict[date, int] = dict.fromkeys(days, 0)
+    seconds: dict[date, float] = dict.fromkeys(days, 0.0)
+    for bucket, count, total in session.execute(
+            select(hour, func.count(), func.sum(PlaybackLog.duration_s))
             .where(PlaybackLog.actual_at >= start, PlaybackLog.actual_at < end,
-                   PlaybackLog.event.in_(COUNTED))):
-        day = _local_day(at)
-        plays[day] += 1
-        seconds[day] += duration or 0.0
+                   PlaybackLog.event.in_(COUNTED)).group_by(hour)):
+        day = _day_of(bucket)
+        if day in plays:
+            plays[day] += count
+            seconds[day] += total or 0.0
     return [DayAiring(d, plays[d], round(seconds[d] / 60, 1)) for d in days]
 
 
@@ -62,13 +76,15 @@ def alerts_per_day(session: Session, days: list[date]) -> dict[str, list[int]]:
     """kind → alerts per local day (the days' order), kinds that occurred only."""
     start, end = _window(days)
     index = {d: i for i, d in enumerate(days)}
+    hour = _hour(session, CameraAlertRecord.at)
     out: dict[str, list[int]] = {}
-    for at, kind in session.execute(
-            select(CameraAlertRecord.at, CameraAlertRecord.kind)
-            .where(CameraAlertRecord.at >= start, CameraAlertRecord.at < end)):
-        i = index.get(_local_day(at))
+    for kind, bucket, count in session.execute(
+            select(CameraAlertRecord.kind, hour, func.count())
+            .where(CameraAlertRecord.at >= start, CameraAlertRecord.at < end)
+            .group_by(CameraAlertRecord.kind, hour)):
+        i = index.get(_day_of(bucket))
         if i is not None:
-            out.setdefault(kind, [0] * len(days))[i] += 1
+            out.setdefault(kind, [0] * len(days))[i] += count
     return dict(sorted(out.items()))
 
 

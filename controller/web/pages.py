@@ -10,6 +10,7 @@ logout and the admin's new-account form.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -318,10 +319,24 @@ def dashboard(request: Request, user: PageStaff, session: DbSession) -> HTMLResp
                   online=sum(1 for n in nodes if n.online), map=views.village_map(nodes),
                   playing=playing, programme=views.programme(session, start, end),
                   today=localtime.today(), new_alerts=new_alerts,
-                  charts=glance_charts(session), long_offline_ids=set(gone),
+                  charts=cached_glance(request, session), long_offline_ids=set(gone),
                   long_offline=[(n.name or "Cụm loa chưa đặt tên",
                                  views.ago(n.last_seen).replace(" trước", ""))
                                 for n in nodes if n.node_id in gone])
+
+
+GLANCE_TTL_S = 60.0
+"""The 30-day charts are recomputed at most this often per controller process (the
+dashboard reloads itself every 20 s on every open screen)."""
+
+
+def cached_glance(request: Request, session: DbSession) -> dict[str, Any]:
+    state = request.app.state
+    cached = getattr(state, "glance", None)
+    now, today = time.monotonic(), localtime.today()
+    if cached is None or now - cached[0] > GLANCE_TTL_S or cached[1] != today:
+        cached = state.glance = (now, today, glance_charts(session))
+    return cached[2]
 
 
 def glance_charts(session: DbSession) -> dict[str, Any]:
