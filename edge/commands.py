@@ -96,8 +96,10 @@ class CommandHandler:
         if cmd.media is None:
             raise ContractError("play command without media")
         self.want_media(cmd.media)
+        # no title: telemetry then reports the item id, which the controller turns into
+        # the announcement's title (a word like "command" would reach its pages)
         self.scheduler.submit(Job(cmd.item_id or cmd.id, cmd.media, time.time(), cmd.priority,
-                                  "command", cmd.volume, cmd.repeat, False))
+                                  "", cmd.volume, cmd.repeat, False))
         return Outcome(True)
 
     def _test_tone(self, cmd: Command) -> Outcome:

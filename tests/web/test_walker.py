@@ -194,12 +194,27 @@ def seed_station(server: Any, start_node: Any) -> None:
         ok(api.post(f"/api/alerts/{ids[0]}/acknowledge", headers=officer,
                     json={"note": "Đang tới"}))
         ok(api.post(f"/api/alerts/{ids[1]}/resolve", headers=officer, json={"note": "Đã dọn"}))
+        # an emergency on the air while the pages are walked (what plays, by title)
+        ok(api.post("/api/emergency", headers=leader, json={
+            "title": "Báo bão", "text": "Bão số ba sắp đổ bộ, bà con chằng chống nhà cửa.",
+            "engine": "espeak-ng", "targets": {"nodes": ["node-1"]}, "repeat": 20}))
+    wait_for(lambda: agent.scheduler.now_playing() is not None, 30,
+             what="the emergency playing on node-1")
 
 
 @pytest.mark.timeout(600)
 def test_every_page_as_every_role_speaks_vietnamese_and_names_things(live_server, start_node,
                                                                      new_page):
     seed_station(live_server, start_node)
+
+    def on_the_air() -> str:
+        from controller.services import fleet
+
+        with live_server.runtime.db.session() as s:
+            [node] = [n for n in fleet.list_nodes(s) if n.node_id == "node-1"]
+            return (node.telemetry or {}).get("now_playing") or ""
+
+    wait_for(lambda: on_the_air().startswith("s"), 30, what="telemetry naming the item")
     paths = page_paths(live_server.app)
     assert {"/dashboard", "/alerts", "/admin/users", "/admin/audit"} <= set(paths)
     findings: list[str] = []
@@ -223,6 +238,9 @@ def test_every_page_as_every_role_speaks_vietnamese_and_names_things(live_server
                 width = page.evaluate("() => document.documentElement.scrollWidth")
                 if width > size["width"]:
                     findings.append(f"{path} as {role} ({size_name}): {width} px wide")
+    leader = new_page()
+    login(leader, live_server, "leader", "/nodes")
+    assert "Báo bão" in leader.inner_text("#nodes tr[data-node='node-1']"), "what plays, by title"
     print(f"\nwalked {walked} pages ({len(paths)} paths × {len(ROLES)} roles × 2 sizes)")
     unique = sorted(set(findings))
     assert not unique, f"{len(unique)} findings:\n" + "\n".join(unique)
