@@ -228,13 +228,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def people_names(session: Session) -> dict[str, str]:
-    """username → full name: cards say who handled an alert by name."""
-    from controller.services.users import full_names
-
-    return full_names(session)
-
-
 def event_of(record: CameraAlertRecord, names: AlertLabels | None = None) -> dict[str, Any]:
     """What a desk needs to draw (or redraw) an alert card: JSON-ready, no secrets, every
     thing by its name (``*_name``) beside its id (for the filters)."""

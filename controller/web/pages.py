@@ -376,7 +376,7 @@ def emergency_page(request: Request, user: PageLeader, session: DbSession) -> HT
              if a.status in PLAYABLE and a.media_sha256]
     return render(request, "emergency.html", user, nodes=nodes, active=active,
                   playing=playing, ready=ready, zones=views.zone_choices(session, nodes),
-                  people=users.full_names(session),
+                  people=views.people_names(session),
                   online=sum(1 for n in nodes if n.online))
 
 

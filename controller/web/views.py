@@ -23,7 +23,7 @@ from controller.services.deliveries import deliveries_for
 from controller.services.item_ids import item_id, schedule_of
 from controller.services.plans import timing_of
 from controller.services.timing import occurrences, times_of_day
-from controller.services.users import list_users
+from controller.services.users import full_names
 
 ROLE_LABELS = {role.value: label for role, label in security.ROLE_LABELS.items()}
 STATUS_LABELS = {"draft": "Nháp", "submitted": "Chờ duyệt", "approved": "Đã duyệt",
@@ -254,7 +254,7 @@ def describe_playing(value: str | None, titles: dict[int, str]) -> str:
 
 def people_names(session: Session) -> dict[str, str]:
     """Username → the person's full name (the pages name people, not accounts)."""
-    return {u.username: u.full_name or u.username for u in list_users(session)}
+    return full_names(session)
 
 
 def zone_choices(session: Session, nodes: list[Node]) -> list[tuple[str, str, int]]:
