@@ -18,7 +18,8 @@ from mqtt_contract import CommandKind
 ACTION_LABELS = {
     "create": "Tạo bản tin", "edit": "Sửa bản tin", "cancel": "Huỷ bản tin",
     "submit": "Gửi duyệt", "approve": "Duyệt", "reject": "Trả lại để sửa",
-    "back_to_draft": "Đưa về nháp", "schedule": "Lên lịch phát",
+    "back_to_draft": "Đưa về nháp", "back_for_approval": "Sửa nội dung, chờ duyệt lại",
+    "delete": "Xoá bản tin", "schedule": "Lên lịch phát",
     "cancel_schedule": "Huỷ lịch phát", "emergency": "Phát khẩn cấp",
     "stop_emergency": "Dừng phát khẩn cấp",
     "create_user": "Tạo tài khoản", "update_user": "Sửa tài khoản",
@@ -102,7 +103,8 @@ def describe_entity(event: AuditEvent, names: Names) -> str:
     """What the record was about, by name."""
     entity, key, detail = event.entity, event.entity_id, event.detail or {}
     if entity == "announcement":
-        return f"«{names.titles.get(key, 'bản tin đã xoá')}»"
+        title = names.titles.get(key) or detail.get("title")
+        return f"«{title}»" if title else "một bản tin đã xoá"
     if entity == "user":
         return names.person(key)
     if entity == "node":
