@@ -377,18 +377,27 @@ class Runtime:
                 ingest.write_one(s, item)
 
     def _write_reports(self, batch: list[ingest.Incoming]) -> None:
-        """One transaction for the batch; if another replica stored one of its reports
-        (or created one of its nodes) at the same moment, each item on its own."""
+        """One transaction for the batch. If it fails (another replica stored one of its
+        reports or created one of its nodes at the same moment, or one report the
+        database refuses), each item on its own: one bad report never costs the others."""
         try:
             with self.db.session() as s:
                 ingest.write_batch(s, batch)
+            return
         except IntegrityError:
-            for item in batch:
-                try:
-                    with self.db.session() as s:
-                        ingest.write_one(s, item)
-                except IntegrityError:
-                    log.debug("report %s stored by another replica", item.kind.value)
+            log.debug("a batch of %d reports met another replica's writes", len(batch))
+        except Exception:
+            log.exception("a batch of %d reports failed; writing them one by one",
+                          len(batch))
+        for item in batch:
+            try:
+                with self.db.session() as s:
+                    ingest.write_one(s, item)
+            except IntegrityError:
+                log.debug("%s report stored by another replica", item.kind.value)
+            except Exception:
+                log.exception("a %s report from %s could not be stored", item.kind.value,
+                              item.payload.node)
 
     def _on_alert(self, info: TopicInfo, alert: Alert) -> None:
         same_node(info, alert.node)

@@ -225,6 +225,7 @@ def test_controller_survives_every_inbound_message(runtime, failures) -> None:  
         state = next(flips) % 2 == 0  # the next valid message is still handled
         assert runtime.link.dispatcher.dispatch(
             status_topic, Status(node=NODE, online=state).to_bytes())
+        runtime.ingest_writer.flush()  # reports are written in batches: this one now
         assert online() is state
 
     started = time.monotonic()
