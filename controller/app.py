@@ -28,7 +28,7 @@ from controller.api import (
     schedules,
 )
 from controller.api.body_limit import DEFAULT_MAX_BODY, BodyLimitMiddleware
-from controller.api.errors import ErrorCode, error_payload
+from controller.api.errors import ErrorCode, error_payload, validation_problem
 from controller.runtime import Runtime
 from controller.settings import Settings
 from controller.signing import Signer
@@ -129,12 +129,14 @@ def add_offline_docs(app: FastAPI) -> None:
 
 
 def validation_body(errors: list[dict[str, str]]) -> dict[str, Any]:
-    """The project's 422: ``detail`` (the first problem), every problem, a code, and a
-    message for people."""
-    first = errors[0] if errors else {"field": "", "message": "invalid request"}
+    """The project's 422: ``detail`` (the first problem, for programs), every problem
+    (each with its Vietnamese ``text``), a code, and a message for people that says which
+    field is wrong and how, in the pages' words."""
+    first = errors[0] if errors else {"field": "", "message": "invalid request",
+                                      "text": "Nội dung gửi lên: không hợp lệ."}
     return {"detail": f"{first['field']}: {first['message']}", "errors": errors,
             "code": ErrorCode.invalid_request.value,
-            "message": f"{INVALID_MESSAGE}: {first['field'] or 'nội dung'}."}
+            "message": f"{INVALID_MESSAGE}. {first.get('text', '')}".strip()}
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -147,8 +149,8 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                  for e in exc.errors()]
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"],
+                   "text": validation_problem(e)} for e in exc.errors()]
         return JSONResponse(status_code=422, content=validation_body(errors))
 
     @app.exception_handler(OverflowError)
@@ -157,7 +159,8 @@ def add_error_handlers(app: FastAPI) -> None:
         no column or ``datetime`` can hold is the caller's mistake, a 422, never a 500."""
         log.warning("out-of-range value in %s %s: %s", request.method, request.url.path, exc)
         return JSONResponse(status_code=422, content=validation_body(
-            [{"field": "", "message": "value out of range"}]) | {
+            [{"field": "", "message": "value out of range",
+              "text": OUT_OF_RANGE_MESSAGE}]) | {
                 "message": OUT_OF_RANGE_MESSAGE})
 
     @app.exception_handler(StatementError)
@@ -179,7 +182,9 @@ ERROR_SCHEMA = {
         "errors": {"type": "array", "description": "request validation: every problem",
                    "items": {"type": "object", "required": ["field", "message"],
                              "properties": {"field": {"type": "string"},
-                                            "message": {"type": "string"}}}},
+                                            "message": {"type": "string"},
+                                            "text": {"type": "string", "description":
+                                                     "the problem in Vietnamese"}}}},
     },
 }
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
