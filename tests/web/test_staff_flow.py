@@ -80,7 +80,7 @@ def test_compose_preview_schedule_approve_and_monitor(live_server, start_node, n
     screenshot(staff, "compose")
     staff.click("#save")
     staff.wait_for_selector("#saved:not([hidden])", timeout=60_000)
-    aid = int(staff.inner_text("#saved-id"))
+    aid = int(staff.get_attribute("#saved-link", "data-id"))
 
     # ---- schedule it once, later today (or early tomorrow), on node-1 and node-2
     at = (datetime.now(UTC) + timedelta(minutes=10)).astimezone(zone())

@@ -96,7 +96,7 @@ def test_careless_input_on_the_compose_page(live_server, new_page, size):
         assert client.get("/api/announcements").json() == [], "nothing saved on the first press"
         page.click("#save")  # a second press: saved, without the recording
         page.wait_for_selector("#saved:not([hidden])", timeout=60_000)
-        aid = int(page.inner_text("#saved-id"))
+        aid = int(page.get_attribute("#saved-link", "data-id"))
         assert page.get_attribute("#edit-link", "href") == f"/announcements/{aid}"
         assert page.is_disabled("#save") and page.inner_text("#save") == "Đã lưu"
         page.click("#save", force=True)

@@ -55,8 +55,13 @@ function toast(message, bad = false) {
 
 async function busy(button, work) {
   button.disabled = true;
-  try { return await work(); } catch (e) { toast(e.message, true); throw e; } finally { button.disabled = false; }
+  try { return await work(); } catch (e) { toast(e.message, true); e.shown = true; throw e; } finally { button.disabled = false; }
 }
+
+// an error busy() has shown stops its caller (the throw), and is not a page error
+window.addEventListener("unhandledrejection", (event) => {
+  if (event.reason && event.reason.shown) event.preventDefault();
+});
 
 // ------------------------------------------------------------------ schedule form
 const TZ_OFFSET = "+07:00"; // Asia/Ho_Chi_Minh: no daylight saving

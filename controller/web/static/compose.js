@@ -156,7 +156,8 @@ document.addEventListener("DOMContentLoaded", () => {
       ["title", "text", "template", "recording", "engine", "repeat"].forEach((id) => {
         $(id).disabled = true;
       });
-      $("saved-id").textContent = a.id;
+      $("saved-title").textContent = `“${a.title || "không tên"}”`;
+      $("saved-link").dataset.id = a.id;
       $("saved-link").href = `/announcements/${a.id}`;
       $("edit-link").href = `/announcements/${a.id}`;
       $("saved-status").textContent = "Nháp";
@@ -165,7 +166,7 @@ document.addEventListener("DOMContentLoaded", () => {
       $("player").hidden = false;
       $("schedule-card").hidden = false;
       document.querySelector("[data-schedule-form] [name=announcement_id]").value = a.id;
-      toast(`Đã lưu bản tin #${a.id}`);
+      toast(`Đã lưu bản tin “${a.title || "không tên"}”`);
     } catch (e) {
       showError(e);
       button.textContent = "Lưu bản nháp";
@@ -184,7 +185,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("saved-status").className = "badge submitted";
     button.hidden = true;
     if ($("approve-now")) $("approve-now").hidden = false;
-    toast(`Đã gửi duyệt bản tin #${a.id}`);
+    toast(`Đã gửi duyệt bản tin “${a.title || "không tên"}”`);
   });
   if ($("approve-now")) {
     $("approve-now").addEventListener("click", async (event) => {
@@ -194,7 +195,7 @@ document.addEventListener("DOMContentLoaded", () => {
       $("saved-status").textContent = a.status === "scheduled" ? "Đã lên lịch" : "Đã duyệt";
       $("saved-status").className = `badge ${a.status}`;
       button.hidden = true;
-      toast(`Đã duyệt bản tin #${a.id}`);
+      toast(`Đã duyệt bản tin “${a.title || "không tên"}”`);
     });
   }
 });
