@@ -335,6 +335,8 @@ class Runtime:
                         self.link.publish_media(ZONE_MEDIA, commune, ref, read, zone=zone)
             elif self.broadcasts.claim((commune, ref.sha256)):
                 self.link.publish_media(MEDIA, commune, ref, read)
+                log.info("media %s (%d chunks) sent to %s", ref.sha256[:12], ref.chunks,
+                         commune)
 
     def _send_commands(self, targets: Targets, command: Command,
                        nodes: list[target_rules.Address]) -> int:
@@ -352,6 +354,8 @@ class Runtime:
                 topics_sent.add(key)
                 reply = node.node_id if spec is NODE_CMD else None
                 self.link.send_command(spec, node.commune, command, reply, **params)
+        log.info("command %s %s sent on %d topics to %d nodes", command.kind.value,
+                 command.item_id or command.id, len(topics_sent), len(nodes))
         return len(nodes)
 
     def _chunk_reader(self, ref: MediaRef):  # type: ignore[no-untyped-def]
