@@ -481,6 +481,8 @@ def revoke(out: Path, node_id: str) -> ProvisionedFleet:
     (out / "bundles" / f"{node_id}.tar.gz").unlink(missing_ok=True)
     fleet = provision(None, out, settings=settings)
     reload_broker(BrokerFiles(out / "broker").pid)
+    for region in load_regions(out):  # each regional broker re-reads the CRL too
+        reload_broker(region.files(out).pid)
     return fleet
 
 
