@@ -43,7 +43,8 @@ pytestmark = pytest.mark.slow
 class Watcher:
     """The controller's account on the broker (no controller runs): every node report."""
 
-    def __init__(self, fleet: ProvisionedFleet) -> None:
+    def __init__(self, fleet: ProvisionedFleet, persistent: bool = False) -> None:
+        """``persistent``: a session that outlives a broker restart (and its QoS 1 queue)."""
         self.client = fleet.mqtt_client(fleet.controller_user, fleet.controller_password,
                                         fleet.controller_client_id)
         self.reports: list[PlaybackReport] = []
@@ -55,7 +56,8 @@ class Watcher:
         self.client.on_subscribe = lambda *_: ready.set()
         self.client.on_connect = lambda c, *_: c.subscribe(
             [(f, 1) for f, _ in contract.controller_subscriptions(fleet.share_group)])
-        self.client.connect("127.0.0.1", fleet.broker_port)
+        self.client.connect("127.0.0.1", fleet.broker_port,
+                            properties=contract.connect_properties(persistent))
         self.client.loop_start()
         assert ready.wait(10), "the watcher did not subscribe"
 
@@ -219,3 +221,216 @@ def test_agent_killed_during_a_media_transfer_resumes_it_and_never_plays_a_parti
     (played,) = sink.glob("*.wav")
     assert wav_seconds(played) == pytest.approx(2.5, abs=0.05)
     assert Counter(watcher.events("ban-tin")) == {"started": 1, "finished": 1}
+
+
+# the broker restarted during a plan push ---------------------------------------------------
+
+def test_broker_killed_during_a_plan_push_loses_no_plan(controller, start_node,
+                                                         broker_process) -> None:
+    """SIGKILL right after the broker took the plans (it saves every second, so the
+    retained plans may be gone): a node that was offline meanwhile still gets its plan,
+    from the broker's file or from the controller republishing when it reconnects."""
+    near = [start_node("node-1"), start_node("node-2")]
+    start_node("node-3").stop()
+    start_at = datetime.now(UTC) + timedelta(seconds=20)
+    r = controller.post("/api/announcements", json={"text": "Thông báo cắt điện.",
+                                                    "start_at": start_at.isoformat()})
+    assert r.status_code == 201, r.text
+    aid = r.json()["id"]
+    wait_for(lambda: all(a.plans.current and a.plans.current.items for a in near), 15,
+             what="the plans pushed to the nodes online")
+    broker_process.kill()
+    broker_process.start()
+    late = start_node("node-3")
+    wait_for(lambda: {d["node_id"] for d in controller.get(f"/api/announcements/{aid}")
+                      .json()["deliveries"] if d["status"] == "finished"}
+             == {"node-1", "node-2", "node-3"}, 60, what="all three nodes to play")
+    for agent in [*near, late]:
+        rows = controller.get("/api/log", params={"node": agent.node}).json()
+        assert Counter(r["event"] for r in rows) == {"started": 1, "finished": 1}, rows
+
+
+# the node's disk full ------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MB file system (tmpfs) for the node's storage: writes really fail ENOSPC."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def sized_clip(folder: Path, name: str, mib: float) -> tuple[MediaRef, bytes]:
+    """A WAV of ``mib`` MiB at the rate the node decodes to (its decoded clip is as big)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ref, path = tone(folder / f"{name}.wav", mib * 1024 * 1024 / 48000, rate=24000)
+    return ref, path.read_bytes()
+
+
+def test_a_full_disk_evicts_the_least_recently_used_media_never_a_scheduled_one(
+        small_disk, broker, watcher, start_node, tmp_path, caplog,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge.media_cache as cache_module
+
+    monkeypatch.setattr(cache_module, "RESERVE_BYTES", 1024 * 1024)
+    monkeypatch.setattr(scheduler_module, "LATE_GRACE_S", 3.0)
+    cfg = load_node_config(broker.node_configs["node-1"])
+    agent = start_node("node-1", storage_dir=small_disk,
+                       audio=cfg.audio.model_copy(update={"realtime": False}))
+    media = tmp_path / "media"
+    old, _ = sized_clip(media, "old", 0.5)
+    older, _ = sized_clip(media, "older", 0.55)  # (another size: another sha256)
+    kept, _ = sized_clip(media, "kept", 1.0)
+    for ref in (old, older, kept):  # written in this order ...
+        agent.loop.run_in_loop(lambda r=ref: agent.cache.put_file(r, _src(media, r)))
+        time.sleep(0.05)
+    agent.loop.run_in_loop(lambda: agent.cache.touch(old.sha256))  # ... "old" used since
+    tomorrow = item("ngay-mai", kept, 3600.0)
+    fresh, fresh_data = sized_clip(media, "fresh", 0.6)
+    watcher.send_plan(broker, Plan(node="node-1", version=1,
+                                   items=[tomorrow, item("ngay-nay", fresh, 6.0)]))
+    watcher.send_chunks(fresh, fresh_data, list(range(fresh.chunks)))
+    wait_for(lambda: "finished" in watcher.events("ngay-nay"), 30,
+             what="the new clip to play once room was made")
+    cache = agent.cache
+    assert not cache.has(older.sha256)  # the least recently used went
+    assert cache.has(old.sha256) and cache.has(kept.sha256)
+    assert "node storage nearly full" in caplog.text
+
+    # now more than the disk can hold while the scheduled clip stays: a clear failure
+    big, big_data = sized_clip(media, "big", 1.2)
+    watcher.send_plan(broker, Plan(node="node-1", version=2,
+                                   items=[tomorrow, item("qua-lon", big, 5.0)]))
+    watcher.send_chunks(big, big_data, list(range(big.chunks)))
+    wait_for(lambda: "failed" in watcher.events("qua-lon"), 40,
+             what="the item whose media cannot fit reported failed")
+    failed = next(r for r in watcher.reports if r.item_id == "qua-lon")
+    assert failed.detail == scheduler_module.STORAGE_FULL
+    assert cache.has(kept.sha256)  # still scheduled: never evicted
+    assert not cache.has(old.sha256) and not cache.has(fresh.sha256)  # not named any more
+    assert "node storage full: no room for media" in caplog.text
+    assert agent.store.pending_count() == 0  # every report was stored and sent
+
+
+def _src(folder: Path, ref: MediaRef) -> Path:
+    return next(p for p in folder.glob("*.wav")
+                if hashlib.sha256(p.read_bytes()).hexdigest() == ref.sha256)
+
+
+# the node's clock stepped --------------------------------------------------------------------
+
+class SteppedClock:
+    """The node scheduler's wall clock, stepped as NTP or an operator steps a real one;
+    the monotonic clock runs on untouched (what a real step does)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def set_to(self, epoch: float) -> None:
+        self.offset = epoch - time.time()
+
+
+@pytest.fixture
+def stepped_clock(monkeypatch: pytest.MonkeyPatch) -> SteppedClock:
+    clock = SteppedClock()
+    monkeypatch.setattr(scheduler_module, "time",
+                        types.SimpleNamespace(time=clock.time, monotonic=time.monotonic))
+    return clock
+
+
+def started_late_by(watcher: Watcher, item_id: str) -> float:
+    report = next(r for r in watcher.reports if r.item_id == item_id
+                  and r.event.value == "started")
+    return (report.actual_at - report.planned_at).total_seconds()
+
+
+def test_a_clock_stepped_back_neither_fires_early_nor_replays(
+        broker, watcher, start_node, stepped_clock, tmp_path) -> None:
+    agent = start_node("node-1")
+    ref, path = tone(tmp_path / "beep.wav", 0.5)
+    agent.loop.run_in_loop(lambda: agent.cache.put_file(ref, path))
+    first, second = item("mot", ref, 3.0), item("hai", ref, 10.0)
+    watcher.send_plan(broker, Plan(node="node-1", version=1, items=[first, second]))
+    wait_for(lambda: "finished" in watcher.events("mot"), 15, what="the first item")
+    time.sleep(max(0.0, second.start_at.timestamp() - time.time() - 1.0))  # "hai" armed
+    stepped_clock.offset = -3600.0  # the clock goes back an hour
+    time.sleep(max(0.0, second.start_at.timestamp() - time.time() + 3.0))
+    assert watcher.events("hai") == []  # its timer did not fire an hour early
+    assert Counter(watcher.events("mot")) == {"started": 1, "finished": 1}  # no replay
+    stepped_clock.set_to(second.start_at.timestamp() - 3.0)  # and forward again
+    wait_for(lambda: "finished" in watcher.events("hai"), 15, what="the second item")
+    assert abs(started_late_by(watcher, "hai")) < 0.5  # on time by the node's clock
+    assert Counter(watcher.events("mot")) == {"started": 1, "finished": 1}
+
+
+def test_a_clock_stepped_forward_skips_what_it_jumped_over_and_keeps_time(
+        broker, watcher, start_node, stepped_clock, tmp_path) -> None:
+    agent = start_node("node-1")
+    ref, path = tone(tmp_path / "beep.wav", 0.5)
+    agent.loop.run_in_loop(lambda: agent.cache.put_file(ref, path))
+    soon, later, after = (item("sap-toi", ref, 4.0), item("giua-gio", ref, 1800.0),
+                          item("sau-gio", ref, 3612.0))
+    watcher.send_plan(broker, Plan(node="node-1", version=1, items=[soon, later, after]))
+    wait_for(lambda: agent.plans.version == 1, 10, what="the plan applied")
+    time.sleep(max(0.0, soon.start_at.timestamp() - time.time() - 1.0))  # "sap-toi" armed
+    stepped_clock.offset = 3600.0
+    wait_for(lambda: "finished" in watcher.events("sau-gio"), 30,
+             what="the item after the jump, on time")
+    assert watcher.events("sap-toi") == ["skipped"]  # not played an hour late
+    assert watcher.events("giua-gio") == ["skipped"]
+    assert abs(started_late_by(watcher, "sau-gio")) < 0.5
+
+
+# a node offline for an hour ------------------------------------------------------------------
+
+def test_a_node_offline_for_an_hour_delivers_every_report_and_alert_once(
+        broker, broker_process, start_node, stepped_clock, tmp_path) -> None:
+    """The node's hour passes on its stepped clock (no real hour): six items play with the
+    broker down, three camera alerts are raised; all of it arrives once when it is back."""
+    watcher = Watcher(broker, persistent=True)
+    hour_ago = time.time() - 3600.0
+    stepped_clock.set_to(hour_ago)
+    agent = start_node("node-1")
+    ref, path = tone(tmp_path / "beep.wav", 0.3)
+    agent.loop.run_in_loop(lambda: agent.cache.put_file(ref, path))
+    items = [PlanItem(id=f"gio-{k}", media=ref, priority=Priority.priority,
+                      start_at=datetime.fromtimestamp(hour_ago + 30 + 600 * k, UTC))
+             for k in range(6)]
+    watcher.send_plan(broker, Plan(node="node-1", version=1, items=items))
+    wait_for(lambda: agent.plans.version == 1, 10, what="the plan applied")
+    broker_process.stop()
+    wait_for(lambda: not agent.transport.connected, 10, what="the node offline")
+    alerts = []
+    for k, planned in enumerate(items):
+        stepped_clock.set_to(planned.start_at.timestamp() - 2.5)
+        wait_for(lambda p=planned: agent.scheduler.item_state(p.id) == "finished", 15,
+                 what=f"item {planned.id} played offline")
+        if k % 2 == 0:
+            alert = Alert(id=f"canh-bao-{k}", node="node-1", camera="cong", kind="fire",
+                          at=datetime.fromtimestamp(stepped_clock.time(), UTC),
+                          confidence=0.9)
+            agent.loop.call_soon_threadsafe(agent.send_alert, alert)
+            alerts.append(alert.id)
+    stepped_clock.offset = 0.0  # an hour later
+    assert agent.outbox.pending_count() == 2 * len(items) + len(alerts)
+    broker_process.start()
+    wait_for(lambda: agent.outbox.pending_count() == 0, 90, what="the outbox to drain")
+    wait_for(lambda: len(watcher.reports) >= 2 * len(items) and len(watcher.alerts)
+             >= len(alerts), 20, what="every report and alert at the controller's side")
+    time.sleep(1.0)
+    assert Counter((r.item_id, r.event.value) for r in watcher.reports) == {
+        (p.id, e): 1 for p in items for e in ("started", "finished")}
+    assert sorted(a.id for a in watcher.alerts) == sorted(alerts)
+    assert len({r.id for r in watcher.reports}) == len(watcher.reports)
+    for planned in items:
+        assert abs(started_late_by(watcher, planned.id)) < 0.5
+    watcher.close()
