@@ -250,9 +250,9 @@ class MediaCache:
         store: a playback report that cannot be written is lost."""
         short = self._shortfall(need)
         if short > 0:
-            freed = self.evict(short)
-            log.error("node storage nearly full writing %s: evicted %d bytes of media no "
-                      "plan names", what, freed)
+            if freed := self.evict(short):
+                log.error("node storage nearly full writing %s: evicted %d bytes of media "
+                          "no plan names", what, freed)
             if self._shortfall(need) > 0:
                 raise self._full(what, need)
         try:
@@ -268,9 +268,11 @@ class MediaCache:
         return need + RESERVE_BYTES - shutil.disk_usage(self.media_dir).free
 
     def _full(self, what: str, need: int) -> StorageFull:
+        """Said once as an error when the disk becomes full (retries are debug lines)."""
+        (log.debug if self.full else log.error)(
+            "node storage full: no room for %s (%d bytes) with only scheduled media left; "
+            "it is asked for again later", what, need)
         self.full = True
-        log.error("node storage full: no room for %s (%d bytes) with only scheduled media "
-                  "left; it is asked for again later", what, need)
         return StorageFull(errno.ENOSPC, f"node storage full: no room for {what}")
 
     def touch(self, sha256: str) -> None:
