@@ -201,8 +201,8 @@ def test_a_node_on_the_regional_broker_plays_what_the_province_controller_sends(
 
 def test_restarting_the_regional_broker_loses_nothing(controller, start_node,
                                                        regional) -> None:
-    """Stopped while the node plays: its reports wait in its outbox; a plan the controller
-    publishes meanwhile waits in the bridge's session on the province broker."""
+    """Stopped while the node plays: its reports and an alert wait in its outbox; a plan the
+    controller publishes meanwhile waits in the bridge's session on the province broker."""
     agent = start_node("node-1")
     wait_for(lambda: online(controller, "node-1"), 15, what="node-1 online at the province")
     first = announce(controller, "Bản tin thứ nhất.", in_s=8)
@@ -211,7 +211,9 @@ def test_restarting_the_regional_broker_loses_nothing(controller, start_node,
     wait_for(lambda: not agent.transport.connected, 10, what="the node's link to drop")
     wait_for(lambda: agent.scheduler.item_state(item) == "finished", 30,
              what="the item to play with the regional broker down")
-    assert agent.outbox.pending_count() >= 2  # started and finished, kept on the node
+    camera_alert(agent, "chay-2")
+    wait_for(lambda: agent.outbox.pending_count() >= 3, 5,
+             what="started, finished and the alert kept on the node")
     second = announce(controller, "Bản tin thứ hai.", in_s=8)  # into the bridge's session
     time.sleep(1.0)
     regional.start()
@@ -223,11 +225,27 @@ def test_restarting_the_regional_broker_loses_nothing(controller, start_node,
     assert later is not None
     assert agent.outbox.pending_count() == 0
     played_once_each(events(controller, "node-1"), {item, later})
+    assert [(a["node_id"], a["kind"]) for a in alerts(controller)] == [("node-1", "fire")]
+
+
+def alerts(controller) -> list[dict]:  # type: ignore[no-untyped-def]
+    r = controller.get("/api/alerts")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def camera_alert(agent, alert_id: str) -> None:  # type: ignore[no-untyped-def]
+    """What the node's camera host hands the agent (cameras are not the point here)."""
+    alert = contract.Alert(id=alert_id, node=agent.node, camera="cong-truong", kind="fire",
+                           at=datetime.now(UTC), confidence=0.9)
+    agent.loop.call_soon_threadsafe(agent.send_alert, alert)
 
 
 def test_cutting_the_bridge_link_loses_nothing(controller, start_node, broker_process) -> None:
-    """The province broker restarts while the node plays: the node stays on its regional
-    broker, which holds the reports in the bridge's queue until the link is back."""
+    """The province broker restarts while the node plays and its camera raises an alert:
+    the node stays on its regional broker, which holds the reports and the alert in the
+    bridge's queue until the link is back; the alert reaches the controllers' shared
+    subscription."""
     agent = start_node("node-1")
     wait_for(lambda: online(controller, "node-1"), 15, what="node-1 online at the province")
     aid = announce(controller, "Bản tin khi mất liên kết.", in_s=8)
@@ -235,6 +253,7 @@ def test_cutting_the_bridge_link_loses_nothing(controller, start_node, broker_pr
     broker_process.stop()
     wait_for(lambda: agent.scheduler.item_state(item) == "finished", 30,
              what="the item to play with the province broker down")
+    camera_alert(agent, "chay-1")
     wait_for(lambda: agent.outbox.pending_count() == 0, 10,
              what="the regional broker to take the reports (the node's link is up)")
     assert agent.transport.connected
@@ -243,3 +262,6 @@ def test_cutting_the_bridge_link_loses_nothing(controller, start_node, broker_pr
     wait_for(lambda: finished(controller, aid, {"node-1"}), 60,
              what="the reports held by the regional broker to reach the controller")
     played_once_each(events(controller, "node-1"), {item})
+    got = wait_for(lambda: alerts(controller), 20, what="the alert at the controller")
+    time.sleep(1.0)
+    assert [(a["node_id"], a["kind"]) for a in alerts(controller)] == [("node-1", "fire")], got
