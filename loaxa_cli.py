@@ -293,14 +293,14 @@ def fleet_bridge(region: Annotated[str, typer.Option("--region", help="the regio
     """A regional broker bridged to the province broker: its conf (bridge topics from the
     contract, TLS, a persistent session), its nodes' accounts, the bridge's own account and
     role on the province broker; the region's node configs point at it."""
-    from firmware_config.bridge import RegionSettings
+    from firmware_config.bridge import RegionSettings, declare_region
     from firmware_config.provision import provision
     from firmware_config.schema import ConfigError
 
     try:
         settings = RegionSettings(region, list(commune), port, host, list(name or []), bind,
                                   province_host, province_port)
-        settings.save(fleet.resolve())
+        declare_region(fleet.resolve(), settings)
         provision(None, fleet)
     except ConfigError as exc:
         raise fail(str(exc)) from None

@@ -167,6 +167,17 @@ def load_regions(out: Path) -> list[RegionSettings]:
     return regions
 
 
+def declare_region(out: Path, region: RegionSettings) -> None:
+    """Record ``region`` in the fleet (replacing one of the same name), unless one of its
+    communes is already another region's: then nothing is written."""
+    for other in load_regions(out):
+        taken = set(other.communes) & set(region.communes)
+        if other.name != region.name and taken:
+            raise ConfigError(f"commune {sorted(taken)[0]} is in regions {other.name} and "
+                              f"{region.name}")
+    region.save(out)
+
+
 def region_of(regions: Iterable[RegionSettings], commune: str) -> RegionSettings | None:
     """The region whose broker a commune's nodes connect to (None: the province's)."""
     return next((r for r in regions if commune in r.communes), None)

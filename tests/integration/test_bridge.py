@@ -26,6 +26,7 @@ from firmware_config.bridge import (
     RegionSettings,
     bridge_acl,
     bridge_topics,
+    declare_region,
     load_regions,
 )
 from firmware_config.broker import AclType, BrokerProcess, TlsFiles, free_port, running_broker
@@ -39,7 +40,7 @@ COMMUNE = "xa-demo"
 @pytest.fixture
 def fleet(fleet_dir: Path) -> ProvisionedFleet:
     """The example fleet (overrides conftest's), its commune served by a regional broker."""
-    RegionSettings("huyen-a", [COMMUNE], free_port()).save(fleet_dir)
+    declare_region(fleet_dir, RegionSettings("huyen-a", [COMMUNE], free_port()))
     return provision(EXAMPLES, fleet_dir, settings=FleetSettings(free_port(),
                                                                  controller_replicas=2))
 
@@ -265,3 +266,42 @@ def test_cutting_the_bridge_link_loses_nothing(controller, start_node, broker_pr
     got = wait_for(lambda: alerts(controller), 20, what="the alert at the controller")
     time.sleep(1.0)
     assert [(a["node_id"], a["kind"]) for a in alerts(controller)] == [("node-1", "fire")], got
+
+
+def test_loaxa_fleet_bridge_declares_a_region_and_refuses_a_commune_twice(tmp_path) -> None:
+    """The command line as an operator runs it; provisioning again keeps the region, and a
+    region folder removed takes its bridge account off the province broker's file."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from loaxa_cli import app
+
+    out, run = tmp_path / "fleet", CliRunner()
+    r = run.invoke(app, ["fleet", "provision", "--out", str(out), "--broker-port", "18883"])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(app, ["fleet", "bridge", "--fleet", str(out), "--region", "huyen-a",
+                         "--commune", COMMUNE, "--port", "18884"])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(app, ["fleet", "bridge", "--fleet", str(out), "--region", "huyen-b",
+                         "--commune", COMMUNE, "--port", "18885"])
+    assert r.exit_code == 2 and "huyen-a and huyen-b" in r.output, r.output
+    assert not (out / "regions" / "huyen-b").exists()  # refused: nothing written
+
+    def province_accounts() -> set[str]:
+        dynsec = json.loads((out / "broker" / "dynamic-security.json").read_text())
+        return {c["username"] for c in dynsec["clients"]}
+
+    r = run.invoke(app, ["fleet", "provision", "--out", str(out), "--broker-port", "18883"])
+    assert r.exit_code == 0, r.output
+    assert "loaxa-bridge-huyen-a" in province_accounts()
+    assert "port: 18884" in (out / "nodes" / "node-1" / "node.yaml").read_text()
+    regional = json.loads((out / "regions" / "huyen-a" / "broker" / "dynamic-security.json")
+                          .read_text())
+    assert {c["username"] for c in regional["clients"]} == {
+        "loaxa-admin", "node-1", "node-2", "node-3"}  # its nodes; no controller
+    (out / "regions" / "huyen-a" / "region.json").unlink()
+    r = run.invoke(app, ["fleet", "provision", "--out", str(out), "--broker-port", "18883"])
+    assert r.exit_code == 0, r.output
+    assert "loaxa-bridge-huyen-a" not in province_accounts()
+    assert "port: 18883" in (out / "nodes" / "node-1" / "node.yaml").read_text()
