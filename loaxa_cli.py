@@ -273,15 +273,53 @@ def fleet_revoke(node: Annotated[str, typer.Argument(help="node id")],
     typer.echo(f"{node} revoked")
 
 
+@fleet_app.command("bridge")
+def fleet_bridge(region: Annotated[str, typer.Option("--region", help="the region's name")],
+                 commune: Annotated[list[str], typer.Option(
+                     "--commune", help="a commune whose nodes use this broker (repeatable)")],
+                 port: Annotated[int, typer.Option(help="the regional broker's TLS listener")],
+                 fleet: FleetDir = Path(".run/demo"),
+                 host: Annotated[str, typer.Option(
+                     help="what the region's nodes connect to (in its certificate)")
+                 ] = "127.0.0.1",
+                 name: Annotated[list[str] | None, typer.Option(
+                     "--name", help="another name or address of the regional broker")] = None,
+                 bind: Annotated[str, typer.Option(help="its listen address")] = "127.0.0.1",
+                 province_host: Annotated[str, typer.Option(
+                     help="the province broker as the bridge reaches it")] = "127.0.0.1",
+                 province_port: Annotated[int, typer.Option(
+                     help="0: the fleet's broker port")] = 0,
+                 ) -> None:
+    """A regional broker bridged to the province broker: its conf (bridge topics from the
+    contract, TLS, a persistent session), its nodes' accounts, the bridge's own account and
+    role on the province broker; the region's node configs point at it."""
+    from firmware_config.bridge import RegionSettings, declare_region
+    from firmware_config.provision import provision
+    from firmware_config.schema import ConfigError
+
+    try:
+        settings = RegionSettings(region, list(commune), port, host, list(name or []), bind,
+                                  province_host, province_port)
+        declare_region(fleet.resolve(), settings)
+        provision(None, fleet)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"region {region} ({', '.join(commune)}): broker config "
+               f"{settings.files(fleet.resolve()).conf}; run it with "
+               f"`loaxa broker run --fleet {fleet} --region {region}`")
+
+
 @broker_app.command("run")
 def broker_run(fleet: Annotated[Path, typer.Option(help="provisioned fleet")] = Path(".run/demo"),
+               region: Annotated[str | None, typer.Option(
+                   help="a regional broker of the fleet (`loaxa fleet bridge`)")] = None,
                ) -> None:
     """Run mosquitto in the foreground with the fleet's generated config."""
     import os
 
     from firmware_config.broker import mosquitto_binary
 
-    conf = fleet / "broker" / "mosquitto.conf"
+    conf = (fleet / "regions" / region if region else fleet) / "broker" / "mosquitto.conf"
     if not conf.exists():
         raise fail(f"{conf} does not exist: run `loaxa fleet provision` first")
     os.execv(mosquitto_binary(), ["mosquitto", "-c", str(conf)])

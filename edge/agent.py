@@ -91,7 +91,7 @@ class EdgeAgent:
         storage = config.storage_dir
         storage.mkdir(parents=True, exist_ok=True)
         self.store = NodeStore(storage / "node.sqlite3")
-        self.cache = MediaCache(storage)
+        self.cache = MediaCache(storage, derived=storage / "prepared")
         self.output = output or make_output(config.audio.output, config.audio.file_dir,
                                             config.audio.device, config.audio.realtime)
         amp = config.amplifier

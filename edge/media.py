@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge.loop import Reactor, Timer
-from edge.media_cache import MediaCache
+from edge.media_cache import MediaCache, StorageFull
 from mqtt_contract import MAX_CHUNK_SIZE, MEDIA_REQUEST, MediaRef, MediaRequest, Message
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class MediaFetcher:
             return
         self._unnamed.pop(ref.sha256, None)
         self.cache.mark_wanted(ref.sha256, True)
-        if self.cache.complete(ref):
+        if self._complete(ref):
             self.cache.mark_wanted(ref.sha256, False)
             return
         self.wants[ref.sha256] = Want(ref, time.monotonic())
@@ -87,10 +87,21 @@ class MediaFetcher:
         if index >= want.ref.chunks or len(data) > want.ref.chunk_size:
             log.warning("chunk %s/%d does not fit its media; dropped", sha256[:12], index)
             return
-        self.cache.add_chunk(sha256, index, data)
+        try:
+            self.cache.add_chunk(sha256, index, data)
+        except StorageFull:
+            return  # logged by the cache; asked for again with the other missing chunks
         want.last_progress = time.monotonic()
-        if self.cache.complete(want.ref):
+        if self._complete(want.ref):
             self._done(want)
+
+    def _complete(self, ref: MediaRef) -> bool:
+        """Assembled and verified; False if not (yet), or if the disk has no room for the
+        file (the chunks stay, and assembling is tried again on the next check)."""
+        try:
+            return self.cache.complete(ref) is not None
+        except StorageFull:
+            return False
 
     def set_online(self, online: bool) -> None:
         self.online = online
@@ -117,13 +128,19 @@ class MediaFetcher:
                 self._evict_oldest_unnamed()
             self._unnamed[sha256] = now
             self._arm()  # its expiry is looked at even if nothing else is fetched
-        while not self.cache.add_chunk(sha256, index, data, wanted=False):
+        while not self._add_unnamed(sha256, index, data):
             if next(iter(self._unnamed)) == sha256:
                 log.debug("no room for unnamed chunk %s/%d; dropped", sha256[:12], index)
                 if not self.cache.partial_bytes(sha256):
                     self._unnamed.pop(sha256, None)
                 return
             self._evict_oldest_unnamed()
+
+    def _add_unnamed(self, sha256: str, index: int, data: bytes) -> bool:
+        try:
+            return self.cache.add_chunk(sha256, index, data, wanted=False)
+        except StorageFull:
+            return False  # the disk is full: unnamed media makes room, or is dropped
 
     def _evict_oldest_unnamed(self) -> None:
         sha, _ = self._unnamed.popitem(last=False)
@@ -161,7 +178,7 @@ class MediaFetcher:
         self._expire_unnamed(now)
         self._release_unnamed(now)
         for sha, want in list(self.wants.items()):
-            if self.cache.complete(want.ref):
+            if self._complete(want.ref):
                 self._done(want)
                 continue
             stalled = now - want.last_progress >= self.wait_s

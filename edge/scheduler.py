@@ -36,7 +36,14 @@ MAX_IDLE_S = 30.0
 LATE_GRACE_S = 30.0
 """A job whose start passed by more than this is reported missed instead of played late;
 one whose media is still not here by then is reported failed (it never holds the rest)."""
+CLOCK_STEP_S = 0.5
+"""A wall clock that moves this much against the monotonic one has been stepped (NTP, a
+dead RTC battery corrected, an operator): timers armed for wall times are re-armed."""
+CLOCK_CHECK_S = 2.0
+"""How often the scheduler compares the two clocks."""
 MEDIA_MISSING = "media not received in time"
+INTERRUPTED = "interrupted: the node stopped while playing it"
+STORAGE_FULL = "media not received in time: the node's storage is full"
 
 
 @dataclass
@@ -101,7 +108,10 @@ class LocalScheduler:
         self._prepared: dict[str, PreparedClip] = {}
         self._preparing: set[str] = set()
         self._current: Running | None = None
-        self._armed: tuple[Job, Timer] | None = None
+        self._armed: tuple[Job, Timer, float] | None = None
+        """The job whose deadline timer is set, the timer, and the wall time it is for."""
+        self._clock_timer: Timer | None = None
+        self._wall_offset = time.time() - time.monotonic()
         self._tick_timer: Timer | None = None
         self._poll_timer: Timer | None = None
         self._closed = False
@@ -150,13 +160,15 @@ class LocalScheduler:
 
     def start(self) -> None:
         self._fail_interrupted()
+        self._watch_clock()
         self.wake()
 
     def close(self) -> None:
         """Stop playing (its last report is written) and cancel every timer."""
         self._closed = True
         self.stop_playback()
-        for timer in (self._tick_timer, self._poll_timer, self._write_timer):
+        for timer in (self._tick_timer, self._poll_timer, self._write_timer,
+                      self._clock_timer):
             if timer:
                 timer.cancel()
         self.write_states()
@@ -205,7 +217,7 @@ class LocalScheduler:
         if not self._open(job):
             return False  # given up just now under its other entry (command and plan item)
         if job.start_at + LATE_GRACE_S < now:
-            self._finish_unplayed(job, PlaybackEvent.failed, MEDIA_MISSING)
+            self._finish_unplayed(job, PlaybackEvent.failed, self._missing_reason())
         else:
             self.request_media(job.media)
         return False
@@ -245,7 +257,7 @@ class LocalScheduler:
         clip = self._prepared.get(job.item_id) or self._prepare(job, media)
         if clip is None:
             return  # decoding: its end wakes the scheduler
-        if self._armed and self._armed[0].item_id == job.item_id:
+        if self._armed and self._armed[0].item_id == job.item_id and not self._drifted():
             return  # its deadline timer is set
         self._disarm()
         warm = self.amp.on()
@@ -253,7 +265,26 @@ class LocalScheduler:
         if start <= time.time():
             self._fire(job)  # due already (an emergency): no second trip through the loop
             return
-        self._armed = (job, self.loop.call_at_wall(start, self._fire, job))
+        self._armed = (job, self.loop.call_later(start - time.time(), self._fire, job), start)
+
+    def _drifted(self) -> bool:
+        """Has the wall clock moved against the armed timer (which runs on the monotonic
+        clock) since it was set?"""
+        assert self._armed is not None
+        _, timer, start = self._armed
+        return abs((timer.when - time.monotonic()) - (start - time.time())) > CLOCK_STEP_S
+
+    def _watch_clock(self) -> None:
+        """Notice a stepped wall clock within :data:`CLOCK_CHECK_S` and look again: items
+        are absolute wall times, timers run on the monotonic clock."""
+        offset = time.time() - time.monotonic()
+        if abs(offset - self._wall_offset) > CLOCK_STEP_S:
+            log.warning("the wall clock stepped by %+.1f s; the schedule is looked at again",
+                        offset - self._wall_offset)
+            self.wake()
+        self._wall_offset = offset
+        if not self._closed:
+            self._clock_timer = self.loop.call_later(CLOCK_CHECK_S, self._watch_clock)
 
     def _prepare(self, job: Job, media: Path) -> PreparedClip | None:
         """The clip if it was decoded before (no hand-off to a thread, no second look);
@@ -262,6 +293,7 @@ class LocalScheduler:
         hundred nodes on one loop would queue for."""
         if job.item_id in self._preparing:
             return None
+        self.cache.touch(job.media.sha256)  # the most recently used: evicted last
         volume = job.volume if job.volume is not None else self.volume()
         if clip := self.output.ready(media, volume, self.work_dir):
             self._prepared[job.item_id] = clip
@@ -297,10 +329,14 @@ class LocalScheduler:
                   if j.start_at + LATE_GRACE_S < now and not self._states.get(j.item_id)]
         for job in missed:
             if not self.cache.has(job.media.sha256):
-                self._finish_unplayed(job, PlaybackEvent.failed, MEDIA_MISSING)
+                self._finish_unplayed(job, PlaybackEvent.failed, self._missing_reason())
             else:
                 self._finish_unplayed(job, PlaybackEvent.skipped,
                                       "start time passed while the node was busy or down")
+
+    def _missing_reason(self) -> str:
+        """Why media did not come: a full disk is said so (it needs someone on site)."""
+        return STORAGE_FULL if self.cache.full else MEDIA_MISSING
 
     def _until_next_prepare(self, now: float) -> float:
         starts = [j.start_at for j in self._plan_jobs.values()
@@ -312,7 +348,7 @@ class LocalScheduler:
         """The deadline: preempt what plays, start the output, and nothing slow."""
         self._armed = None
         clip = self._prepared.get(job.item_id)
-        if clip is None or not self._open(job) or self._closed:
+        if clip is None or not self._open(job) or self._closed or not self._still_due(job):
             self.wake()
             return
         current = self._current
@@ -331,6 +367,21 @@ class LocalScheduler:
         # share a loop (the simulator), report work would hold the others' starts back
         self.loop.call_when_idle(self.report, job, PlaybackEvent.started, actual, None, "")
         self._poll_later(playing)
+
+    def _still_due(self, job: Job) -> bool:
+        """At its deadline timer, by the wall clock: not before its start (the clock went
+        back since the timer was armed: it is armed again), and a plan item not past its
+        grace (the clock went forward: it is reported skipped, not played an hour late)."""
+        now = time.time()
+        if now < job.start_at - CLOCK_STEP_S:
+            if self._current is None and not self._urgent:
+                self.amp.off()  # it may wait long now: not warm for nothing
+            return False
+        if job.item_id in self._plan_jobs and now > job.start_at + LATE_GRACE_S:
+            self._finish_unplayed(job, PlaybackEvent.skipped,
+                                  "start time passed: the node's clock was stepped")
+            return False
+        return True
 
     def _poll_later(self, playing: Playing) -> None:
         remaining = playing.remaining()
@@ -410,7 +461,11 @@ class LocalScheduler:
             job.item_id not in self._plan_jobs)
 
     def _fail_interrupted(self) -> None:
-        """A job that was playing when the node went down is not replayed on restart."""
+        """A job that was playing when the node went down is not replayed on restart, and
+        a plan item's is reported failed: its "started" went out (from the outbox), its
+        end never will, and the controller must not wait for it or count it as aired."""
         for item_id, state in list(self._states.items()):
             if state == ItemState.started:
                 self._set_state(item_id, ItemState.failed)
+                if job := self._plan_jobs.get(item_id):
+                    self.report(job, PlaybackEvent.failed, time.time(), None, INTERRUPTED)

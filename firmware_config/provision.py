@@ -33,6 +33,14 @@ from typing import Any
 
 import yaml
 
+from firmware_config.bridge import (
+    BRIDGE_USER_PREFIX,
+    RegionSettings,
+    bridge_account,
+    load_regions,
+    region_of,
+    write_region,
+)
 from firmware_config.broker import (
     ADMIN_USER,
     BrokerAccount,
@@ -223,15 +231,18 @@ def controller_public_keys(signing_dir: Path) -> list[str]:
     return KeyFolder(signing_dir).public_keys()
 
 
-def node_config_document(node: NodeConfig, template: Path, settings: FleetSettings) -> dict:
-    """The node's YAML: its template plus where and how to reach the broker, with paths
-    relative to the node's folder (the folder can move as a whole: a Pi's /etc/loaxa).
+def node_config_document(node: NodeConfig, template: Path, settings: FleetSettings,
+                         region: RegionSettings | None = None) -> dict:
+    """The node's YAML: its template plus where and how to reach the broker (its region's,
+    if its commune has one), with paths relative to the node's folder (the folder can move
+    as a whole: a Pi's /etc/loaxa).
 
     Other parts of provisioning may add their own keys here (the controller's
     plan-signing public key)."""
     doc = yaml.safe_load(template.read_text(encoding="utf-8"))
-    doc["mqtt"] = {**doc.get("mqtt", {}), "host": settings.broker_host,
-                   "port": settings.broker_port, "username": node.username,
+    host, port = (region.host, region.port) if region else (settings.broker_host,
+                                                             settings.broker_port)
+    doc["mqtt"] = {**doc.get("mqtt", {}), "host": host, "port": port, "username": node.username,
                    "password_file": NODE_PASSWORD, "tls": True, "ca_file": NODE_CA,
                    "cert_file": NODE_CERT, "key_file": NODE_KEY}
     return doc
@@ -272,12 +283,19 @@ def provision(templates: Path | None, out: Path, broker_port: int | None = None,
     nodes = load_fleet(fleet_templates)
     ca = FleetCA(_private_dir(out / "ca"))
     secrets_dir = _private_dir(out / "secrets")
-    accounts = [*_controller_accounts(out, ca, settings), _admin_account(out, ca)]
+    regions = load_regions(out)
+    admin = _admin_account(out, ca)
+    accounts = [*_controller_accounts(out, ca, settings), admin,
+                *(bridge_account(out, r) for r in regions)]
     configs: dict[str, Path] = {}
+    regional: dict[str, list[BrokerAccount]] = {r.name: [admin] for r in regions}
     for node, template in nodes:
+        region = region_of(regions, node.commune)
         account, configs[node.node_id] = _provision_node(out, ca, node, template, settings,
-                                                         trusted_keys)
+                                                         trusted_keys, region)
         accounts.append(account)
+        if region:
+            regional[region.name].append(account)
     files = BrokerFiles(out / "broker")
     files.directory.mkdir(parents=True, exist_ok=True)
     ca.ensure(files.cert, files.key, "loaxa broker", server_names=settings.server_names())
@@ -291,7 +309,19 @@ def provision(templates: Path | None, out: Path, broker_port: int | None = None,
         _tls(out / "controller"), secrets_dir / f"{ADMIN_USER}.pass", _tls(out / "admin"),
         settings.share_group, settings.local_port, signing)
     sync_running_broker(fleet, accounts)
+    for region in regions:
+        _provision_region(fleet, ca, region, regional[region.name], settings)
     return fleet
+
+
+def _provision_region(fleet: ProvisionedFleet, ca: FleetCA, region: RegionSettings,
+                      accounts: list[BrokerAccount], settings: FleetSettings) -> None:
+    """A regional broker's folder (firmware_config/bridge.py); a running one gets its
+    accounts brought up to date like the province broker."""
+    write_region(fleet.root, ca, region, settings.broker_port, accounts,
+                 settings.dynsec_plugin, settings.broker_user, settings.owner())
+    sync_accounts(region.port, region.files(fleet.root).pid,
+                  read_secret(fleet.admin_password_file), fleet.admin_tls, accounts)
 
 
 def _tls(directory: Path) -> TlsFiles:
@@ -331,14 +361,14 @@ def _admin_account(out: Path, ca: FleetCA) -> BrokerAccount:
 
 
 def _provision_node(out: Path, ca: FleetCA, node: NodeConfig, template: Path,
-                    settings: FleetSettings, trusted_keys: list[str]
-                    ) -> tuple[BrokerAccount, Path]:
+                    settings: FleetSettings, trusted_keys: list[str],
+                    region: RegionSettings | None = None) -> tuple[BrokerAccount, Path]:
     node_dir = _private_dir(out / "nodes" / node.node_id)
     password = read_secret(ensure_secret(node_dir / NODE_PASSWORD,
                                          legacy=out / "secrets" / f"{node.username}.pass"))
     _client_files(ca, node_dir, f"node {node.node_id}")
     config = node_dir / "node.yaml"
-    doc = node_config_document(node, template, settings)
+    doc = node_config_document(node, template, settings, region)
     doc["trusted_keys"] = trusted_keys
     config.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
     na = NodeAccount(node.username, node.node_id, node.commune, tuple(node.zones))
@@ -348,9 +378,8 @@ def _provision_node(out: Path, ca: FleetCA, node: NodeConfig, template: Path,
 
 # a running broker ------------------------------------------------------------------------
 
-def broker_running(fleet: ProvisionedFleet) -> bool:
-    """Is the fleet's broker up (its pid file names a live process)?"""
-    pid_file = BrokerFiles(fleet.root / "broker").pid
+def broker_running(pid_file: Path) -> bool:
+    """Is the broker of ``pid_file`` up (it names a live process)?"""
     try:
         os.kill(int(pid_file.read_text().strip()), 0)
     except (FileNotFoundError, ValueError, ProcessLookupError):
@@ -367,25 +396,41 @@ def control(fleet: ProvisionedFleet, commands: list[dict[str, Any]]) -> list[dic
 
 
 def sync_running_broker(fleet: ProvisionedFleet, accounts: list[BrokerAccount]) -> bool:
+    """The province broker's accounts, brought up to date (:func:`sync_accounts`)."""
+    return sync_accounts(fleet.broker_port, BrokerFiles(fleet.root / "broker").pid,
+                         read_secret(fleet.admin_password_file), fleet.admin_tls, accounts)
+
+
+def sync_accounts(port: int, pid_file: Path, admin_password: str, admin_tls: TlsFiles | None,
+                  accounts: list[BrokerAccount]) -> bool:
     """Create the accounts a running broker lacks and delete those no longer in the fleet
     (the plugin disconnects their clients at once, then saves its file). False if no
     broker runs: it reads the file written at its next start."""
-    if not broker_running(fleet):
+    if not broker_running(pid_file):
         return False
+
+    def send(commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return run_control("127.0.0.1", port, admin_password, commands, admin_tls)
+
     try:
-        (listing,) = control(fleet, [{"command": "listClients"}])
+        (listing,) = send([{"command": "listClients"}])
     except ControlError:
         return False  # another broker owns the port, or this one is starting
     present = set(listing.get("data", {}).get("clients", []))
     wanted = {a.username: a for a in accounts}
     commands: list[dict[str, Any]] = []
     for user in sorted(present - set(wanted)):
-        commands += removal_commands(user, f"role-{user}")
+        commands += removal_commands(user, wanted_role(user))
     for user in sorted(set(wanted) - present):
         commands += account_commands(wanted[user])
     if commands:
-        control(fleet, commands)
+        send(commands)
     return True
+
+
+def wanted_role(user: str) -> str:
+    """The role an account of ``user`` was created with (a bridge's is its name)."""
+    return user if user.startswith(BRIDGE_USER_PREFIX) else f"role-{user}"
 
 
 # one node -------------------------------------------------------------------------------
@@ -436,6 +481,8 @@ def revoke(out: Path, node_id: str) -> ProvisionedFleet:
     (out / "bundles" / f"{node_id}.tar.gz").unlink(missing_ok=True)
     fleet = provision(None, out, settings=settings)
     reload_broker(BrokerFiles(out / "broker").pid)
+    for region in load_regions(out):  # each regional broker re-reads the CRL too
+        reload_broker(region.files(out).pid)
     return fleet
 
 
