@@ -13,9 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import logging
 import re
+import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -629,6 +631,8 @@ class CommandKind(StrEnum):
     restart = "restart"  # the agent exits with RESTART_EXIT_CODE; systemd starts it again
     config = "config"  # a new node config: validated, written atomically, tried, kept or undone
     versions = "versions"  # software, config, Python and OS versions in Reply.data
+    live_start = "live_start"  # a live session begins: ``live`` carries its key and timing
+    live_stop = "live_stop"  # the live session ``item_id`` ends
 
 
 RESTART_EXIT_CODE = 75
@@ -653,6 +657,130 @@ class ReplyCode(StrEnum):
     rolled_back = "rolled_back"  # the new config could not connect: the old one is back
 
 
+LIVE_SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)
+"""The rates Opus decodes to; a session names one (16 kHz: speech on horn speakers)."""
+LIVE_MAX_BITRATE = 24_000
+"""Opus bit rate ceiling on the wire to nodes (mono, bit/s)."""
+LIVE_MAX_FRAME_BYTES = 16 * 1024
+"""A live frame on the wire is at most this big (400 ms at 24 kbit/s is ~1.3 KB)."""
+LIVE_TAG_BYTES = 16
+
+
+class LiveSource(StrEnum):
+    """Where a live session's sound comes from."""
+
+    microphone = "microphone"  # an official speaking from the browser
+    relay = "relay"  # a radio station relayed (tiếp sóng)
+
+
+class LiveSession(BaseModel):
+    """What a ``live_start`` command tells the nodes: the session's id, its frame key and
+    its timing. The key is inside a signed command, so only the controller can open a
+    session; every frame carries an HMAC under it (:class:`LiveFrame`), so frames of no
+    session, or of another, are dropped. Every node of a zone gets the same ``latency_ms``
+    and so plays each frame at the same instant (its capture time plus the latency)."""
+
+    model_config = FINITE
+
+    id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    key: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$")]
+    """HMAC-SHA256 key of the frames, base64 of 32 random bytes."""
+    source: LiveSource = LiveSource.microphone
+    title: str = Field(default="", max_length=MAX_TITLE_CHARS)
+    sample_rate: int = 16000
+    frame_ms: int = Field(default=400, ge=100, le=1000)
+    latency_ms: int = Field(default=1200, ge=200, le=5000)
+    silence_s: float = Field(default=4.0, ge=1.0, le=60.0)
+    """A node that receives no frame for this long ends the session by itself."""
+    priority: Priority = Priority.live
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _opus_rate(cls, value: int) -> int:
+        if value not in LIVE_SAMPLE_RATES:
+            raise ValueError(f"sample_rate must be one of {LIVE_SAMPLE_RATES}")
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _key_bytes(cls, value: str) -> str:
+        try:
+            if len(base64.b64decode(value, validate=True)) != 32:
+                raise ValueError
+        except (binascii.Error, ValueError):
+            raise ValueError("key is base64 of 32 bytes") from None
+        return value
+
+    def key_bytes(self) -> bytes:
+        return base64.b64decode(self.key)
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """One live frame on ``live`` / ``zone/{zone}/live`` (binary, QoS 0).
+
+    Layout (big-endian): ``b"LX"``, version (1), packet count, session id (16 bytes),
+    sequence (u32), capture time (u64, ms since the epoch), packet length (u16, ms), then
+    each Opus packet as u16 length + bytes, then a 16-byte tag: HMAC-SHA256 under the
+    session key over everything before it, truncated. Binary because base64 in JSON
+    would add a third to every byte a 4G link carries for a whole session.
+    """
+
+    session: str
+    seq: int
+    capture_ms: int
+    packet_ms: int
+    packets: tuple[bytes, ...]
+
+    HEADER = struct.Struct(">2sBB16sIQH")
+
+    @property
+    def duration_ms(self) -> int:
+        return self.packet_ms * len(self.packets)
+
+    def pack(self, key: bytes) -> bytes:
+        body = bytearray(self.HEADER.pack(b"LX", 1, len(self.packets),
+                                          bytes.fromhex(self.session), self.seq,
+                                          self.capture_ms, self.packet_ms))
+        for packet in self.packets:
+            body += struct.pack(">H", len(packet)) + packet
+        body += hmac.new(key, bytes(body), hashlib.sha256).digest()[:LIVE_TAG_BYTES]
+        if len(body) > LIVE_MAX_FRAME_BYTES:
+            raise ContractError(f"a live frame of {len(body)} bytes is too big")
+        return bytes(body)
+
+    @staticmethod
+    def session_of(data: bytes) -> str | None:
+        """The session id a frame claims (before its tag is checked), or None."""
+        if len(data) < LiveFrame.HEADER.size or data[:3] != b"LX\x01":
+            return None
+        return data[4:20].hex()
+
+    @classmethod
+    def unpack(cls, data: bytes, key: bytes) -> LiveFrame:
+        """Check the tag first (a constant-time compare), then the layout."""
+        if not LiveFrame.HEADER.size + LIVE_TAG_BYTES <= len(data) <= LIVE_MAX_FRAME_BYTES:
+            raise ContractError("a live frame of the wrong size")
+        body, tag = data[:-LIVE_TAG_BYTES], data[-LIVE_TAG_BYTES:]
+        if not hmac.compare_digest(
+                hmac.new(key, body, hashlib.sha256).digest()[:LIVE_TAG_BYTES], tag):
+            raise ContractError("a live frame whose tag does not hold")
+        magic, version, count, session, seq, capture_ms, packet_ms = cls.HEADER.unpack_from(
+            body)
+        if magic != b"LX" or version != 1 or not 1 <= packet_ms <= 1000:
+            raise ContractError("not a v1 live frame")
+        packets, at = [], cls.HEADER.size
+        for _ in range(count):
+            (length,) = struct.unpack_from(">H", body, at) if at + 2 <= len(body) else (-1,)
+            if length < 0 or at + 2 + length > len(body):
+                raise ContractError("a live frame cut short")
+            packets.append(body[at + 2:at + 2 + length])
+            at += 2 + length
+        if at != len(body):
+            raise ContractError("a live frame with bytes after its packets")
+        return cls(session.hex(), seq, capture_ms, packet_ms, tuple(packets))
+
+
 class Command(Signed):
     """On ``node/…/cmd``, ``zone/…/cmd`` or ``all/cmd``. Replies carry the same ``id``.
 
@@ -675,6 +803,8 @@ class Command(Signed):
     trial_s: float | None = Field(default=None, gt=0, le=CONFIG_TRIAL_MAX_S)
     """``config`` only: how long the node may try to connect with it before rolling back
     (default :data:`DEFAULT_CONFIG_TRIAL_S`)."""
+    live: LiveSession | None = None
+    """``live_start`` only: the session (``live_stop`` names it in ``item_id``)."""
 
     @field_validator("node_config")
     @classmethod
@@ -790,14 +920,19 @@ ZONE_MEDIA = TopicSpec("zone_media", "zone/{zone}/media/{sha256}/{index}", _C, 1
                        "binary chunk for one zone's nodes")
 NODE_MEDIA = TopicSpec("node_media", "node/{node}/media/{sha256}/{index}", _C, 1, False, None,
                        "binary chunk re-sent to one node on its request")
+LIVE = TopicSpec("live", "live", _C, 0, False, None,
+                 "live frame (`LiveFrame`, HMAC under the session key) for the whole commune")
+ZONE_LIVE = TopicSpec("zone_live", "zone/{zone}/live", _C, 0, False, None,
+                      "live frame for one zone's nodes (a late frame is useless: QoS 0)")
 
 TOPICS: tuple[TopicSpec, ...] = (STATUS, TELEMETRY, PLAYBACK, ALERT, REPLY, MEDIA_REQUEST,
                                  PLAN, NODE_CMD, ZONE_CMD, ALL_CMD, MEDIA, ZONE_MEDIA,
-                                 NODE_MEDIA)
+                                 NODE_MEDIA, LIVE, ZONE_LIVE)
 """Every topic of the contract. Adding one is a declaration here plus its handler."""
 TOPIC_BY_NAME = {spec.name: spec for spec in TOPICS}
 COMMAND_TOPICS = (NODE_CMD, ZONE_CMD, ALL_CMD)
 MEDIA_TOPICS = (MEDIA, ZONE_MEDIA, NODE_MEDIA)
+LIVE_TOPICS = (LIVE, ZONE_LIVE)
 
 
 def topic_table() -> str:

@@ -23,7 +23,7 @@ from sqlalchemy.types import TypeDecorator
 
 from controller.domain import AlertState, AnnouncementStatus, ScheduleStatus, Targets, TimingKind
 from controller.security import Role
-from mqtt_contract import DEFAULT_TIMEZONE, Priority
+from mqtt_contract import DEFAULT_TIMEZONE, LiveSource, Priority
 
 
 class UTCDateTime(TypeDecorator):
@@ -366,3 +366,24 @@ class OnlineSample(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     online: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
+
+
+class LiveBroadcast(Base):
+    """One live session (an official speaking from the browser, or a relayed station):
+    who opened it, whom it reached, when it ended and why, and its recording."""
+
+    __tablename__ = "live_broadcasts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """The session id nodes see (``live-{id}`` is its item id in the broadcast log)."""
+    title: Mapped[str] = mapped_column(String(500), default="")
+    source: Mapped[LiveSource] = mapped_column(StrEnumColumn(LiveSource))
+    targets: Mapped[Targets] = mapped_column(TargetsColumn)
+    started_by: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by: Mapped[str | None] = mapped_column(String(64))
+    end_reason: Mapped[str | None] = mapped_column(String(300))
+    frames: Mapped[int] = mapped_column(Integer, default=0)
+    recording_sha256: Mapped[str | None] = mapped_column(String(64))
+    recording_s: Mapped[float | None] = mapped_column(Float)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from controller import localtime
 from controller.db import Database, migrate
 from controller.domain import Targets
+from controller.live import LiveDesk
 from controller.media_store import MediaStore
 from controller.models import Announcement, Node
 from controller.mqtt_link import MqttLink
@@ -175,6 +176,8 @@ class Runtime:
         self.operations = OperationDesk(lambda commune, node, cmd: self.link.send_command(
             NODE_CMD, commune, cmd, node, node=node))
         """Pushes new and changed alerts to the open desks (Server-Sent Events)."""
+        self.live = LiveDesk(self.db, self.link.publish, settings)
+        """Open live sessions and their feeds (controller/live.py)."""
         self._compile_lock = threading.Lock()
         self.plan_log = PlanLog()
         self.is_plan_leader = False
@@ -215,6 +218,7 @@ class Runtime:
         self.link.start()
 
     def stop(self) -> None:
+        self.live.stop_all()
         self.scheduler.shutdown(wait=False)
         self.link.stop()
         self.ingest_writer.stop()  # what arrived before the link closed is written

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mqtt_contract import DEFAULT_TIMEZONE, check_timezone
+from mqtt_contract import DEFAULT_TIMEZONE, LIVE_MAX_BITRATE, LIVE_SAMPLE_RATES, check_timezone
 
 
 class Settings(BaseSettings):
@@ -48,6 +48,24 @@ class Settings(BaseSettings):
     """"Play now" means now + this lead, so every node has the audio and starts together."""
     plan_refresh_s: float = Field(default=900, ge=10)
     """How often plans are recompiled to roll the horizon forward."""
+    live_latency_ms: int = Field(default=1200, ge=200, le=5000)
+    """Every node plays a live frame this long after its capture (docs/live.md): the
+    frame's own length, the link's delay and its jitter must fit inside."""
+    live_frame_ms: int = Field(default=400, ge=120, le=1000, multiple_of=40)
+    live_bitrate: int = Field(default=24_000, ge=6_000, le=LIVE_MAX_BITRATE)
+    """Opus bit rate to nodes (mono, bit/s)."""
+    live_sample_rate: int = Field(default=16_000)
+    """Opus's rate to nodes: 16 kHz carries speech and radio on horn speakers."""
+
+    @field_validator("live_sample_rate")
+    @classmethod
+    def _opus_rate(cls, value: int) -> int:
+        if value not in LIVE_SAMPLE_RATES:
+            raise ValueError(f"one of {LIVE_SAMPLE_RATES}")
+        return value
+
+    live_silence_s: float = Field(default=4.0, ge=1.0, le=60.0)
+    """A node that hears no frame for this long ends the session by itself."""
 
     offline_alert_min: float = Field(default=10, gt=0, le=24 * 60)
     """A node offline longer than this stands out on the dashboard, and the officer's and

@@ -26,6 +26,7 @@ from typing import Any
 from edge.amplifier import Amplifier
 from edge.audio_output import AudioOutput, make_output
 from edge.commands import CommandHandler
+from edge.live import LivePlayer
 from edge.loop import Reactor, Timer
 from edge.media import MediaFetcher
 from edge.media_cache import MediaCache
@@ -41,6 +42,7 @@ from firmware_config.schema import NodeConfig
 from mqtt_contract import (
     ALERT,
     COMMAND_TOPICS,
+    LIVE_TOPICS,
     MEDIA_TOPICS,
     NODE_CMD,
     PLAN,
@@ -111,6 +113,9 @@ class EdgeAgent:
             self.loop, self.store, self.cache, self.output, self.amplifier,
             self._report_playback, self.media.want, self.volume, config.quiet_hours,
             config.timezone, config.prepare_ahead_s, storage / "prepared")
+        self.live = LivePlayer(self.loop, self.output, self.scheduler, self._report_live,
+                               self.volume)
+        """Live sessions: frames on the ``live`` topics, played in step (edge/live.py)."""
         self.gate = Gate(self.node, self.commune, config.zones, config.trusted_keys,
                          self.store)
         """Checks every plan and command's signature before anything is applied."""
@@ -121,7 +126,7 @@ class EdgeAgent:
             self._send_reply, on_restart, lambda: self.plans.version)
         self.commands = CommandHandler(self.node, self.store, self.scheduler, self.media.want,
                                        self.cache.put_file, self.resync, storage / "tone",
-                                       self.gate, self.operations)
+                                       self.gate, self.operations, self.live)
         self.cameras = self._camera_host() if config.cameras else None
         self.dispatcher = Dispatcher(f"node {self.node}")
         self.dispatcher.on(PLAN, self._on_plan)
@@ -129,6 +134,8 @@ class EdgeAgent:
             self.dispatcher.on(spec, self._on_command)
         for spec in MEDIA_TOPICS:
             self.dispatcher.on(spec, self._on_chunk)
+        for spec in LIVE_TOPICS:
+            self.dispatcher.on(spec, lambda info, data, props: self.live.frame(data))
 
     def _make_transport(self) -> MqttTransport:
         return MqttTransport(self.loop, self._link_settings(), LinkEvents(
@@ -209,6 +216,7 @@ class EdgeAgent:
     def _stop_parts(self, graceful: bool) -> None:
         if self._telemetry_timer:
             self._telemetry_timer.cancel()
+        self.live.close()
         self.scheduler.close()
         if graceful:
             self.transport.close(final=self._status_message(online=False))
@@ -275,13 +283,22 @@ class EdgeAgent:
     # reports and alerts ------------------------------------------------------------------
     def _report_playback(self, job: Job, event: PlaybackEvent, actual_at: float,
                          duration: float | None, detail: str) -> None:
-        report = PlaybackReport(
-            node=self.node, item_id=job.item_id, event=event,
-            planned_at=datetime.fromtimestamp(job.start_at, UTC),
-            actual_at=datetime.fromtimestamp(actual_at, UTC), duration_s=duration,
-            detail=detail, clock_offset_ms=self.clock.state().offset_ms,
-        )
         log.info("%s %s (late by %.3f s)", job.item_id, event.value, actual_at - job.start_at)
+        self._report(job.item_id, event, job.start_at, actual_at, duration, detail)
+
+    def _report_live(self, item_id: str, event: PlaybackEvent, planned_at: float,
+                     actual_at: float, duration: float | None, detail: str) -> None:
+        log.info("%s %s", item_id, event.value)
+        self._report(item_id, event, planned_at, actual_at, duration, detail)
+
+    def _report(self, item_id: str, event: PlaybackEvent, planned_at: float,
+                actual_at: float, duration: float | None, detail: str) -> None:
+        """A playback report into the outbox (plan items, commands, live sessions)."""
+        report = PlaybackReport(
+            node=self.node, item_id=item_id, event=event,
+            planned_at=datetime.fromtimestamp(planned_at, UTC),
+            actual_at=datetime.fromtimestamp(actual_at, UTC), duration_s=duration,
+            detail=detail, clock_offset_ms=self.clock.state().offset_ms)
         self.outbox.put(report.id, PLAYBACK.message(self.commune, report, node=self.node))
 
     def send_alert(self, alert: Alert) -> None:
@@ -294,9 +311,10 @@ class EdgeAgent:
     # telemetry ------------------------------------------------------------------------
     def telemetry(self) -> Telemetry:
         playing = self.scheduler.now_playing()
+        title = (playing.title or playing.item_id) if playing else self.live.now_playing()
         return build_telemetry(
             self.node, self.started_at, self.config.storage_dir, self.volume(),
-            (playing.title or playing.item_id) if playing else None, self.plans.version,
+            title, self.plans.version,
             self.clock.state(), self.cache.count(), self.outbox.pending_count(),
             self.cameras.stats() if self.cameras else [], self.gate.counts())
 

@@ -12,7 +12,9 @@ zone start the same item within milliseconds of one another.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import subprocess
 import time
@@ -225,6 +227,94 @@ class AplaySink(_ProcessOutput):
 class FfplaySink(_ProcessOutput):
     def command(self, clip: PreparedClip) -> list[str]:
         return ["ffplay", "-nodisp", "-autoexit", "-loglevel", "error", str(clip.wav)]
+
+
+class LiveStream(Protocol):
+    """A live session's sound, written frame by frame at its play time (edge/live.py)."""
+
+    def write(self, pcm: bytes) -> None:
+        """Queue 16-bit mono PCM to be heard right after what was written before."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+UNDERRUN_S = 0.25
+"""A file stream models a sound card with this much buffer: PCM written later than that
+after the end of what it holds leaves a gap of silence (an underrun), as a device would."""
+
+
+class FileLiveStream:
+    """A live session "played" into a WAV file that grows as frames are written, with a
+    JSON beside it saying the wall-clock time its first sample was heard (what tests and
+    the live benchmark compare between nodes and with the source)."""
+
+    def __init__(self, path: Path, sample_rate: int) -> None:
+        self.path, self.rate = path, sample_rate
+        self._wav = wave.open(str(path), "wb")  # noqa: SIM115 (open for the session)
+        self._wav.setnchannels(1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(sample_rate)
+        self._started: float | None = None
+        self._written = 0
+
+    def write(self, pcm: bytes) -> None:
+        now = time.monotonic()
+        if self._started is None:
+            self._started = now
+            meta = {"started_at": time.time(), "sample_rate": self.rate}
+            self.path.with_suffix(".json").write_text(json.dumps(meta))
+        due = int((now - self._started) * self.rate)
+        if due - self._written > UNDERRUN_S * self.rate:
+            gap = due - self._written
+            self._wav.writeframes(b"\0\0" * gap)
+            self._written += gap
+        self._wav.writeframes(pcm)
+        self._written += len(pcm) // 2
+
+    def close(self) -> None:
+        self._wav.close()
+
+
+class PipeLiveStream:
+    """A live session piped as raw PCM into a player process (aplay, ffplay). Writes never
+    block the loop: a device that falls behind loses the frame (counted) instead."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert self.proc.stdin is not None
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        self.dropped = 0
+
+    def write(self, pcm: bytes) -> None:
+        assert self.proc.stdin is not None
+        try:
+            os.write(self.proc.stdin.fileno(), pcm)
+        except (BlockingIOError, BrokenPipeError):
+            self.dropped += 1
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def open_live_stream(output: object, label: str, sample_rate: int) -> LiveStream:
+    """The live stream of an output: a growing WAV for a file sink, a pipe into aplay or
+    ffplay otherwise."""
+    if isinstance(output, FileSink):
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        return FileLiveStream(output.directory / f"{stamp}-{_safe(label)}.wav", sample_rate)
+    if isinstance(output, AplaySink):
+        return PipeLiveStream(["aplay", "-q", "-D", output.device, "-t", "raw", "-f",
+                               "S16_LE", "-c", "1", "-r", str(sample_rate)])
+    return PipeLiveStream(["ffplay", "-nodisp", "-loglevel", "error", "-f", "s16le",
+                           "-ar", str(sample_rate), "-ch_layout", "mono", "-i", "-"])
 
 
 def make_output(kind: str, file_dir: Path, device: str, realtime: bool) -> AudioOutput:

@@ -21,6 +21,7 @@ from edge.trust import Gate
 from mqtt_contract import Command, CommandKind, ContractError, MediaRef, Reply, ReplyCode
 
 if TYPE_CHECKING:
+    from edge.live import LivePlayer
     from edge.operations import NodeOperations
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,14 @@ class CommandHandler:
                  want_media: Callable[[MediaRef], None], put_media: Callable[[MediaRef, Path],
                                                                             object],
                  resync: Callable[[], None], tone_dir: Path, gate: Gate,
-                 operations: NodeOperations | None = None) -> None:
+                 operations: NodeOperations | None = None,
+                 live: LivePlayer | None = None) -> None:
         self.node, self.store, self.scheduler = node, store, scheduler
         self.gate = gate
         self.want_media, self.put_media, self.resync = want_media, put_media, resync
         self.tone_dir = tone_dir
         self.operations = operations
+        self.live = live
 
     def handle(self, cmd: Command) -> Reply | None:
         """The reply to ``cmd``, or None: refused by the gate (edge/trust.py checks its
@@ -65,8 +68,11 @@ class CommandHandler:
             return self._operation(cmd)
         if cmd.kind == CommandKind.play:
             return self._play(cmd)
+        if cmd.kind in (CommandKind.live_start, CommandKind.live_stop):
+            return self._live(cmd)
         if cmd.kind == CommandKind.stop:
-            stopped = self.scheduler.stop_playback()
+            live_stopped = self.live.stop(None, drain=False) if self.live else False
+            stopped = self.scheduler.stop_playback() or live_stopped
             return Outcome(stopped, "stopped" if stopped else "nothing was playing")
         if cmd.kind == CommandKind.volume:
             if cmd.volume is None:
@@ -91,6 +97,17 @@ class CommandHandler:
         if cmd.kind == CommandKind.restart:
             return ops.restart()
         return ops.push_config(cmd)
+
+    def _live(self, cmd: Command) -> Outcome:
+        """Open or end a live session (edge/live.py)."""
+        if self.live is None:
+            return Outcome(False, "no live player on this node", ReplyCode.refused)
+        if cmd.kind == CommandKind.live_stop:
+            return Outcome(True, "ended" if self.live.stop(cmd.item_id) else "not on here")
+        if cmd.live is None:
+            raise ContractError("live_start command without its session")
+        ok, detail = self.live.start(cmd.live)
+        return Outcome(ok, detail)
 
     def _play(self, cmd: Command) -> Outcome:
         if cmd.media is None:

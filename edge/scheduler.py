@@ -88,6 +88,19 @@ class Running:
 Report = Callable[[Job, PlaybackEvent, float, float | None, str], None]
 
 
+@dataclass
+class Occupant:
+    """A player outside the plan (a live session, edge/live.py) holding the output at a
+    priority; ``preempted`` is called when a higher job takes the output from it."""
+
+    priority: Priority
+    preempted: Callable[[], None]
+
+    @property
+    def rank(self) -> int:
+        return PRIORITY_RANK[self.priority]
+
+
 class LocalScheduler:
     def __init__(self, loop: Reactor, store: NodeStore, cache: MediaCache,
                  output: AudioOutput, amplifier: Amplifier, report: Report,
@@ -115,6 +128,7 @@ class LocalScheduler:
         self._tick_timer: Timer | None = None
         self._poll_timer: Timer | None = None
         self._closed = False
+        self._occupant: Occupant | None = None
 
     # inputs from the agent (loop thread) -------------------------------------------
     def set_plan(self, plan: Plan | None) -> None:
@@ -146,6 +160,33 @@ class LocalScheduler:
         stopped = self._stop_current(PlaybackEvent.stopped)
         self.wake()
         return stopped
+
+    def claim_output(self, occupant: Occupant) -> float | None:
+        """Let an outside player (a live session) take the output at its priority: a lower
+        item playing now is preempted (reported ``preempted``, not resumed); items due
+        while it holds the output wait, and play when it lets go if that is within
+        :data:`LATE_GRACE_S` of their start (else they are reported skipped). None when
+        something at least as high plays now; else the amplifier's warm-up."""
+        current = self._current
+        if current and current.job.rank >= occupant.rank:
+            return None
+        if current:
+            self._stop_current(PlaybackEvent.preempted)
+        self._disarm()
+        self._occupant = occupant
+        return self.amp.on()
+
+    def release_output(self, occupant: Occupant) -> None:
+        """The outside player is done: the amplifier goes off unless a job follows."""
+        if self._occupant is not occupant:
+            return
+        self._occupant = None
+        if self._current is None and not self._urgent:
+            self.amp.off()
+        self.wake()
+
+    def _occupant_blocks(self, job: Job) -> bool:
+        return self._occupant is not None and self._occupant.rank >= job.rank
 
     def now_playing(self) -> Job | None:
         current = self._current
@@ -259,6 +300,8 @@ class LocalScheduler:
             return  # decoding: its end wakes the scheduler
         if self._armed and self._armed[0].item_id == job.item_id and not self._drifted():
             return  # its deadline timer is set
+        if self._occupant_blocks(job):
+            return  # decoded, waiting for the live session to let go (it wakes us)
         self._disarm()
         warm = self.amp.on()
         start = max(job.start_at, time.time() + warm)
@@ -357,6 +400,12 @@ class LocalScheduler:
                 self.wake()
                 return
             self._stop_current(PlaybackEvent.preempted)
+        if self._occupant is not None:
+            if self._occupant_blocks(job):
+                self.wake()
+                return
+            occupant, self._occupant = self._occupant, None
+            occupant.preempted()  # an emergency takes the output from a live session
         self._drop_urgent(job.item_id)
         self._set_state(job.item_id, ItemState.started)
         playing = self.output.start(clip, f"{job.item_id}-1")

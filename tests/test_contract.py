@@ -69,7 +69,9 @@ def test_subscriptions_follow_the_declarations() -> None:
     assert set(subs) == {f"{root}/node/n1/plan", f"{root}/node/n1/cmd", f"{root}/all/cmd",
                          f"{root}/zone/thon-1/cmd", f"{root}/zone/thon-2/cmd",
                          f"{root}/media/+/+", f"{root}/zone/thon-1/media/+/+",
-                         f"{root}/zone/thon-2/media/+/+", f"{root}/node/n1/media/+/+"}
+                         f"{root}/zone/thon-2/media/+/+", f"{root}/node/n1/media/+/+",
+                         f"{root}/live", f"{root}/zone/thon-1/live", f"{root}/zone/thon-2/live"}
+    assert subs[f"{root}/live"] == 0  # live frames: a late frame is useless
     ctl = dict(contract.controller_subscriptions("grp"))
     assert "$share/grp/loaxa/v1/+/node/+/alert" in ctl
     assert ctl["loaxa/v1/+/node/+/telemetry"] == 0
@@ -135,3 +137,50 @@ def test_parse_never_raises_anything_but_contract_error(data: bytes) -> None:
 
 def test_schemas_are_described_for_docs() -> None:
     assert {"Plan", "Command", "Alert", "PlaybackReport"} <= set(describe())
+
+
+def _session() -> contract.LiveSession:
+    import base64
+
+    return contract.LiveSession(id="ab" * 16, key=base64.b64encode(b"k" * 32).decode())
+
+
+def test_live_frames_round_trip_and_a_wrong_key_or_a_changed_byte_is_refused() -> None:
+    spec = _session()
+    frame = contract.LiveFrame(spec.id, 7, 1_764_000_000_123, 40, (b"\x01" * 60, b"\x02" * 61))
+    data = frame.pack(spec.key_bytes())
+    assert contract.LiveFrame.session_of(data) == spec.id
+    assert contract.LiveFrame.unpack(data, spec.key_bytes()) == frame
+    assert frame.duration_ms == 80
+    with pytest.raises(ContractError, match="tag"):
+        contract.LiveFrame.unpack(data, b"x" * 32)
+    for at in (0, 5, 30, len(data) - 20, len(data) - 1):
+        changed = bytearray(data)
+        changed[at] ^= 0x40
+        with pytest.raises(ContractError):
+            contract.LiveFrame.unpack(bytes(changed), spec.key_bytes())
+    with pytest.raises(ContractError):
+        contract.LiveFrame.unpack(data[:20], spec.key_bytes())
+    with pytest.raises(ContractError, match="too big"):
+        contract.LiveFrame(spec.id, 1, 1, 40, (b"x" * 9000, b"y" * 9000)).pack(b"k" * 32)
+
+
+def test_a_live_session_is_bounded() -> None:
+    import base64
+
+    key = base64.b64encode(b"k" * 32).decode()
+    with pytest.raises(ValueError):
+        contract.LiveSession(id="ab" * 16, key=base64.b64encode(b"short").decode())
+    with pytest.raises(ValueError):
+        contract.LiveSession(id="ab" * 16, key=key, sample_rate=44100)
+    with pytest.raises(ValueError):
+        contract.LiveSession(id="ab" * 16, key=key, latency_ms=60_000)
+    cmd = contract.Command(kind=contract.CommandKind.live_start, live=_session())
+    assert parse(contract.Command, cmd.to_bytes()).live == cmd.live
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_on_a_live_topic_are_refused_cleanly(data: bytes) -> None:
+    with contextlib.suppress(ContractError):
+        contract.LiveFrame.unpack(data, b"k" * 32)
+        pytest.fail("random bytes passed the tag")

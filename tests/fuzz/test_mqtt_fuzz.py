@@ -114,7 +114,11 @@ def node_messages() -> st.SearchStrategy[tuple[str, str, bytes]]:
             params["node"] = NODE
         if "zone" in spec.params:
             params["zone"] = "thon-1"
-        if spec.payload is None:  # binary media chunk
+        if spec.payload is None and "sha256" not in spec.params:  # a live frame
+            framed = st.binary(max_size=600).map(lambda b: b"LX\x01" + b)
+            options.append(st.tuples(st.just(spec.topic(COMMUNE, **params)), st.just("live"),
+                                     st.one_of(st.binary(max_size=600), framed)))
+        elif spec.payload is None:  # binary media chunk
             topic = st.tuples(st.sampled_from(["ab" * 32, "0" * 64]),
                               st.integers(0, 20_000)).map(
                 lambda t, s=spec, p=params: s.topic(COMMUNE, sha256=t[0], index=t[1], **p))

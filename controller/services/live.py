@@ -1,0 +1,117 @@
+"""Live sessions (phát trực tiếp): opened and ended by people, each audited once.
+
+Opening a session stores a :class:`~controller.models.LiveBroadcast`, draws a fresh frame
+key and notes the ``live_start`` command for its targets (sent after the commit, signed
+by the link, like every command); ending it notes ``live_stop``. The sound itself does not
+go through the database: :mod:`controller.live` publishes the frames.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controller.domain import DomainError, Targets
+from controller.models import LiveBroadcast, Node
+from controller.services import audit
+from controller.services import targets as target_rules
+from controller.services.effects import effects_of
+from controller.settings import Settings
+from mqtt_contract import (
+    LIVE,
+    ZONE_LIVE,
+    Command,
+    CommandKind,
+    LiveSession,
+    LiveSource,
+    Priority,
+    TopicSpec,
+    new_id,
+)
+
+SYSTEM_ACTOR = "system"
+"""Who ends a session that ended by itself (its source closed or failed)."""
+
+
+class LiveError(DomainError):
+    """A live session that cannot be opened or ended (409)."""
+
+    code = "live_refused"
+
+
+@dataclass(frozen=True)
+class FrameTopic:
+    spec: TopicSpec
+    commune: str
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Opened:
+    record: LiveBroadcast
+    session: LiveSession
+    topics: list[FrameTopic]
+    nodes: int
+
+
+def frame_topics(nodes: list[Node], targets: Targets) -> list[FrameTopic]:
+    """Where the frames go: once per targeted zone when only zones are named, else once
+    per commune (nodes that hold no key for the session drop its frames unread)."""
+    topics: list[FrameTopic] = []
+    for commune in sorted({n.commune for n in nodes}):
+        if targets.zones_only:
+            present = {z for n in nodes if n.commune == commune for z in n.zones or ()}
+            topics += [FrameTopic(ZONE_LIVE, commune, {"zone": z})
+                       for z in sorted(set(targets.zones) & present)]
+        else:
+            topics.append(FrameTopic(LIVE, commune, {}))
+    return topics
+
+
+def open_session(session: Session, settings: Settings, targets: Targets, title: str,
+                 source: LiveSource, actor: str) -> Opened:
+    """Store the session and note its signed start command for the targets."""
+    if unknown := target_rules.unknown_targets(session, targets):
+        raise LiveError(f"unknown targets {unknown}", "Có khu vực hoặc cụm loa không tồn tại.")
+    nodes = target_rules.resolve(session, targets)
+    if not nodes:
+        raise LiveError("no node targeted", "Chưa chọn cụm loa nào để phát.")
+    spec = LiveSession(id=new_id(), key=base64.b64encode(os.urandom(32)).decode(),
+                       source=source, title=title, sample_rate=settings.live_sample_rate,
+                       frame_ms=settings.live_frame_ms, latency_ms=settings.live_latency_ms,
+                       silence_s=settings.live_silence_s)
+    record = LiveBroadcast(id=spec.id, title=title, source=source, targets=targets,
+                           started_by=actor, frames=0)
+    session.add(record)
+    audit.record(session, actor, "live_start", "live", spec.id, targets=targets.stored(),
+                 source=source.value, title=title or None)
+    effects_of(session).send_command(targets, Command(kind=CommandKind.live_start, live=spec,
+                                                      priority=Priority.live))
+    return Opened(record, spec, frame_topics(nodes, targets), len(nodes))
+
+
+def close_session(session: Session, session_id: str, actor: str, reason: str,
+                  frames: int | None = None) -> LiveBroadcast:
+    """End the session (once): note ``live_stop`` for its targets; audited."""
+    record = session.get(LiveBroadcast, session_id)
+    if record is None:
+        raise LiveError("no such live session", "Không tìm thấy buổi phát trực tiếp này.")
+    if record.ended_at is not None:
+        return record
+    record.ended_at, record.ended_by, record.end_reason = datetime.now(UTC), actor, reason[:300]
+    if frames is not None:
+        record.frames = frames
+    audit.record(session, actor, "live_stop", "live", session_id, reason=reason[:300])
+    effects_of(session).send_command(record.targets, Command(
+        kind=CommandKind.live_stop, item_id=session_id, priority=Priority.live))
+    return record
+
+
+def active_sessions(session: Session) -> list[LiveBroadcast]:
+    return list(session.scalars(select(LiveBroadcast).where(LiveBroadcast.ended_at.is_(None))
+                                .order_by(LiveBroadcast.started_at.desc())))
