@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # command:package pairs the project needs from the system (or file:package)
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients ffmpeg:ffmpeg \
 	ffprobe:ffmpeg espeak-ng:espeak-ng chromium:chromium \
-	shellcheck:shellcheck \
+	shellcheck:shellcheck icecast2:icecast2 \
 	/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
 export PATH := /usr/sbin:/sbin:$(PATH)
 

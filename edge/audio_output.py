@@ -12,6 +12,7 @@ zone start the same item within milliseconds of one another.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -236,7 +237,9 @@ class LiveStream(Protocol):
         """Queue 16-bit mono PCM to be heard right after what was written before."""
         ...
 
-    def close(self) -> None:
+    def close(self, cut: bool = False) -> None:
+        """End the stream; ``cut``: at once, dropping what the device still holds (an
+        emergency takes over), else after it has played out."""
         ...
 
 
@@ -273,8 +276,12 @@ class FileLiveStream:
         self._wav.writeframes(pcm)
         self._written += len(pcm) // 2
 
-    def close(self) -> None:
+    def close(self, cut: bool = False) -> None:
         self._wav.close()
+        if cut and self._started is not None:
+            heard = (time.monotonic() - self._started)
+            if heard * self.rate < self._written:
+                write_head(self.path, self.path, heard)  # what a device would have played
 
 
 class PipeLiveStream:
@@ -295,13 +302,14 @@ class PipeLiveStream:
         except (BlockingIOError, BrokenPipeError):
             self.dropped += 1
 
-    def close(self) -> None:
+    def close(self, cut: bool = False) -> None:
+        """Never waits (on the loop): a cut stream's player is terminated, otherwise it
+        plays out what it holds and exits on end of input."""
         if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        if cut:
+            self.proc.terminate()
 
 
 def open_live_stream(output: object, label: str, sample_rate: int) -> LiveStream:

@@ -195,10 +195,12 @@ class LivePlayer:
         heard on time; a frame already late is dropped and the next one tried."""
         play_at = self._play_at(s, frame)
         if play_at <= time.time():
+            log.debug("live frame %d late by %.3f s", frame.seq, time.time() - play_at)
             s.buffer.pop(frame.seq, None)
             s.stats.late += 1
             return
         if s.occupant is None and not self._claim(s):
+            log.debug("live session %s waits: a higher item holds the output", s.spec.id)
             s.buffer.clear()  # an emergency plays: frames meanwhile are not heard
             return
         s.expected, s.next_play = frame.seq, play_at
@@ -210,10 +212,6 @@ class LivePlayer:
             return False
         s.occupant = occupant
         s.stream = open_live_stream(self.output, item_id_of(s.spec.id), s.spec.sample_rate)
-        if s.first_play is None:
-            s.first_play = time.time()
-            self.report(item_id_of(s.spec.id), PlaybackEvent.started, s.first_play,
-                        s.first_play, None, "")
         return True
 
     def _tick(self) -> None:
@@ -235,6 +233,10 @@ class LivePlayer:
             frame = s.buffer.pop(s.expected)
         duration = self._audio_of(s, frame, pcm_parts)
         s.stream.write(self._scaled(b"".join(pcm_parts)))
+        if s.first_play is None:  # "started" once the first sound is heard
+            s.first_play = time.time()
+            self.report(item_id_of(s.spec.id), PlaybackEvent.started, s.next_play,
+                        s.first_play, None, "")
         s.stats.played_s += duration
         s.expected += 1
         s.next_play += duration
@@ -283,7 +285,7 @@ class LivePlayer:
         if s.timer:
             s.timer.cancel()
         if s.stream:
-            s.stream.close()
+            s.stream.close(cut=not give_back)
         if give_back and s.occupant:
             self.scheduler.release_output(s.occupant)
         s.stream = s.occupant = s.timer = s.next_play = s.expected = None

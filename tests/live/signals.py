@@ -53,6 +53,8 @@ def heard_live(sink_dir: Path, session_id: str) -> list[Heard]:
     """Every stream of a live session in a node's file sink, in order."""
     out = []
     for wav in sorted(sink_dir.glob(f"*live-{session_id}*.wav")):
+        if not wav.with_suffix(".json").exists():
+            continue  # opened, its first frame not yet due
         meta = json.loads(wav.with_suffix(".json").read_text())
         out.append(Heard(read_wav(wav), meta["started_at"], meta["sample_rate"]))
     return out

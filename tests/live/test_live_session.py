@@ -4,6 +4,8 @@ broker and ACL, three real agents with file sinks (issue 11)."""
 from __future__ import annotations
 
 import itertools
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from controller.domain import Targets
 from controller.models import LiveBroadcast
 from controller.services import audit
 from edge.live import item_id_of
-from mqtt_contract import LiveSource
+from mqtt_contract import LiveSource, PlaybackEvent, PlaybackReport, parse
 from tests.conftest import wait_for
 from tests.live.signals import (
     RATE,
@@ -94,3 +96,76 @@ def test_a_live_session_reaches_three_nodes_in_step_and_survives_lost_frames(
         assert record.started_by == "admin" and record.frames > 20
         actions = [e.action for e in audit.history(s, "live", session_id)]
     assert actions == ["live_start", "live_stop"], actions
+
+
+def in_future(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def reports_in_outbox(agent: Any) -> list[PlaybackReport]:
+    """The playback reports a node holds while its link is down."""
+    return [parse(PlaybackReport, m.payload) for m in agent.store.pending(1000)
+            if m.topic.endswith("/playback")]
+
+
+def test_an_emergency_takes_the_output_from_a_live_session_which_then_resumes(
+        controller: Any, start_node: Any, tmp_path: Path) -> None:
+    node = start_node("node-1")
+    path, _ = source_file(tmp_path, 25.0)
+    runtime = controller.runtime
+    opened = runtime.live.open(Targets.of(nodes=["node-1"]), "Trực tiếp", LiveSource.microphone,
+                               "admin", str(path), realtime=True)
+    item = item_id_of(opened.session.id)
+    wait_for(lambda: any(e["event"] == "started" for e in log_events(controller, "node-1", item)),
+             15, what="the live session to start on node-1")
+    r = controller.post("/api/emergency", json={"text": "Khẩn cấp: lũ quét.",
+                                                "targets": {"nodes": ["node-1"]}})
+    assert r.status_code == 201, r.text
+    emergency = r.json()["item_id"]
+    wait_for(lambda: any(e["event"] == "finished"
+                         for e in log_events(controller, "node-1", emergency)), 40,
+             what="the emergency to play over the live session")
+    played = next(e for e in log_events(controller, "node-1", emergency)
+                  if e["event"] == "finished")
+    began = datetime.fromisoformat(played["actual_at"]).timestamp()
+    ended = began + played["duration_s"]
+    wait_for(lambda: len(heard_live(node.config.audio.file_dir, opened.session.id)) == 2, 10,
+             what="the live session to take the output back")
+    runtime.live.close(opened.session.id, "admin")
+    wait_for(lambda: any(e["event"] == "finished" for e in log_events(controller, "node-1", item)),
+             15, what="the live session to end")
+    before, after = heard_live(node.config.audio.file_dir, opened.session.id)
+    assert before.started_at + len(before.samples) / before.rate <= began + 0.15, \
+        "the live session went on under the emergency"
+    assert after.started_at >= ended - 0.05, "the live session resumed over the emergency"
+    assert after.started_at - ended < 2.5, "the live session did not resume"
+
+
+def test_a_node_whose_link_drops_ends_the_session_and_plays_its_next_item_on_time(
+        controller: Any, start_node: Any, tmp_path: Path) -> None:
+    node = start_node("node-1")
+    r = controller.post("/api/announcements", json={
+        "text": "Thông báo ngắn.", "start_at": in_future(20), "nodes": ["node-1"],
+        "priority": "priority"})
+    assert r.status_code == 201, r.text
+    scheduled = r.json()["deliveries"][0]["item_id"]
+    wait_for(lambda: (plan := node.store.load_plan()) is not None
+             and scheduled in {i.id for i in plan.items} and node.cache.count() > 0, 15,
+             what="the scheduled item and its media on the node")
+    path, _ = source_file(tmp_path, 40.0)
+    opened = controller.runtime.live.open(Targets.of(nodes=["node-1"]), "", LiveSource.microphone,
+                                          "admin", str(path), realtime=True)
+    wait_for(lambda: node.live.now_playing() is not None, 15, what="the live session playing")
+    node.loop.run_in_loop(node.transport.drop)  # the 4G link is gone
+    dropped_at = time.monotonic()
+    wait_for(lambda: node.live.stats is None, 10, what="the node to end the session itself")
+    assert time.monotonic() - dropped_at < opened.session.silence_s + 1.5
+    assert not node.amplifier.is_on, "the amplifier was left on"
+    ended = next(r for r in reports_in_outbox(node) if r.item_id == item_id_of(opened.session.id)
+                 and r.event != PlaybackEvent.started)
+    assert ended.event == PlaybackEvent.stopped and "no frame for" in ended.detail
+    started = wait_for(lambda: next((r for r in reports_in_outbox(node)
+                                     if r.item_id == scheduled and r.event == "started"), None),
+                       25, what="the scheduled item to start")
+    late = (started.actual_at - started.planned_at).total_seconds()
+    assert abs(late) < 0.2, f"the scheduled item started {late:.3f} s off its time"
