@@ -715,6 +715,11 @@ class LiveSession(BaseModel):
         return base64.b64decode(self.key)
 
 
+def live_item_id(session_id: str) -> str:
+    """A live session's item id in playback reports and the broadcast log."""
+    return f"live-{session_id}"
+
+
 @dataclass(frozen=True)
 class LiveFrame:
     """One live frame on ``live`` / ``zone/{zone}/live`` (binary, QoS 0).

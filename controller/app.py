@@ -24,6 +24,7 @@ from controller.api import (
     content,
     emergency,
     health,
+    live,
     nodes,
     schedules,
 )
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     add_offline_docs(app)
     for module in (health, auth, nodes, announcements, schedules, emergency, calendar,
-                   content, broadcast_log, alerts):
+                   content, broadcast_log, alerts, live):
         app.include_router(module.router)
     # the pages (web/), their static files, and CSRF checks for forms and cookie-auth API
     app.include_router(web.router)

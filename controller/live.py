@@ -40,7 +40,9 @@ PACKET_MS = 40
 """One Opus packet (a frame of 400 ms holds ten)."""
 REANCHOR_S = 0.25
 """How far the source may lag the capture grid before the grid moves on."""
-READ_TIMEOUT_S = 0.5
+IDLE_S = 10.0
+"""A feed whose source sends nothing for this long ends (a page that never sent sound, a
+stream that stalled without closing)."""
 
 Publish = Callable[[Message], object]
 
@@ -137,14 +139,23 @@ class LiveFeed:
                  str(spec.sample_rate), "-f", "s16le", "pipe:1"]
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE if source == "-" else None,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if chime:
-            self._send_chime()
+        self.chime_s = self._send_chime() if chime else 0.0
+        self._last_input = time.monotonic()
         self.voice_from = self.encoder.next_capture_s()
         """Sound that reaches the controller before this instant is not sent (the chime
         plays then)."""
         self._thread = threading.Thread(target=self._read, name=f"live-{spec.id[:8]}",
                                         daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watch, name=f"live-watch-{spec.id[:8]}",
+                         daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            if time.monotonic() - self._last_input > IDLE_S:
+                log.warning("live session %s: no sound from its source for %.0f s",
+                            self.spec.id, IDLE_S)
+                self.stop(f"no sound from the source for {IDLE_S:.0f} s")
 
     # input ----------------------------------------------------------------------------
     def feed(self, chunk: bytes) -> bool:
@@ -154,6 +165,7 @@ class LiveFeed:
         try:
             self.proc.stdin.write(chunk)
             self.proc.stdin.flush()
+            self._last_input = time.monotonic()
             return True
         except (BrokenPipeError, ValueError, OSError):
             return False
@@ -179,7 +191,9 @@ class LiveFeed:
         return not self._stop.is_set()
 
     # output ---------------------------------------------------------------------------
-    def _send_chime(self) -> None:
+    def _send_chime(self) -> float:
+        """Send the chime's frames at once (their capture times are the session's first);
+        return its length in seconds."""
         pcm = chime_pcm(self.spec.sample_rate)
         size = self.encoder.packet_bytes
         pcm += b"\0" * (-len(pcm) % (size * self.encoder.per_frame))
@@ -190,6 +204,7 @@ class LiveFeed:
             if (frame := self.encoder.packet(pcm[at:at + size], now)) is not None:
                 self._send(frame, pcm[max(0, at + size - size * self.encoder.per_frame):
                                       at + size])
+        return len(pcm) / 2 / self.spec.sample_rate
 
     def _send(self, frame: bytes, pcm: bytes) -> None:
         for msg in self.messages(frame):
@@ -209,6 +224,7 @@ class LiveFeed:
             while not self._stop.is_set():
                 pcm = out.read(size)
                 now = time.time()
+                self._last_input = time.monotonic()
                 if len(pcm) < size:  # ffmpeg ended: the source closed or failed
                     if pcm and now >= self.voice_from:
                         frame_pcm.append(pcm + b"\0" * (size - len(pcm)))

@@ -32,6 +32,7 @@ from edge.audio_output import LiveStream, open_live_stream
 from edge.loop import Reactor, Timer
 from edge.scheduler import LocalScheduler, Occupant
 from mqtt_contract import ContractError, LiveFrame, LiveSession, PlaybackEvent
+from mqtt_contract import live_item_id as item_id_of
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,6 @@ ENDED_MEMORY = 100
 
 LiveReport = Callable[[str, PlaybackEvent, float, float, float | None, str], None]
 """(item id, event, planned at, actual at, seconds played or None, detail)."""
-
-
-def item_id_of(session_id: str) -> str:
-    """The playback item id of a live session, in reports and the broadcast log."""
-    return f"live-{session_id}"
 
 
 @dataclass

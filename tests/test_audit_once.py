@@ -89,6 +89,8 @@ STEPS: list[Step] = [
     ("POST", "/api/emergency", lambda st: {"json": {"text": "Bão khẩn cấp.",
                                                      "engine": "espeak-ng"}}),
     ("POST", "/api/emergency/stop", lambda st: {"json": {}}),
+    ("POST", "/api/live", lambda st: {"json": {"targets": {"nodes": ["node-1"]}}}),
+    ("POST", "/api/live/{live_id}/stop", lambda st: {}),
     ("POST", "/api/nodes/{node_id}/commands", lambda st: {"json": {"kind": "volume",
                                                                    "volume": 60}}),
     ("POST", "/api/operations", lambda st: {"json": {"kind": "versions", "nodes": ["node-1"],
@@ -124,6 +126,7 @@ def mutating_routes(app) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def
 def route_of(path_template: str) -> str:
     """The table fills some placeholders with other names (two alerts); the route's own."""
     return (path_template.replace("{second_alert}", "{alert_id}")
+            .replace("{live_id}", "{session_id}")
             .replace("/api/calendar/{id}", "/api/calendar/{holiday_id}"))
 
 
@@ -161,6 +164,8 @@ def test_each_mutating_route_leaves_exactly_one_audit_record_naming_the_actor(co
             state["id"] = body["id"]
         if path == "/api/tokens":
             state["token_id"] = body["id"]
+        if path == "/api/live":
+            state["live_id"] = body["id"]
         if path == "/api/auth/password":  # every session ended: go on with the new one
             controller.headers["Authorization"] = f"Bearer {body['access_token']}"
         new = [e for e in audit_rows() if e.id > seen]

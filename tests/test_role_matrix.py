@@ -113,6 +113,11 @@ class Ctx:
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
+    def live(self) -> str:
+        r = self.client.post("/api/live", json={"targets": {"nodes": ["node-1"]}})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
     def word(self) -> str:
         term = f"tu{self.n()}"
         r = self.client.put("/api/lexicon", json={"term": term, "reading": "từ"})
@@ -278,6 +283,13 @@ POLICY: dict[tuple[str, str], Case] = {
     ("POST", "/api/emergency"): Case(LEADER, lambda c, r: Req(kwargs={"json": {
         "announcement_id": shared_announcement(c, r), "targets": {"nodes": ["node-1"]}}})),
     ("POST", "/api/emergency/stop"): Case(LEADER, lambda c, r: Req(kwargs={"json": {}})),
+    # live sessions (the WebSocket's own checks: tests/web/test_live_page.py)
+    ("POST", "/api/live"): Case(STAFF, lambda c, r: Req(kwargs={"json": {
+        "targets": {"nodes": ["node-1"]}}})),
+    ("GET", "/api/live/{session_id}"): Case(STAFF, lambda c, r: Req(
+        {"session_id": c.once("live", c.live)})),
+    ("POST", "/api/live/{session_id}/stop"): Case(STAFF, lambda c, r: Req(
+        {"session_id": c.live() if r else "0" * 32})),
     # zones, groups, calendar
     ("GET", "/api/zones"): Case(ANY),
     ("PUT", "/api/zones"): Case(STAFF, lambda c, r: Req(kwargs={"json": {
@@ -342,6 +354,7 @@ POLICY: dict[tuple[str, str], Case] = {
     ("GET", "/dashboard"): Case(STAFF),
     ("GET", "/compose"): Case(STAFF),
     ("GET", "/emergency"): Case(LEADER),
+    ("GET", "/live"): Case(STAFF),
     ("GET", "/villages"): Case(STAFF),
     ("GET", "/schedules"): Case(STAFF),
     ("GET", "/nodes"): Case(STAFF),
@@ -453,8 +466,8 @@ def test_every_route_enforces_its_roles(controller, broker):
 
 
 @pytest.mark.parametrize("path", ["/login", "/account", "/dashboard", "/compose", "/emergency",
-                                  "/villages", "/schedules", "/nodes", "/log", "/alerts",
-                                  "/admin/users", "/admin/audit"])
+                                  "/live", "/villages", "/schedules", "/nodes", "/log",
+                                  "/alerts", "/admin/users", "/admin/audit"])
 def test_pages_are_html_with_a_strict_content_security_policy(controller, path):
     controller.cookies.set("loaxa_session", controller.headers["Authorization"].split()[1])
     try:

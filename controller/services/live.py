@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.domain import DomainError, Targets
-from controller.models import LiveBroadcast, Node
+from controller.models import LiveBroadcast, Node, PlaybackLog
 from controller.services import audit
 from controller.services import targets as target_rules
 from controller.services.effects import effects_of
@@ -29,8 +29,10 @@ from mqtt_contract import (
     CommandKind,
     LiveSession,
     LiveSource,
+    PlaybackEvent,
     Priority,
     TopicSpec,
+    live_item_id,
     new_id,
 )
 
@@ -115,3 +117,16 @@ def close_session(session: Session, session_id: str, actor: str, reason: str,
 def active_sessions(session: Session) -> list[LiveBroadcast]:
     return list(session.scalars(select(LiveBroadcast).where(LiveBroadcast.ended_at.is_(None))
                                 .order_by(LiveBroadcast.started_at.desc())))
+
+
+def node_counts(session: Session, session_id: str) -> tuple[int, int]:
+    """(nodes heard playing now, nodes that played and ended), from their reports."""
+    rows = session.execute(select(PlaybackLog.node_id, PlaybackLog.event).where(
+        PlaybackLog.item_id == live_item_id(session_id))).all()
+    started = {n for n, e in rows if e == PlaybackEvent.started}
+    ended = {n for n, e in rows if e != PlaybackEvent.started}
+    return len(started - ended), len(ended)
+
+
+def targeted_nodes(session: Session, record: LiveBroadcast) -> list[Node]:
+    return target_rules.resolve(session, record.targets)

@@ -133,6 +133,7 @@ PageAdmin = Annotated[CurrentUser, Depends(page_require())]
 NAV = [("/dashboard", "Tổng quan", {Role.staff, Role.leader}),
        ("/compose", "Soạn tin", {Role.staff, Role.leader}),
        ("/emergency", "Khẩn cấp", {Role.leader}),
+       ("/live", "Phát trực tiếp", {Role.staff, Role.leader}),
        ("/schedules", "Lịch phát", {Role.staff, Role.leader}),
        ("/nodes", "Cụm loa", {Role.staff, Role.leader}),
        ("/villages", "Thôn/khu & lịch", {Role.staff, Role.leader}),
@@ -377,6 +378,15 @@ def emergency_page(request: Request, user: PageLeader, session: DbSession) -> HT
     return render(request, "emergency.html", user, nodes=nodes, active=active,
                   playing=playing, ready=ready, zones=views.zone_choices(session, nodes),
                   people=views.people_names(session),
+                  online=sum(1 for n in nodes if n.online))
+
+
+@router.get("/live", response_class=HTMLResponse)
+def live_page(request: Request, user: PageStaff, session: DbSession) -> HTMLResponse:
+    """Speak live from the browser's microphone to some or all speakers."""
+    nodes = fleet.list_nodes(session)
+    return render(request, "live.html", user, nodes=nodes,
+                  zones=views.zone_choices(session, nodes),
                   online=sum(1 for n in nodes if n.online))
 
 

@@ -15,8 +15,8 @@ import pytest
 from controller.domain import Targets
 from controller.models import LiveBroadcast
 from controller.services import audit
-from edge.live import item_id_of
 from mqtt_contract import LiveSource, PlaybackEvent, PlaybackReport, parse
+from mqtt_contract import live_item_id as item_id_of
 from tests.conftest import wait_for
 from tests.live.signals import (
     RATE,
