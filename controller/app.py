@@ -26,6 +26,7 @@ from controller.api import (
     health,
     live,
     nodes,
+    relay,
     schedules,
 )
 from controller.api.body_limit import DEFAULT_MAX_BODY, BodyLimitMiddleware
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     add_offline_docs(app)
     for module in (health, auth, nodes, announcements, schedules, emergency, calendar,
-                   content, broadcast_log, alerts, live):
+                   content, broadcast_log, alerts, live, relay):
         app.include_router(module.router)
     # the pages (web/), their static files, and CSRF checks for forms and cookie-auth API
     app.include_router(web.router)

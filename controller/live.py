@@ -40,6 +40,9 @@ PACKET_MS = 40
 """One Opus packet (a frame of 400 ms holds ten)."""
 REANCHOR_S = 0.25
 """How far the source may lag the capture grid before the grid moves on."""
+MAX_AHEAD_S = 2.0
+"""A source faster than real time (a station's burst on connect, an HLS recording) is read
+no further ahead of its capture grid than this: nodes buffer at most that much."""
 IDLE_S = 10.0
 """A feed whose source sends nothing for this long ends (a page that never sent sound, a
 stream that stalled without closing)."""
@@ -133,6 +136,8 @@ class LiveFeed:
         if source == "-":
             args = [a for a in args if a != "-nostdin"] + ["-fflags", "nobuffer", "-probesize",
                                                            "4096", "-analyzeduration", "0"]
+        else:  # a station: probe briefly, so it is on air within a second or two
+            args += ["-probesize", "65536", "-analyzeduration", "1000000"]
         if realtime:
             args.append("-re")
         args += ["-i", "pipe:0" if source == "-" else source, "-vn", "-ac", "1", "-ar",
@@ -238,6 +243,9 @@ class LiveFeed:
                 if (frame := self.encoder.packet(pcm, now)) is not None:
                     self._send(frame, b"".join(frame_pcm))
                     frame_pcm = []
+                    ahead = self.encoder.next_capture_s() - time.time()
+                    if ahead > MAX_AHEAD_S:
+                        self._stop.wait(ahead - MAX_AHEAD_S)
         except Exception:
             log.exception("live session %s: the feed failed", self.spec.id)
         finally:
@@ -265,10 +273,13 @@ class LiveDesk:
         self._lock = threading.Lock()
 
     def open(self, targets: Targets, title: str, source: LiveSource, actor: str,
-             url: str = "-", *, realtime: bool = False, chime: bool = True) -> Opened:
+             url: str = "-", *, realtime: bool = False, chime: bool = True,
+             relay_slot_id: int | None = None,
+             stream_source_id: int | None = None) -> Opened:
         """Open a session and its feed (``url``: ``"-"`` for browser chunks)."""
         with self.db.session() as s:
-            opened = live_service.open_session(s, self.settings, targets, title, source, actor)
+            opened = live_service.open_session(s, self.settings, targets, title, source, actor,
+                                               relay_slot_id, stream_source_id)
         self.recordings.mkdir(parents=True, exist_ok=True)
         topics = opened.topics
         feed = LiveFeed(opened.session,

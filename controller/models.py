@@ -385,5 +385,54 @@ class LiveBroadcast(Base):
     ended_by: Mapped[str | None] = mapped_column(String(64))
     end_reason: Mapped[str | None] = mapped_column(String(300))
     frames: Mapped[int] = mapped_column(Integer, default=0)
+    relay_slot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("relay_slots.id", ondelete="SET NULL"), index=True)
+    """The relay slot this session aired for (None: a microphone, or a relay started at
+    once by a leader)."""
+    stream_source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stream_sources.id", ondelete="SET NULL"))
     recording_sha256: Mapped[str | None] = mapped_column(String(64))
     recording_s: Mapped[float | None] = mapped_column(Float)
+
+
+class StreamSource(Base):
+    """A radio station an admin registered for relays (tiếp sóng): HTTP/Icecast MP3 or
+    AAC, or HLS. Its last failure is kept, so staff see a broken station."""
+
+    __tablename__ = "stream_sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(2000))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RelaySlot(Base):
+    """A station relayed on targets at scheduled times, each time for ``duration_s``:
+    timed like a schedule (once, RRULE or cron in its time zone); a leader approves it."""
+
+    __tablename__ = "relay_slots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("stream_sources.id", ondelete="CASCADE"),
+                                           index=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    targets: Mapped[Targets] = mapped_column(TargetsColumn, default=Targets)
+    kind: Mapped[TimingKind] = mapped_column(StrEnumColumn(TimingKind, 8))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    rule: Mapped[str | None] = mapped_column(Text)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
+    duration_s: Mapped[float] = mapped_column(Float)
+    status: Mapped[ScheduleStatus] = mapped_column(StrEnumColumn(ScheduleStatus),
+                                                   default=ScheduleStatus.active)
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    source: Mapped[StreamSource] = relationship()

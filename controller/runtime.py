@@ -23,6 +23,8 @@ from controller.live import LiveDesk
 from controller.media_store import MediaStore
 from controller.models import Announcement, Node
 from controller.mqtt_link import MqttLink
+from controller.relay import TICK_S as RELAY_TICK_S
+from controller.relay import RelayRunner
 from controller.security import LoginRateLimiter, load_or_create_secret
 from controller.services import alerts, effects, fleet, ingest, leadership, stats
 from controller.services import targets as target_rules
@@ -178,6 +180,8 @@ class Runtime:
         """Pushes new and changed alerts to the open desks (Server-Sent Events)."""
         self.live = LiveDesk(self.db, self.link.publish, settings)
         """Open live sessions and their feeds (controller/live.py)."""
+        self.relay = RelayRunner(self.db, self.live)
+        """Relay slots on air (controller/relay.py); ticks on the plan leader."""
         self._compile_lock = threading.Lock()
         self.plan_log = PlanLog()
         self.is_plan_leader = False
@@ -213,16 +217,23 @@ class Runtime:
         self.scheduler.add_job(self.sample_online, "interval",
                                seconds=self.settings.online_sample_s, id="online-sample",
                                max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._relay_tick, "interval", seconds=RELAY_TICK_S, id="relay",
+                               max_instances=1, coalesce=True)
         self.scheduler.start()  # before the link: its first connect queues a job here
         self.ingest_writer.start()
         self.link.start()
 
     def stop(self) -> None:
+        self.relay.stop()
         self.live.stop_all()
         self.scheduler.shutdown(wait=False)
         self.link.stop()
         self.ingest_writer.stop()  # what arrived before the link closed is written
         self.db.dispose()
+
+    def _relay_tick(self) -> None:
+        if self.is_plan_leader:
+            self.relay.tick()
 
     def renew_leadership(self) -> bool:
         """Take or keep the plan-compiler lease (one replica rolls the horizon)."""

@@ -44,6 +44,9 @@ WATCH_S = 0.5
 """How often the silence watchdog looks."""
 MAX_VOLUME = 100
 ENDED_MEMORY = 100
+FIRST_FRAME_WAIT_S = 15.0
+"""How long a session waits for its first frame (a relayed station takes a few seconds to
+connect); the amplifier stays off meanwhile. After the first, ``silence_s`` applies."""
 
 LiveReport = Callable[[str, PlaybackEvent, float, float, float | None, str], None]
 """(item id, event, planned at, actual at, seconds played or None, detail)."""
@@ -298,7 +301,9 @@ class LivePlayer:
         if s is None:
             return
         quiet = time.monotonic() - s.last_heard
-        if quiet >= s.spec.silence_s:
+        allowed = s.spec.silence_s if s.stats.received else max(s.spec.silence_s,
+                                                                 FIRST_FRAME_WAIT_S)
+        if quiet >= allowed:
             self._end(PlaybackEvent.stopped, f"no frame for {quiet:.1f} s")
             return
         self._watch_later()

@@ -76,7 +76,8 @@ def frame_topics(nodes: list[Node], targets: Targets) -> list[FrameTopic]:
 
 
 def open_session(session: Session, settings: Settings, targets: Targets, title: str,
-                 source: LiveSource, actor: str) -> Opened:
+                 source: LiveSource, actor: str, relay_slot_id: int | None = None,
+                 stream_source_id: int | None = None) -> Opened:
     """Store the session and note its signed start command for the targets."""
     if unknown := target_rules.unknown_targets(session, targets):
         raise LiveError(f"unknown targets {unknown}", "Có khu vực hoặc cụm loa không tồn tại.")
@@ -88,10 +89,11 @@ def open_session(session: Session, settings: Settings, targets: Targets, title: 
                        frame_ms=settings.live_frame_ms, latency_ms=settings.live_latency_ms,
                        silence_s=settings.live_silence_s)
     record = LiveBroadcast(id=spec.id, title=title, source=source, targets=targets,
-                           started_by=actor, frames=0)
+                           started_by=actor, frames=0, relay_slot_id=relay_slot_id,
+                           stream_source_id=stream_source_id)
     session.add(record)
     audit.record(session, actor, "live_start", "live", spec.id, targets=targets.stored(),
-                 source=source.value, title=title or None)
+                 source=source.value, title=title or None, relay_slot=relay_slot_id)
     effects_of(session).send_command(targets, Command(kind=CommandKind.live_start, live=spec,
                                                       priority=Priority.live))
     return Opened(record, spec, frame_topics(nodes, targets), len(nodes))
