@@ -91,6 +91,16 @@ STEPS: list[Step] = [
     ("POST", "/api/emergency/stop", lambda st: {"json": {}}),
     ("POST", "/api/live", lambda st: {"json": {"targets": {"nodes": ["node-1"]}}}),
     ("POST", "/api/live/{live_id}/stop", lambda st: {}),
+    ("POST", "/api/stream-sources", lambda st: {"json": {
+        "name": "VOV1", "url": "http://127.0.0.1:9/vov1.mp3"}}),
+    ("POST", "/api/relay-slots", lambda st: {"json": {
+        "source_id": st["source_id"], "targets": {"nodes": ["node-1"]}, "duration_s": 600,
+        "timing": {"kind": "once", "start_at": future(50)}}}),
+    ("POST", "/api/relay-slots/{slot_id}/approve", lambda st: {}),
+    ("POST", "/api/relay-slots/{slot_id}/cancel", lambda st: {}),
+    ("POST", "/api/stream-sources/{source_id}/relay", lambda st: {"json": {
+        "targets": {"nodes": ["node-1"]}, "duration_s": 1}}),
+    ("DELETE", "/api/stream-sources/{source_id}", lambda st: {}),
     ("POST", "/api/nodes/{node_id}/commands", lambda st: {"json": {"kind": "volume",
                                                                    "volume": 60}}),
     ("POST", "/api/operations", lambda st: {"json": {"kind": "versions", "nodes": ["node-1"],
@@ -166,6 +176,10 @@ def test_each_mutating_route_leaves_exactly_one_audit_record_naming_the_actor(co
             state["token_id"] = body["id"]
         if path == "/api/live":
             state["live_id"] = body["id"]
+        if path == "/api/stream-sources" and method == "POST":
+            state["source_id"] = body["id"]
+        if path == "/api/relay-slots":
+            state["slot_id"] = body["id"]
         if path == "/api/auth/password":  # every session ended: go on with the new one
             controller.headers["Authorization"] = f"Bearer {body['access_token']}"
         new = [e for e in audit_rows() if e.id > seen]

@@ -118,6 +118,20 @@ class Ctx:
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
+    def source(self) -> int:
+        r = self.client.post("/api/stream-sources", json={
+            "name": f"Đài {self.n()}", "url": "http://127.0.0.1:9/station.mp3"})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def slot(self) -> int:
+        at = datetime.now(UTC) + timedelta(days=2, hours=self.n())
+        r = self.client.post("/api/relay-slots", json={
+            "source_id": self.once("source", self.source), "targets": {"nodes": ["node-1"]},
+            "duration_s": 600, "timing": {"kind": "once", "start_at": at.isoformat()}})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
     def word(self) -> str:
         term = f"tu{self.n()}"
         r = self.client.put("/api/lexicon", json={"term": term, "reading": "từ"})
@@ -290,6 +304,25 @@ POLICY: dict[tuple[str, str], Case] = {
         {"session_id": c.once("live", c.live)})),
     ("POST", "/api/live/{session_id}/stop"): Case(STAFF, lambda c, r: Req(
         {"session_id": c.live() if r else "0" * 32})),
+    # relays
+    ("GET", "/api/stream-sources"): Case(STAFF),
+    ("POST", "/api/stream-sources"): Case(ADMIN, lambda c, r: Req(kwargs={"json": {
+        "name": f"Đài {c.n()}", "url": "http://127.0.0.1:9/station.mp3"}})),
+    ("DELETE", "/api/stream-sources/{source_id}"): Case(ADMIN, lambda c, r: Req(
+        {"source_id": c.source() if r else 1})),
+    ("POST", "/api/stream-sources/{source_id}/relay"): Case(LEADER, lambda c, r: Req(
+        {"source_id": c.once("source", c.source)},
+        {"json": {"targets": {"nodes": ["node-1"]}, "duration_s": 1}})),
+    ("GET", "/api/relay-slots"): Case(STAFF),
+    ("POST", "/api/relay-slots"): Case(STAFF, lambda c, r: Req(kwargs={"json": {
+        "source_id": c.once("source", c.source), "targets": {"nodes": ["node-1"]},
+        "duration_s": 600, "timing": {"kind": "once", "start_at": later(c)}}})),
+    ("POST", "/api/relay-slots/{slot_id}/approve"): Case(LEADER, lambda c, r: Req(
+        {"slot_id": c.slot() if r else 1})),
+    ("POST", "/api/relay-slots/{slot_id}/cancel"): Case(STAFF, lambda c, r: Req(
+        {"slot_id": c.slot() if r else 1})),
+    ("GET", "/api/relay-slots/{slot_id}/log"): Case(STAFF, lambda c, r: Req(
+        {"slot_id": c.once("slot", c.slot)})),
     # zones, groups, calendar
     ("GET", "/api/zones"): Case(ANY),
     ("PUT", "/api/zones"): Case(STAFF, lambda c, r: Req(kwargs={"json": {

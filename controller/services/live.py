@@ -78,7 +78,9 @@ def frame_topics(nodes: list[Node], targets: Targets) -> list[FrameTopic]:
 def open_session(session: Session, settings: Settings, targets: Targets, title: str,
                  source: LiveSource, actor: str, relay_slot_id: int | None = None,
                  stream_source_id: int | None = None) -> Opened:
-    """Store the session and note its signed start command for the targets."""
+    """Store the session and note its signed start command for the targets. Audited when
+    a person opens it; a relay slot's airings (the slot was audited when it was made and
+    approved) are rows of the broadcast log instead."""
     if unknown := target_rules.unknown_targets(session, targets):
         raise LiveError(f"unknown targets {unknown}", "Có khu vực hoặc cụm loa không tồn tại.")
     nodes = target_rules.resolve(session, targets)
@@ -92,8 +94,9 @@ def open_session(session: Session, settings: Settings, targets: Targets, title: 
                            started_by=actor, frames=0, relay_slot_id=relay_slot_id,
                            stream_source_id=stream_source_id)
     session.add(record)
-    audit.record(session, actor, "live_start", "live", spec.id, targets=targets.stored(),
-                 source=source.value, title=title or None, relay_slot=relay_slot_id)
+    if relay_slot_id is None:  # a slot's airings are the runner's: the broadcast log has them
+        audit.record(session, actor, "live_start", "live", spec.id, targets=targets.stored(),
+                     source=source.value, title=title or None)
     effects_of(session).send_command(targets, Command(kind=CommandKind.live_start, live=spec,
                                                       priority=Priority.live))
     return Opened(record, spec, frame_topics(nodes, targets), len(nodes))
@@ -110,7 +113,8 @@ def close_session(session: Session, session_id: str, actor: str, reason: str,
     record.ended_at, record.ended_by, record.end_reason = datetime.now(UTC), actor, reason[:300]
     if frames is not None:
         record.frames = frames
-    audit.record(session, actor, "live_stop", "live", session_id, reason=reason[:300])
+    if record.relay_slot_id is None:
+        audit.record(session, actor, "live_stop", "live", session_id, reason=reason[:300])
     effects_of(session).send_command(record.targets, Command(
         kind=CommandKind.live_stop, item_id=session_id, priority=Priority.live))
     return record
