@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from broadcasts.uploads import UploadRejected, store_upload
 from controller.db import Database
 from controller.domain import Targets
 from controller.models import LiveBroadcast
@@ -43,6 +44,7 @@ REANCHOR_S = 0.25
 MAX_AHEAD_S = 2.0
 """A source faster than real time (a station's burst on connect, an HLS recording) is read
 no further ahead of its capture grid than this: nodes buffer at most that much."""
+MAX_RECORDING_S = 6 * 3600.0
 IDLE_S = 10.0
 """A feed whose source sends nothing for this long ends (a page that never sent sound, a
 stream that stalled without closing)."""
@@ -266,8 +268,10 @@ class LiveDesk:
     command went out (so nodes hold the key before the first frame) and closed with its
     stop command, whoever ends it (a person, or its source ending)."""
 
-    def __init__(self, db: Database, publish: Publish, settings: Settings) -> None:
+    def __init__(self, db: Database, publish: Publish, settings: Settings,
+                 media_root: Path) -> None:
         self.db, self.publish, self.settings = db, publish, settings
+        self.media_root = media_root
         self.recordings = settings.data_dir / "live"
         self._feeds: dict[str, LiveFeed] = {}
         self._lock = threading.Lock()
@@ -303,8 +307,36 @@ class LiveDesk:
         if feed is not None:
             feed.stop(reason)
         with self.db.session() as s:
-            return live_service.close_session(s, session_id, actor, reason,
-                                              feed.stats.frames if feed else None)
+            record = live_service.close_session(s, session_id, actor, reason,
+                                                feed.stats.frames if feed else None)
+        if feed is not None:
+            threading.Thread(target=self._keep_recording, args=(feed,),
+                             name=f"live-record-{session_id[:8]}", daemon=True).start()
+        return record
+
+    def _keep_recording(self, feed: LiveFeed) -> None:
+        """The session's sound as one low-bitrate file (Ogg/Opus), kept as a recording
+        staff can put in an announcement (record and rebroadcast)."""
+        pcm = self.recordings / f"{feed.spec.id}.pcm"
+        try:
+            if pcm.stat().st_size == 0:
+                return
+            ogg = pcm.with_suffix(".ogg")
+            subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                            "-f", "s16le", "-ar", str(feed.spec.sample_rate), "-ac", "1",
+                            "-i", str(pcm), "-c:a", "libopus", "-b:a",
+                            str(self.settings.live_bitrate), "-application", "voip",
+                            str(ogg)], check=True, capture_output=True, timeout=900)
+            stored = store_upload(ogg, self.media_root, max_seconds=MAX_RECORDING_S)
+            ogg.unlink(missing_ok=True)
+            with self.db.session() as s:
+                live_service.keep_recording(s, feed.spec.id, stored.sha256, stored.format,
+                                            stored.duration_s, stored.path.stat().st_size)
+        except (OSError, subprocess.SubprocessError, UploadRejected) as exc:
+            log.error("live session %s: its recording could not be kept: %s", feed.spec.id,
+                      exc)
+        finally:
+            pcm.unlink(missing_ok=True)
 
     def _ended_by_itself(self, feed: LiveFeed) -> None:
         with self._lock:

@@ -178,7 +178,7 @@ class Runtime:
         self.operations = OperationDesk(lambda commune, node, cmd: self.link.send_command(
             NODE_CMD, commune, cmd, node, node=node))
         """Pushes new and changed alerts to the open desks (Server-Sent Events)."""
-        self.live = LiveDesk(self.db, self.link.publish, settings)
+        self.live = LiveDesk(self.db, self.link.publish, settings, self.media.root)
         """Open live sessions and their feeds (controller/live.py)."""
         self.relay = RelayRunner(self.db, self.live)
         """Relay slots on air (controller/relay.py); ticks on the plan leader."""

@@ -61,6 +61,10 @@ class LiveOut(BaseModel):
     frames: int
     audio: str
     """The WebSocket path that takes the session's sound."""
+    recording: str | None
+    """Once it ended: its recording, an upload an announcement can be made of
+    (``{"kind": "recording", "upload": …}``)."""
+    recording_s: float | None
 
 
 def _out(runtime: Runtime, session: SessionDep, record: LiveBroadcast) -> LiveOut:
@@ -74,7 +78,8 @@ def _out(runtime: Runtime, session: SessionDep, record: LiveBroadcast) -> LiveOu
         nodes=len(live_service.targeted_nodes(session, record)), playing=playing,
         ended_nodes=ended, latency_ms=runtime.settings.live_latency_ms,
         chime_s=feed.chime_s if feed else 0.0,
-        frames=feed.stats.frames if feed else record.frames, audio=f"/api/live/{record.id}/audio")
+        frames=feed.stats.frames if feed else record.frames, audio=f"/api/live/{record.id}/audio",
+        recording=record.recording_sha256, recording_s=record.recording_s)
 
 
 @router.post("", response_model=LiveOut, status_code=201)

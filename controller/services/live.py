@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller import localtime
 from controller.domain import DomainError, Targets
-from controller.models import LiveBroadcast, Node, PlaybackLog
+from controller.models import LiveBroadcast, Node, PlaybackLog, Upload
 from controller.services import audit
 from controller.services import targets as target_rules
 from controller.services.effects import effects_of
@@ -136,3 +137,20 @@ def node_counts(session: Session, session_id: str) -> tuple[int, int]:
 
 def targeted_nodes(session: Session, record: LiveBroadcast) -> list[Node]:
     return target_rules.resolve(session, record.targets)
+
+
+def keep_recording(session: Session, session_id: str, sha256: str, fmt: str,
+                   duration_s: float, size: int) -> LiveBroadcast | None:
+    """Attach the session's recording, and list it with the uploads (named for people),
+    so it can be composed into an announcement and scheduled again."""
+    record = session.get(LiveBroadcast, session_id)
+    if record is None:
+        return None
+    record.recording_sha256, record.recording_s = sha256, duration_s
+    if session.scalar(select(Upload).where(Upload.sha256 == sha256)) is None:
+        what = "Tiếp sóng" if record.source == LiveSource.relay else "Phát trực tiếp"
+        when = record.started_at.astimezone(localtime.zone()).strftime("%H:%M %d/%m/%Y")
+        session.add(Upload(sha256=sha256, format=fmt, duration_s=duration_s, size=size,
+                           original_name=f"{what} {record.title} {when}".replace("  ", " "),
+                           uploaded_by=record.started_by))
+    return record

@@ -25,6 +25,18 @@ def item_titles(session: Session) -> dict[int, str]:
     return {sid: title or text[:60] for sid, title, text in rows}
 
 
+def live_titles(session: Session, item_ids: set[str]) -> dict[str, str]:
+    """Live sessions and relays by item id, named for people."""
+    from controller.models import LiveBroadcast
+    from mqtt_contract import LiveSource, live_item_id
+
+    ids = [i.removeprefix("live-") for i in item_ids if i.startswith("live-")]
+    rows = session.scalars(select(LiveBroadcast).where(LiveBroadcast.id.in_(ids))) if ids else []
+    return {live_item_id(b.id): ("Tiếp sóng" if b.source == LiveSource.relay
+                                 else "Phát trực tiếp") + (f": {b.title}" if b.title else "")
+            for b in rows}
+
+
 GROUPS = {"item": "Bản tin", "node": "Cụm loa", "zone": "Thôn/khu"}
 """The report's three views and their names for people (CSV, Excel)."""
 HEADERS = ["Kỳ báo cáo", "Theo", "Tên", "Số lần phát", "Tổng thời lượng (phút)"]
@@ -55,13 +67,15 @@ def period_report(session: Session, first: date, last: date, tz: str | None = No
     nodes = {n.node_id: n for n in session.scalars(select(Node))}
     zone_names = {z.code: z.name for z in session.scalars(select(Zone)) if z.name}
     titles = item_titles(session)
+    live = live_titles(session, {r.item_id for r in rows if schedule_of(r.item_id) is None})
     per: dict[str, dict[str, list[float]]] = {k: defaultdict(list) for k in GROUPS}
     names: dict[str, dict[str, str]] = {k: {} for k in GROUPS}
     for r in rows:
         seconds = r.duration_s or 0.0
         sid = schedule_of(r.item_id)
         item = schedule_label(r.item_id)
-        names["item"][item] = titles.get(sid, "Bản tin") if sid is not None else "Phát trực tiếp"
+        names["item"][item] = (titles.get(sid, "Bản tin") if sid is not None
+                               else live.get(r.item_id, "Phát trực tiếp"))
         node = nodes.get(r.node_id)
         zone = (node.zones or ["-"])[0] if node else "-"
         names["zone"][zone] = zone_names.get(zone) or zone_label(zone)

@@ -4,10 +4,12 @@ broker and ACL, three real agents with file sinks (issue 11)."""
 from __future__ import annotations
 
 import itertools
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -96,6 +98,33 @@ def test_a_live_session_reaches_three_nodes_in_step_and_survives_lost_frames(
         assert record.started_by == "admin" and record.frames > 20
         actions = [e.action for e in audit.history(s, "live", session_id)]
     assert actions == ["live_start", "live_stop"], actions
+    recorded_and_reported(controller, session_id, signal)
+
+
+def recorded_and_reported(controller: Any, session_id: str, signal: np.ndarray) -> None:
+    """The session's recording holds the source; the day's report counts it per node; the
+    recording makes an announcement that can be scheduled again."""
+    status = wait_for(lambda: (r := controller.get(f"/api/live/{session_id}").json())
+                      ["recording"] and r, 20, what="the recording")
+    assert status["playing"] == 0 and status["ended_nodes"] == 3 and status["nodes"] == 3
+    media = controller.runtime.media.root / f"{status['recording']}.ogg"
+    pcm = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(media), "-ac", "1", "-ar",
+                          str(RATE), "-f", "s16le", "-"], capture_output=True, check=True).stdout
+    recorded = np.frombuffer(pcm, "<i2").astype(np.float32) / 32767
+    _, score = locate(signal, recorded)
+    assert score > 0.6, f"the recording does not hold the source ({score:.2f})"
+    day = datetime.now(UTC).astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()
+    report = controller.get("/api/reports/daily", params={"day": day}).json()
+    row = next(r for r in report["per_item"] if r["item"] == item_id_of(session_id))
+    assert row["name"] == "Phát trực tiếp: Họp khẩn" and row["plays"] == 3
+    assert row["total_s"] > 3 * 8
+    csv = controller.get("/api/reports/daily", params={"day": day, "format": "csv"}).text
+    assert "Phát trực tiếp: Họp khẩn" in csv
+    r = controller.post("/api/announcements", json={
+        "title": "Phát lại buổi họp", "start_at": in_future(600), "nodes": ["node-1"],
+        "items": [{"kind": "chime"}, {"kind": "recording", "upload": status["recording"]}]})
+    assert r.status_code == 201, r.text
+    assert r.json()["schedules"], "the recording could not be scheduled again"
 
 
 def in_future(seconds: float) -> str:
