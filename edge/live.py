@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from edge.audio_output import LiveStream, open_live_stream
 from edge.loop import Reactor, Timer
-from edge.scheduler import LocalScheduler, Occupant
+from edge.scheduler import STARTED_REPORT_DELAY_S, LocalScheduler, Occupant
 from mqtt_contract import ContractError, LiveFrame, LiveSession, PlaybackEvent
 from mqtt_contract import live_item_id as item_id_of
 
@@ -75,6 +75,12 @@ class _Session:
     occupant: Occupant | None = None
     stream: LiveStream | None = None
     buffer: dict[int, LiveFrame] = field(default_factory=dict)
+    ready: dict[int, bytes] = field(default_factory=dict)
+    """Frames decoded (or concealed) as they came, in order, volume applied: at its play
+    time a frame is only written (where a hundred simulated nodes share a loop, decoding
+    at the deadline put 75 ms between the first and the last)."""
+    decoded: int | None = None
+    """The last sequence number decoded or concealed."""
     expected: int | None = None
     next_play: float | None = None
     """Wall-clock time the next frame is due at; None until the session is anchored."""
@@ -185,6 +191,19 @@ class LivePlayer:
             s.buffer[frame.seq] = frame
         if s.next_play is None:
             self._anchor(s, frame)
+        elif frame.seq in s.buffer:
+            self._decode_upto(s, frame.seq)
+
+    def _decode_upto(self, s: _Session, seq: int) -> None:
+        """Decode frames in order up to ``seq``; those missing before it are lost (one
+        broker connection keeps QoS 0 frames in order): conceal them now, in their place."""
+        first = seq if s.decoded is None else s.decoded + 1
+        for n in range(max(first, seq - MAX_BUFFERED), seq + 1):
+            frame = s.buffer.get(n)
+            if frame is not None:
+                s.concealed_run = 0
+            s.ready[n] = self._scaled(self._decode(s, frame) if frame else self._conceal(s))
+            s.decoded = n
 
     def _play_at(self, s: _Session, frame: LiveFrame) -> float:
         return frame.capture_ms / 1000 + s.latency_s
@@ -202,7 +221,8 @@ class LivePlayer:
             log.debug("live session %s waits: a higher item holds the output", s.spec.id)
             s.buffer.clear()  # an emergency plays: frames meanwhile are not heard
             return
-        s.expected, s.next_play = frame.seq, play_at
+        s.expected, s.next_play, s.decoded = frame.seq, play_at, None
+        self._decode_upto(s, frame.seq)
         s.timer = self.loop.call_at_wall(play_at, self._tick)
 
     def _claim(self, s: _Session) -> bool:
@@ -214,7 +234,8 @@ class LivePlayer:
         return True
 
     def _tick(self) -> None:
-        """The play time of frame ``expected``: its audio, or its concealment."""
+        """The play time of frame ``expected``: its audio (decoded when it came), or its
+        concealment when it never came."""
         s = self._session
         if s is None or s.stream is None or s.next_play is None or s.expected is None:
             return
@@ -222,45 +243,45 @@ class LivePlayer:
         if frame is None and s.closing and not s.buffer:
             self._end(PlaybackEvent.finished, "ended by the controller")
             return
-        pcm_parts: list[bytes] = []
+        gap = b""
         if frame is not None and self._play_at(s, frame) > s.next_play + frame.duration_ms / 2000:
             # the source started afresh later (it fell behind): silence until then
-            s.buffer[frame.seq] = frame
-            gap = self._play_at(s, frame) - s.next_play
-            pcm_parts.append(b"\0\0" * int(gap * s.spec.sample_rate))
+            delay = self._play_at(s, frame) - s.next_play
+            gap = b"\0\0" * int(delay * s.spec.sample_rate)
             s.next_play = self._play_at(s, frame)
-            frame = s.buffer.pop(s.expected)
-        duration = self._audio_of(s, frame, pcm_parts)
-        s.stream.write(self._scaled(b"".join(pcm_parts)))
-        if s.first_play is None:  # "started" once the first sound is heard
+        pcm = s.ready.pop(s.expected, None)
+        if pcm is None:  # not here by its play time: conceal it now
+            self._decode_upto(s, s.expected)
+            pcm = s.ready.pop(s.expected)
+        s.stream.write(gap + pcm if gap else pcm)
+        if s.first_play is None:  # "started" once the first sound is heard, sent just after
             s.first_play = time.time()
-            self.report(item_id_of(s.spec.id), PlaybackEvent.started, s.next_play,
-                        s.first_play, None, "")
+            self.loop.call_later(STARTED_REPORT_DELAY_S, self.report, item_id_of(s.spec.id),
+                                 PlaybackEvent.started, s.next_play, s.first_play, None, "")
+        duration = len(pcm) / 2 / s.spec.sample_rate
         s.stats.played_s += duration
         s.expected += 1
         s.next_play += duration
         s.timer = self.loop.call_at_wall(s.next_play, self._tick)
 
-    def _audio_of(self, s: _Session, frame: LiveFrame | None, out: list[bytes]) -> float:
-        """Decode ``frame`` (or conceal it) into ``out``; return its length in seconds."""
-        rate, decoder = s.spec.sample_rate, s.decoder
-        if frame is not None:
-            s.concealed_run = 0
-            size = rate * frame.packet_ms // 1000
-            for packet in frame.packets:
-                try:
-                    out.append(decoder.decode(packet, size))  # type: ignore[attr-defined]
-                except Exception:  # a packet libopus cannot read: conceal it
-                    out.append(decoder.decode(b"", size))  # type: ignore[attr-defined]
-            return frame.duration_ms / 1000
+    def _decode(self, s: _Session, frame: LiveFrame) -> bytes:
+        size = s.spec.sample_rate * frame.packet_ms // 1000
+        out = []
+        for packet in frame.packets:
+            try:
+                out.append(s.decoder.decode(packet, size))  # type: ignore[attr-defined]
+            except Exception:  # a packet libopus cannot read: conceal it
+                out.append(s.decoder.decode(b"", size))  # type: ignore[attr-defined]
+        return b"".join(out)
+
+    def _conceal(self, s: _Session) -> bytes:
+        """A lost frame's length: Opus's concealment (it fades), then silence."""
         s.stats.concealed += 1
         s.concealed_run += 1
-        samples = rate * s.spec.frame_ms // 1000
+        samples = s.spec.sample_rate * s.spec.frame_ms // 1000
         if s.concealed_run <= CONCEAL_FRAMES:
-            out.append(decoder.decode(b"", samples))  # type: ignore[attr-defined]
-        else:
-            out.append(b"\0\0" * samples)
-        return s.spec.frame_ms / 1000
+            return s.decoder.decode(b"", samples)  # type: ignore[attr-defined]
+        return b"\0\0" * samples
 
     def _scaled(self, pcm: bytes) -> bytes:
         volume = self.volume()
@@ -287,8 +308,9 @@ class LivePlayer:
             s.stream.close(cut=not give_back)
         if give_back and s.occupant:
             self.scheduler.release_output(s.occupant)
-        s.stream = s.occupant = s.timer = s.next_play = s.expected = None
+        s.stream = s.occupant = s.timer = s.next_play = s.expected = s.decoded = None
         s.buffer.clear()
+        s.ready.clear()
 
     def _watch_later(self) -> None:
         if self._watch:

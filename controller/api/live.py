@@ -59,6 +59,8 @@ class LiveOut(BaseModel):
     latency_ms: int
     chime_s: float
     frames: int
+    bytes: int | None
+    """Frame bytes sent to each node so far (while on air; every node gets each once)."""
     audio: str
     """The WebSocket path that takes the session's sound."""
     recording: str | None
@@ -78,7 +80,8 @@ def _out(runtime: Runtime, session: SessionDep, record: LiveBroadcast) -> LiveOu
         nodes=len(live_service.targeted_nodes(session, record)), playing=playing,
         ended_nodes=ended, latency_ms=runtime.settings.live_latency_ms,
         chime_s=feed.chime_s if feed else 0.0,
-        frames=feed.stats.frames if feed else record.frames, audio=f"/api/live/{record.id}/audio",
+        frames=feed.stats.frames if feed else record.frames,
+        bytes=feed.stats.bytes if feed else None, audio=f"/api/live/{record.id}/audio",
         recording=record.recording_sha256, recording_s=record.recording_s)
 
 
