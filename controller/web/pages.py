@@ -45,6 +45,7 @@ from controller.services import calendar as calendar_service
 from controller.services import content as content_service
 from controller.services import emergency as emergency_service
 from controller.services import fleet, playback, reports, stats, users
+from controller.services import relay as relay_service
 from controller.services import schedules as schedule_service
 from controller.web import views, wording
 from controller.web.csrf import CSRF_COOKIE, new_token, well_signed
@@ -323,7 +324,8 @@ def dashboard(request: Request, user: PageStaff, session: DbSession) -> HTMLResp
                   charts=cached_glance(request, session), long_offline_ids=set(gone),
                   long_offline=[(n.name or "Cụm loa chưa đặt tên",
                                  views.ago(n.last_seen).replace(" trước", ""))
-                                for n in nodes if n.node_id in gone])
+                                for n in nodes if n.node_id in gone],
+                  failing_stations=relay_service.failing_sources(session))
 
 
 GLANCE_TTL_S = 60.0
