@@ -8,8 +8,10 @@ keeps running until Ctrl-C, and stops everything cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import wave
 from pathlib import Path
 
 import yaml
@@ -162,16 +165,47 @@ def run_demo(workdir: Path, http_port: int, exit_after_welcome: bool) -> int:
             if len(played) < 3:
                 print("NOT every node played the welcome: see the logs above", file=sys.stderr)
                 return 1
+            print(f"live: {base}/live (sign in, press «Bắt đầu phát», allow the microphone; "
+                  f"each node's sink gets a live-*.wav)")
             if not exit_after_welcome:
-                print("running; press Ctrl-C to stop")
-                while not stop.wait(1.0):
-                    if any(p.poll() is not None for p in procs):
-                        print("a demo process exited; stopping", file=sys.stderr)
-                        return 1
+                with contextlib.ExitStack() as extras:
+                    demo_station(extras, base, token, workdir)
+                    print("running; press Ctrl-C to stop")
+                    while not stop.wait(1.0):
+                        if any(p.poll() is not None for p in procs):
+                            print("a demo process exited; stopping", file=sys.stderr)
+                            return 1
             return 0
         finally:
             _stop_all(procs)
             print("stopped broker, controller and nodes")
+
+
+def demo_station(extras: contextlib.ExitStack, base: str, token: str, workdir: Path) -> None:
+    """A local Icecast station (the demo's chime, looped) registered as a relay source,
+    or a clear message why there is none."""
+    if shutil.which("icecast2") is None:
+        print("relay: no station (icecast2 is not installed: apt-get install icecast2); "
+              "register one with POST /api/stream-sources")
+        return
+    import numpy as np
+
+    from broadcasts.chime import chime
+    from devtools.icecast import running_icecast
+
+    tone = workdir / "station.wav"
+    with wave.open(str(tone), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((chime(rate=16000) * 32767 * 0.8).astype(np.int16).tobytes())
+    icecast = extras.enter_context(running_icecast())
+    feeder = icecast.feed(tone, "demo.mp3")
+    extras.callback(feeder.kill)
+    _http("POST", f"{base}/api/stream-sources",
+          {"name": "Đài thử (demo)", "url": icecast.url("demo.mp3")}, token)
+    print(f"relay: station «Đài thử (demo)» at {icecast.url('demo.mp3')}; a leader relays "
+          f"it with POST /api/stream-sources/1/relay or schedules it (POST /api/relay-slots)")
 
 
 def _wait_nodes_online(base: str, count: int, deadline: float, token: str) -> None:

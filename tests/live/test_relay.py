@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from controller import relay
+from devtools.icecast import running_icecast
 from tests.conftest import make_user, wait_for
-from tests.live.icecast import running_icecast
 from tests.live.signals import heard_live, speechlike, write_wav
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,6 @@
 """A real Icecast server (Debian's icecast2) on a free port, and an ffmpeg that feeds it a
-local file as an MP3 station: what relay tests pull from."""
+local file as an MP3 station: what the relay tests and the demo pull from (development
+only, never imported by a node or the controller)."""
 
 from __future__ import annotations
 
