@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from edge.audio_output import LiveStream, open_live_stream
 from edge.loop import Reactor, Timer
-from edge.scheduler import STARTED_REPORT_DELAY_S, LocalScheduler, Occupant
+from edge.scheduler import LocalScheduler, Occupant
 from mqtt_contract import ContractError, LiveFrame, LiveSession, PlaybackEvent
 from mqtt_contract import live_item_id as item_id_of
 
@@ -254,10 +254,10 @@ class LivePlayer:
             self._decode_upto(s, s.expected)
             pcm = s.ready.pop(s.expected)
         s.stream.write(gap + pcm if gap else pcm)
-        if s.first_play is None:  # "started" once the first sound is heard, sent just after
+        if s.first_play is None:  # "started" once the first sound is heard, sent when idle
             s.first_play = time.time()
-            self.loop.call_later(STARTED_REPORT_DELAY_S, self.report, item_id_of(s.spec.id),
-                                 PlaybackEvent.started, s.next_play, s.first_play, None, "")
+            self.loop.call_when_idle(self.report, item_id_of(s.spec.id),
+                                     PlaybackEvent.started, s.next_play, s.first_play, None, "")
         duration = len(pcm) / 2 / s.spec.sample_rate
         s.stats.played_s += duration
         s.expected += 1

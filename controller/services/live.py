@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from controller import localtime
 from controller.domain import DomainError, Targets
-from controller.models import LiveBroadcast, Node, PlaybackLog, Upload
+from controller.models import LiveBroadcast, PlaybackLog, Upload
 from controller.services import audit
 from controller.services import targets as target_rules
 from controller.services.effects import effects_of
+from controller.services.targets import Address
 from controller.settings import Settings
 from mqtt_contract import (
     LIVE,
@@ -62,7 +63,7 @@ class Opened:
     nodes: int
 
 
-def frame_topics(nodes: list[Node], targets: Targets) -> list[FrameTopic]:
+def frame_topics(nodes: list[Address], targets: Targets) -> list[FrameTopic]:
     """Where the frames go: once per targeted zone when only zones are named, else once
     per commune (nodes that hold no key for the session drop its frames unread)."""
     topics: list[FrameTopic] = []
@@ -84,7 +85,7 @@ def open_session(session: Session, settings: Settings, targets: Targets, title: 
     approved) are rows of the broadcast log instead."""
     if unknown := target_rules.unknown_targets(session, targets):
         raise LiveError(f"unknown targets {unknown}", "Có khu vực hoặc cụm loa không tồn tại.")
-    nodes = target_rules.resolve(session, targets)
+    nodes = target_rules.addresses(session, targets)
     if not nodes:
         raise LiveError("no node targeted", "Chưa chọn cụm loa nào để phát.")
     spec = LiveSession(id=new_id(), key=base64.b64encode(os.urandom(32)).decode(),
@@ -135,8 +136,8 @@ def node_counts(session: Session, session_id: str) -> tuple[int, int]:
     return len(started - ended), len(ended)
 
 
-def targeted_nodes(session: Session, record: LiveBroadcast) -> list[Node]:
-    return target_rules.resolve(session, record.targets)
+def targeted_nodes(session: Session, record: LiveBroadcast) -> list[Address]:
+    return target_rules.addresses(session, record.targets)
 
 
 def keep_recording(session: Session, session_id: str, sha256: str, fmt: str,

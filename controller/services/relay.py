@@ -99,7 +99,7 @@ def add_slot(session: Session, source_id: int, targets: Targets, when: SlotTimin
     timing_rules.validate(_timing(when))
     if unknown := target_rules.unknown_targets(session, targets):
         raise RelayError(f"unknown targets {unknown}", "Có khu vực hoặc cụm loa không tồn tại.")
-    if not target_rules.resolve(session, targets):
+    if not target_rules.addresses(session, targets):
         raise RelayError("no node targeted", "Chưa chọn cụm loa nào để tiếp sóng.")
     if not 1 <= duration_s <= MAX_SLOT_S:
         raise RelayError("duration out of range", "Thời lượng tiếp sóng từ 1 giây đến 6 giờ.")
