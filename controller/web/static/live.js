@@ -35,7 +35,7 @@ class LiveSession {
         audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
       });
     } catch (e) {
-      throw new Error("Không dùng được micro: hãy cho phép trình duyệt dùng micro rồi thử lại.");
+      throw new Error("Không dùng được micrô: hãy cho phép trình duyệt dùng micrô rồi thử lại.");
     }
     this.stream = stream;
     this.session = await api("POST", "/api/live", { targets, title: form.title.value.trim() });
