@@ -33,19 +33,34 @@ ACTION_LABELS = {
     "delete_lexicon": "Xoá cách đọc từ",
     "alert_acknowledge": "Tiếp nhận cảnh báo", "alert_resolve": "Xử lý xong cảnh báo",
     "alert_false_alarm": "Báo động giả",
+    "live_start": "Bắt đầu phát trực tiếp", "live_stop": "Kết thúc phát trực tiếp",
+    "remove": "Gỡ bỏ",
 }
+ENTITY_ACTION_LABELS = {
+    ("create", "stream_source"): "Thêm đài tiếp sóng",
+    ("remove", "stream_source"): "Gỡ đài tiếp sóng",
+    ("create", "relay_slot"): "Lên lịch tiếp sóng",
+    ("approve", "relay_slot"): "Duyệt lịch tiếp sóng",
+    ("cancel", "relay_slot"): "Huỷ lịch tiếp sóng",
+}
+"""An action whose words depend on what it was done to (a relay's "create" is no
+announcement)."""
 COMMAND_LABELS = {
     CommandKind.play: "phát ngay", CommandKind.stop: "dừng phát",
     CommandKind.volume: "chỉnh âm lượng", CommandKind.test_tone: "phát tiếng thử loa",
     CommandKind.reboot: "khởi động lại", CommandKind.resync: "đồng bộ lại",
     CommandKind.restart: "khởi động lại phần mềm", CommandKind.config: "đổi cấu hình",
     CommandKind.versions: "xem phiên bản",
+    CommandKind.live_start: "bắt đầu phát trực tiếp",
+    CommandKind.live_stop: "kết thúc phát trực tiếp",
 }
 
 
-def action_label(action: str) -> str:
+def action_label(action: str, entity: str | None = None) -> str:
     """Every action the services record, in Vietnamese (commands and remote operations
-    by their kind)."""
+    by their kind; some by what they were done to)."""
+    if (action, entity) in ENTITY_ACTION_LABELS:
+        return ENTITY_ACTION_LABELS[(action, entity)]
     if action in ACTION_LABELS:
         return ACTION_LABELS[action]
     for prefix, head in (("command_", "Lệnh tới cụm loa"), ("operation_", "Thao tác từ xa")):
@@ -134,7 +149,7 @@ def describe_entity(event: AuditEvent, names: Names) -> str:
 
 def lines(session: Session, events: list[AuditEvent]) -> list[AuditLine]:
     names = Names.load(session, events)
-    return [AuditLine(e.at, names.person(e.actor), action_label(e.action),
+    return [AuditLine(e.at, names.person(e.actor), action_label(e.action, e.entity),
                       describe_entity(e, names),
                       [action_label(s.get("action", ""))
                        for s in (e.detail or {}).get("steps", [])])

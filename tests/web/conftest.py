@@ -92,15 +92,23 @@ def live_server(controller_settings) -> Iterator[LiveServer]:  # type: ignore[no
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
+    """One Playwright for the whole run: its sync API cannot start a second time while
+    the first is running (a test that needs its own browser launches it from here)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"chromium not found at {CHROMIUM}: apt-get install chromium")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                   args=CHROMIUM_ARGS)
+    yield b
+    b.close()
 
 
 @pytest.fixture

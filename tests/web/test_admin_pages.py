@@ -185,3 +185,6 @@ def test_every_action_the_services_record_has_a_vietnamese_label():
     assert len(actions) > 30
     unlabelled = sorted(a for a in actions if action_label(a) == "Thao tác khác")
     assert not unlabelled, unlabelled
+    # a relay's "create" is no announcement
+    assert action_label("create", "stream_source") == "Thêm đài tiếp sóng"
+    assert action_label("create", "announcement") == "Tạo bản tin"

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import wait_for
 from tests.live.signals import RATE, heard_live, locate, speechlike, write_wav
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, login
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, login, screenshot
 
 pytestmark = pytest.mark.slow
 NODES = ("node-1", "node-2", "node-3")
@@ -34,22 +34,20 @@ def microphone(tmp_path: Path) -> tuple[Path, np.ndarray]:
 
 
 @pytest.fixture
-def mic_page(microphone: tuple[Path, np.ndarray]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
+def mic_page(playwright: Any, microphone: tuple[Path, np.ndarray]) -> Iterator[Any]:
+    """A browser of its own (the fake microphone is a launch argument)."""
     args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-audio-capture={microphone[0]}"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
-        context = browser.new_context(viewport=DESKTOP, locale="vi-VN",
-                                      timezone_id="Asia/Ho_Chi_Minh")
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        browser.close()
-        assert not errors, f"JavaScript errors on the live page: {errors}"
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    context = browser.new_context(viewport=DESKTOP, locale="vi-VN",
+                                  timezone_id="Asia/Ho_Chi_Minh")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    browser.close()
+    assert not errors, f"JavaScript errors on the live page: {errors}"
 
 
 def test_speaking_live_from_the_browser_reaches_three_nodes(
@@ -63,6 +61,7 @@ def test_speaking_live_from_the_browser_reaches_three_nodes(
     expect(page.locator("#live-state")).to_contain_text("mời nói", timeout=20_000)
     expect(page.locator("#live-nodes")).to_have_text("3/3", timeout=15_000)
     assert page.locator("#live-toggle").inner_text() == "Dừng phát"
+    screenshot(page, "live")
     levels = []
     for _ in range(24):  # 12 s: the fake microphone's file plays through once at least
         page.wait_for_timeout(500)
