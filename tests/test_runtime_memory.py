@@ -32,7 +32,25 @@ def test_alert_hub_caps_its_desks_and_drops_the_oldest():
         assert subs[0].queue.empty()
         assert [s.queue.get_nowait().data for s in subs[1:]] == [{"row": 1}] * 2
 
-    asyncio.run(run())
+    run_on_own_loop(run)
+
+
+def run_on_own_loop(coroutine) -> None:  # type: ignore[no-untyped-def]
+    """``asyncio.run`` in a thread of its own: the browser tests leave Playwright's loop
+    running on the main thread, where a second loop cannot start."""
+    failures: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coroutine())
+        except BaseException as exc:  # handed to the test
+            failures.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    if failures:
+        raise failures[0]
 
 
 def test_deferred_plans_and_reconnects_are_scheduler_jobs_not_threads(tmp_path):
