@@ -379,15 +379,15 @@ class Runtime:
     # ingest ------------------------------------------------------------------------------
     def _on_status(self, info: TopicInfo, status: Status) -> None:
         same_node(info, status.node)
-        self._queue_report(ingest.Incoming(ingest.Kind.status, info.commune, status))
+        self._queue_report(ingest.Incoming(info.commune, status))
 
     def _on_telemetry(self, info: TopicInfo, telemetry: Telemetry) -> None:
         same_node(info, telemetry.node)
-        self._queue_report(ingest.Incoming(ingest.Kind.telemetry, info.commune, telemetry))
+        self._queue_report(ingest.Incoming(info.commune, telemetry))
 
     def _on_playback(self, info: TopicInfo, report: PlaybackReport) -> None:
         same_node(info, report.node)
-        self._queue_report(ingest.Incoming(ingest.Kind.playback, info.commune, report))
+        self._queue_report(ingest.Incoming(info.commune, report))
 
     def _queue_report(self, item: ingest.Incoming) -> None:
         """To the batch writer; when its queue is full, written here and now."""
@@ -413,9 +413,9 @@ class Runtime:
                 with self.db.session() as s:
                     ingest.write_one(s, item)
             except IntegrityError:
-                log.debug("%s report stored by another replica", item.kind.value)
+                log.debug("%s report stored by another replica", item.kind)
             except Exception:
-                log.exception("a %s report from %s could not be stored", item.kind.value,
+                log.exception("a %s report from %s could not be stored", item.kind,
                               item.payload.node)
 
     def _on_alert(self, info: TopicInfo, alert: Alert) -> None:

@@ -12,7 +12,7 @@ from controller.db import Database
 from controller.models import Node, PlaybackLog
 from controller.runtime import Runtime
 from controller.services import ingest
-from controller.services.ingest import Incoming, IngestQueue, IngestWriter, Kind
+from controller.services.ingest import Incoming, IngestQueue, IngestWriter
 from controller.settings import Settings
 from mqtt_contract import ClockState, PlaybackEvent, PlaybackReport, Status, Telemetry
 from tests.conftest import wait_for
@@ -35,18 +35,18 @@ def test_a_batch_stores_each_report_once_and_keeps_the_newest_of_the_rest(
         database: Database) -> None:  # noqa: F811
     first = report("node-1", "s1-100")
     with database.session() as s:
-        ingest.write_batch(s, [Incoming(Kind.playback, "xa-demo", first)])
+        ingest.write_batch(s, [Incoming("xa-demo", first)])
     batch = [
-        Incoming(Kind.status, "xa-demo", Status(node="node-2", online=True, zones=["thon-1"])),
-        Incoming(Kind.telemetry, "xa-demo", telemetry("node-2", 5)),
-        Incoming(Kind.playback, "xa-demo", first),  # a replay of a stored one
-        Incoming(Kind.playback, "xa-demo", report("node-2", "s1-100")),
-        Incoming(Kind.telemetry, "xa-demo", telemetry("node-2", 7)),  # the newest wins
-        Incoming(Kind.status, "xa-demo", Status(node="node-2", online=False)),  # then gone
+        Incoming("xa-demo", Status(node="node-2", online=True, zones=["thon-1"])),
+        Incoming("xa-demo", telemetry("node-2", 5)),
+        Incoming("xa-demo", first),  # a replay of a stored one
+        Incoming("xa-demo", report("node-2", "s1-100")),
+        Incoming("xa-demo", telemetry("node-2", 7)),  # the newest wins
+        Incoming("xa-demo", Status(node="node-2", online=False)),  # then gone
     ]
     replayed = report("node-2", "s1-100")
-    batch.append(Incoming(Kind.playback, "xa-demo", replayed))
-    batch.append(Incoming(Kind.playback, "xa-demo", replayed))  # twice in one batch
+    batch.append(Incoming("xa-demo", replayed))
+    batch.append(Incoming("xa-demo", replayed))  # twice in one batch
     with database.session() as s:
         assert ingest.write_batch(s, batch) == 2
     with database.session() as s:
@@ -62,12 +62,12 @@ def test_the_writer_writes_what_gathers_and_everything_left_when_it_stops() -> N
     writer = IngestWriter(queue, written.append, flush_s=0.05)
     writer.start()
     for i in range(5):
-        queue.put(Incoming(Kind.playback, "xa-demo", report("node-1", f"s1-{i}")))
+        queue.put(Incoming("xa-demo", report("node-1", f"s1-{i}")))
     wait_for(lambda: sum(map(len, written)) == 5, 5, what="the batch written")
     assert len(written) <= 2  # gathered, not one transaction per report
     writer._stop.set()  # stopping: what arrives now is written by stop()
     writer._thread.join(5)
-    queue.put(Incoming(Kind.playback, "xa-demo", report("node-1", "s1-late")))
+    queue.put(Incoming("xa-demo", report("node-1", "s1-late")))
     writer.stop()
     assert sum(map(len, written)) == 6
 
@@ -80,17 +80,17 @@ def test_a_full_queue_writes_in_place_and_a_clash_falls_back_to_one_by_one(
     migrate(runtime.db.url)
     try:
         runtime.ingest = IngestQueue(capacity=1)
-        runtime._queue_report(Incoming(Kind.playback, "xa-demo", report("node-1", "s1-1")))
-        runtime._queue_report(Incoming(Kind.playback, "xa-demo", report("node-1", "s1-2")))
+        runtime._queue_report(Incoming("xa-demo", report("node-1", "s1-1")))
+        runtime._queue_report(Incoming("xa-demo", report("node-1", "s1-2")))
         with runtime.db.session() as s:  # the second did not fit: it is stored already
             assert s.scalar(select(func.count()).select_from(PlaybackLog)) == 1
         runtime.ingest_writer = IngestWriter(runtime.ingest, runtime._write_reports)
         runtime.ingest_writer.flush()
         stored = report("node-1", "s1-3")
         with runtime.db.session() as s:  # another replica stores it first
-            ingest.write_one(s, Incoming(Kind.playback, "xa-demo", stored))
-        clash = [Incoming(Kind.playback, "xa-demo", report("node-1", "s1-4")),
-                 Incoming(Kind.playback, "xa-demo", stored)]
+            ingest.write_one(s, Incoming("xa-demo", stored))
+        clash = [Incoming("xa-demo", report("node-1", "s1-4")),
+                 Incoming("xa-demo", stored)]
         real_store = ingest._store_reports
 
         def blind(session, reports):  # type: ignore[no-untyped-def]

@@ -17,8 +17,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,17 +37,17 @@ _IN_CHUNK = 500
 """Ids per ``IN (...)`` (SQLite allows a few thousand variables per statement)."""
 
 
-class Kind(StrEnum):
-    status = "status"
-    telemetry = "telemetry"
-    playback = "playback"
-
-
 @dataclass(frozen=True)
 class Incoming:
-    kind: Kind
+    """One report as it came: its commune (the topic's) and its payload, whose type says
+    what it is."""
+
     commune: str
     payload: Status | Telemetry | PlaybackReport
+
+    @property
+    def kind(self) -> str:
+        return type(self.payload).__name__
 
 
 class IngestQueue:
@@ -154,7 +152,6 @@ class IngestWriter:
         self.queue, self.write, self.flush_s = queue, write, flush_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="loaxa-ingest", daemon=True)
-        self.last_flush: datetime | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -172,7 +169,6 @@ class IngestWriter:
                 self.write(batch)
             except Exception:  # the next batch must still go in; these are in the log
                 log.exception("writing %d node reports failed", len(batch))
-        self.last_flush = datetime.now(UTC)
 
     def _run(self) -> None:
         while not self._stop.is_set():
