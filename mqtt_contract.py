@@ -166,7 +166,11 @@ class TopicSpec:
     """The JSON model; None for binary media chunks."""
     doc: str
     shared: bool = False
-    """Controllers take it through an MQTT 5 shared subscription, so replicas split it."""
+    """Controllers take it through an MQTT 5 shared subscription, so replicas split it:
+    each alert, playback report, heartbeat and media request is handled by one replica.
+    Not status (retained, and a shared subscription receives no retained message: every
+    replica must learn who is online at connect) nor replies (every replica hears them;
+    the one whose command desk asked takes the answer)."""
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -374,14 +378,19 @@ class Signature(BaseModel):
     signed_ms: int = Field(ge=0, le=MAX_INT64)
     expires_ms: int = Field(ge=0, le=MAX_INT64)
     key_id: Annotated[str, Field(pattern=_KEY_ID.pattern)]
+    replica: Segment | None = None
+    """Which controller replica signed (its MQTT client id). Replicas share the key but
+    not a sequence: each numbers its own messages, so each is its own replay stream."""
     signature: Annotated[str, Field(max_length=128)] = ""
     """Ed25519 over :func:`canonical_bytes`, base64."""
 
     def stream(self) -> str:
         """The replay stream (the receiver prefixes the message kind): a message is
-        compared with the last of the same signer key and addressee, so a zone command
-        and a node command can cross in flight."""
-        return f"{self.key_id}/{self.target.value}/{self.to or '-'}"
+        compared with the last of the same signer key, replica and addressee, so a zone
+        command and a node command can cross in flight, and so can two replicas' plans
+        (a plan's version, not its sequence, says which of those is newer)."""
+        signer = self.key_id if self.replica is None else f"{self.key_id}@{self.replica}"
+        return f"{signer}/{self.target.value}/{self.to or '-'}"
 
 
 def canonical_bytes(document: dict[str, Any]) -> bytes:
@@ -901,16 +910,17 @@ _N, _C = Account.node, Account.controller
 STATUS = TopicSpec("status", "node/{node}/status", _N, 1, True, Status,
                    "online/offline; the will message publishes `online: false`")
 TELEMETRY = TopicSpec("telemetry", "node/{node}/telemetry", _N, 0, False, Telemetry,
-                      "heartbeat (also sent right after a new plan is applied)")
+                      "heartbeat (also sent right after a new plan is applied)",
+                      shared=True)
 PLAYBACK = TopicSpec("playback", "node/{node}/playback", _N, 1, False, PlaybackReport,
                      "started / finished / failed / preempted / stopped / skipped, "
-                     "from the node's outbox")
+                     "from the node's outbox", shared=True)
 ALERT = TopicSpec("alert", "node/{node}/alert", _N, 1, False, Alert,
                   "camera alert with its snapshot, from the node's outbox", shared=True)
 REPLY = TopicSpec("reply", "node/{node}/reply", _N, 1, False, Reply,
                   "answer to a command; MQTT 5 Correlation Data copied")
 MEDIA_REQUEST = TopicSpec("media_request", "node/{node}/media/request", _N, 1, False,
-                          MediaRequest, "chunks the node lacks")
+                          MediaRequest, "chunks the node lacks", shared=True)
 PLAN = TopicSpec("plan", "node/{node}/plan", _C, 1, True, Plan,
                  "the node's whole desired schedule, versioned")
 NODE_CMD = TopicSpec("node_cmd", "node/{node}/cmd", _C, 1, False, Command,

@@ -160,11 +160,14 @@ def node_acl(account: NodeAccount) -> list[AclEntry]:
 
 def controller_acl(share_group: str) -> list[AclEntry]:
     """The controller writes what the contract lets it send and reads what nodes send, in
-    every commune; it subscribes to exactly its contract subscriptions, the alert one
-    through its shared-subscription group (which no node account may join)."""
+    every commune; it subscribes to its contract subscriptions, the split ones through
+    its shared-subscription group (which no node account may join), and may also take any
+    node-sent topic whole: an observer on a replica account (a benchmark's watcher, an
+    operator's tool) then sees every report without taking a share from the replicas, and
+    reads nothing the account could not read already."""
     sent = [s.filter() for s in TOPICS if s.sender == Account.controller]
     received = [s.filter() for s in TOPICS if s.sender == Account.node]
-    subscribed = [f for f, _ in controller_subscriptions(share_group)]
+    subscribed = sorted({f for f, _ in controller_subscriptions(share_group)} | set(received))
     return ([AclEntry(AclType.publish_send, t) for t in sent]
             + [AclEntry(AclType.subscribe_literal, t) for t in subscribed]
             + [AclEntry(AclType.publish_receive, t) for t in received]

@@ -73,8 +73,12 @@ def test_subscriptions_follow_the_declarations() -> None:
                          f"{root}/live", f"{root}/zone/thon-1/live", f"{root}/zone/thon-2/live"}
     assert subs[f"{root}/live"] == 0  # live frames: a late frame is useless
     ctl = dict(contract.controller_subscriptions("grp"))
-    assert "$share/grp/loaxa/v1/+/node/+/alert" in ctl
-    assert ctl["loaxa/v1/+/node/+/telemetry"] == 0
+    shared = "$share/grp/loaxa/v1/+/node/+/"
+    for split in ("alert", "playback", "media/request"):  # one replica handles each
+        assert shared + split in ctl
+    assert ctl[shared + "telemetry"] == 0
+    for everyone in ("status", "reply"):  # retained state; answers to whoever asked
+        assert f"loaxa/v1/+/node/+/{everyone}" in ctl
     assert all("/node/+/" in f for f in ctl)
 
 
