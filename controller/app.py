@@ -48,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings)
-        runtime.link.signer = Signer(settings.signing_dir)  # plans and commands are signed
+        # plans and commands are signed, in this replica's own sequence
+        runtime.link.signer = Signer(settings.signing_dir, settings.mqtt_client_id)
         runtime.start()
         app.state.runtime = runtime
         try:

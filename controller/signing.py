@@ -4,7 +4,8 @@ Layout of the key folder (``Settings.signing_dir``, default ``{data_dir}/secrets
 
     current.key   the key that signs (PKCS#8 PEM, mode 0600)
     next.key      during a rotation only: the key that will sign next (mode 0600)
-    sequence      the highest sequence number reserved so far (see :class:`SequenceClock`)
+    sequence      the highest sequence number reserved so far (see :class:`SequenceClock`);
+                  ``sequence.{replica}`` for each controller replica sharing the folder
 
 Rotation (docs/security.md): ``loaxa controller rotate-key`` makes ``next.key``; nodes are
 given both public keys (``loaxa fleet provision`` writes every key of the folder into each
@@ -154,11 +155,16 @@ class SequenceClock:
 class Signer:
     """Signs plans and commands with the current key (re-read when the file changes)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, replica: str | None = None) -> None:
+        """``replica``: the signing process's name when several share ``folder`` (one
+        sequence each: a shared one would let the replica that read another's
+        reservation run ahead of it, and nodes would refuse the other's messages)."""
         self.folder = KeyFolder(folder)
         self._key = self.folder.ensure()
         self._stamp = self.folder.current_stamp()
-        self.sequence = SequenceClock(folder / SEQUENCE)
+        self.replica = replica
+        name = SEQUENCE if replica is None else f"{SEQUENCE}.{replica}"
+        self.sequence = SequenceClock(folder / name)
         self._lock = threading.Lock()
 
     @property
@@ -181,7 +187,7 @@ class Signer:
         unsigned = Signature(commune=commune, target=target, to=to,
                              seq=self.sequence.next(), signed_ms=now_ms,
                              expires_ms=now_ms + int(ttl_s * 1000),
-                             key_id=key_id(public_bytes(key)))
+                             key_id=key_id(public_bytes(key)), replica=self.replica)
         draft = message.model_copy(update={"sig": unsigned})
         draft._canonical = None
         signature = key.sign(draft.signed_bytes())
