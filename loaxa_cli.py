@@ -27,6 +27,8 @@ LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level.lower() != "debug":  # a line per job run, every second: noise at info
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def fail(message: str) -> typer.Exit:

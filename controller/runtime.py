@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controller import localtime
+from controller.alert_bus import AlertBus, AlertEvent
 from controller.db import Database, migrate
 from controller.domain import Targets
 from controller.live import LiveDesk
@@ -69,9 +70,6 @@ long after the command: after the start wave (a fresh clip reaches 1,000 nodes w
 about 5 s; a thousand plans compiled, signed and applied in the middle of it slowed it),
 and well inside a node's grace for a late item (edge/scheduler.LATE_GRACE_S, 30 s)."""
 BROADCAST_MEMORY_S = 3600.0
-LEASE_RENEW_S = 30.0
-LEASE_TTL_S = 90.0
-"""A replica that stops renewing loses the plan-compiler lease within 90 s."""
 
 
 def same_node(info: TopicInfo, claimed: str) -> None:
@@ -171,6 +169,8 @@ class Runtime:
         self.resends = RecentResends()
         self.broadcasts = RecentBroadcasts()
         self.alerts = alerts.AlertHub()
+        self.alert_bus = AlertBus(self.db, self.alerts)
+        """Alert events to the desks of every replica (PostgreSQL LISTEN/NOTIFY)."""
         self.ingest = ingest.IngestQueue()
         """Status, telemetry and playback reports waiting for the writer (one batch each
         :data:`~controller.services.ingest.FLUSH_S`)."""
@@ -209,8 +209,9 @@ class Runtime:
                 n = fleet.register_fleet(s, self.settings.fleet_dir)
                 log.info("registered %d nodes from %s", n, self.settings.fleet_dir)
         self.renew_leadership()
-        self.scheduler.add_job(self.renew_leadership, "interval", seconds=LEASE_RENEW_S,
-                               id="plan-lease", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.renew_leadership, "interval",
+                               seconds=self.settings.lease_ttl_s / 4, id="plan-lease",
+                               max_instances=1, coalesce=True)
         self.scheduler.add_job(self.roll_horizon, "interval",
                                seconds=self.settings.plan_refresh_s, id="roll-horizon",
                                max_instances=1, coalesce=True)
@@ -221,6 +222,7 @@ class Runtime:
                                max_instances=1, coalesce=True)
         self.scheduler.start()  # before the link: its first connect queues a job here
         self.ingest_writer.start()
+        self.alert_bus.start()
         self.link.start()
 
     def stop(self) -> None:
@@ -229,6 +231,7 @@ class Runtime:
         self.scheduler.shutdown(wait=False)
         self.link.stop()
         self.ingest_writer.stop()  # what arrived before the link closed is written
+        self.alert_bus.stop()
         self.db.dispose()
 
     def _relay_tick(self) -> None:
@@ -236,11 +239,25 @@ class Runtime:
             self.relay.tick()
 
     def renew_leadership(self) -> bool:
-        """Take or keep the plan-compiler lease (one replica rolls the horizon)."""
-        with self.db.session() as s:
-            self.is_plan_leader = leadership.acquire(
-                s, leadership.PLAN_COMPILER, self.settings.mqtt_client_id,
-                timedelta(seconds=LEASE_TTL_S))
+        """Take or keep the plan-compiler lease (one replica rolls the horizon). A replica
+        that takes it over from another publishes every plan at once: the one before it
+        may have died between a commit and its plans (SIGKILL), and plans must not wait
+        for the next roll of the horizon."""
+        was_leader = self.is_plan_leader
+        try:
+            with self.db.session() as s:
+                self.is_plan_leader = leadership.acquire(
+                    s, leadership.PLAN_COMPILER, self.settings.mqtt_client_id,
+                    timedelta(seconds=self.settings.lease_ttl_s))
+        except Exception:  # database away: no longer sure to hold it
+            log.exception("renewing the plan-compiler lease failed")
+            self.is_plan_leader = False
+        if self.is_plan_leader and not was_leader:
+            log.info("%s holds the plan-compiler lease", self.settings.mqtt_client_id)
+            if self.scheduler.running:
+                self._republish_after_connect()
+        elif was_leader and not self.is_plan_leader:
+            log.warning("%s lost the plan-compiler lease", self.settings.mqtt_client_id)
         return self.is_plan_leader
 
     def roll_horizon(self) -> None:
@@ -306,6 +323,7 @@ class Runtime:
         (all nodes when None). Returns how many plans went out."""
         targets = None if targets is None else list(targets)
         with self._compile_lock, self.db.session() as s:
+            leadership.hold_compile_lock(s)
             self.plan_log.mark(targets)
             ctx = CompileContext.load(s, self.horizon)
             nodes = list(s.scalars(select(Node)))
@@ -422,11 +440,11 @@ class Runtime:
         same_node(info, alert.node)
         with self.db.session() as s:
             record = alerts.store_alert(s, info.commune, alert, self.media)
-            event = alerts.event_of(record, alerts.labels(s)) if record else None
-        if event is not None:  # committed: the open alert desks may fetch it now
+            if record is not None:
+                self.alert_bus.announce(s, AlertEvent.alert, record)
+        if record is not None:
             log.info("alert %s from %s/%s: %s", alert.id, alert.node, alert.camera,
                      alert.kind)
-            self.alerts.publish("alert", event)
 
     def _on_reply(self, info: TopicInfo, reply: Reply) -> None:
         same_node(info, reply.node)

@@ -26,8 +26,9 @@ class Settings(BaseSettings):
     mqtt_username: str = "loaxa-controller"
     mqtt_password: str | None = None
     mqtt_password_file: Path | None = None
-    mqtt_client_id: str = "loaxa-controller-1"
-    """Bound to the account by the broker: each replica has its own account and id."""
+    mqtt_client_id: str = Field(default="loaxa-controller-1", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    """Bound to the account by the broker: each replica has its own account and id. It
+    also names the replica in its signatures (``Signature.replica``): a topic segment."""
     mqtt_ca_file: Path | None = None
     """The fleet CA (``fleet/controller/ca.crt``): with it the link is TLS 1.2+ and the
     broker's certificate and name are checked. Without it only a plain listener on the
@@ -36,7 +37,12 @@ class Settings(BaseSettings):
     mqtt_key_file: Path | None = None
     """The controller's client certificate and key (the broker's TLS listener wants one)."""
     mqtt_share_group: str = "loaxa-controllers"
-    """MQTT 5 shared-subscription group: controller replicas split alert ingestion."""
+    """MQTT 5 shared-subscription group: controller replicas split alerts, playback
+    reports, heartbeats and media requests."""
+    lease_ttl_s: float = Field(default=6, ge=2, le=600)
+    """The plan-compiler lease (controller/services/leadership.py) lasts this long and is
+    renewed every quarter of it: a replica killed outright is replaced within this time
+    plus one renewal (7.5 s at the default; the target is 10 s)."""
 
     fleet_dir: Path | None = None
     """Folder of node YAML files to register at start (names, zones, coordinates)."""
