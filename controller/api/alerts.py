@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from controller import localtime
+from controller.alert_bus import AlertEvent
 from controller.api.deps import (
     DB_ID_MAX,
     CurrentUser,
@@ -38,9 +39,10 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 POLL_S = 3.0
-"""How often an open stream also looks in the database: it catches alerts ingested by
-another controller replica (the MQTT shared subscription gives each alert to one) and any
-event a stalled connection dropped. Doubles as the keep-alive for proxies."""
+"""How often an open stream also looks in the database: a fallback for an event a stalled
+connection dropped or that came while this replica's listener was reconnecting (alerts
+from other replicas arrive through ``controller/alert_bus.py`` at once). Doubles as the
+keep-alive for proxies."""
 CATCH_UP = timedelta(seconds=30)
 """How far back each poll looks (by arrival time): more than a commit can take."""
 
@@ -185,8 +187,7 @@ def _transition(alert_id: str, action: str, body: TransitionIn, user: CurrentUse
             raise HTTPException(409, str(exc)) from None
         s.flush()
         out = AlertView.from_record(record)
-        event = service.event_of(record, service.labels(s))
-    runtime.alerts.publish("update", event)
+        runtime.alert_bus.announce(s, AlertEvent.update, record)
     return out
 
 

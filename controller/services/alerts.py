@@ -289,9 +289,9 @@ still polls the database every few seconds, so it loses nothing but speed)."""
 class AlertHub:
     """Fan-out of alert events from the MQTT thread to every open desk's event loop.
 
-    One per runtime (``Runtime.alerts``), in process and per replica: an alert reaches the
-    desks connected to the replica that ingested it at once; desks on other replicas pick
-    it up from the database within the stream's poll interval (``controller/api/alerts.py``).
+    One per runtime (``Runtime.alerts``), in process and per replica; what it carries
+    comes from ``controller/alert_bus.py``, which brings every replica's alerts to every
+    replica's hub (PostgreSQL LISTEN/NOTIFY).
     Bounded: at most ``capacity`` subscriptions, each with a bounded queue.
     """
 
