@@ -116,6 +116,10 @@ class Targets(BaseModel):
     zones: list[str] = Field(default_factory=list, max_length=500)
     groups: list[str] = Field(default_factory=list, max_length=100)
     nodes: list[str] = Field(default_factory=list, max_length=10_000)
+    communes: list[str] = Field(default_factory=list, max_length=1000)
+    """Within these communes only (zone codes and node ids are a commune's own: thôn 1
+    exists in every commune); empty: wherever the rest matches. ``all`` with communes is
+    every node of those communes (a province bulletin)."""
 
     @classmethod
     def everyone(cls) -> Targets:
@@ -135,8 +139,11 @@ class Targets(BaseModel):
         return not (self.all or self.groups or self.nodes)
 
     def matches(self, node_id: str, node_zones: Iterable[str],
-                in_group: Callable[[str, str], bool]) -> bool:
-        """Does it reach this node? ``in_group(group, node_id)`` answers group membership."""
+                in_group: Callable[[str, str], bool], commune: str) -> bool:
+        """Does it reach this node of ``commune``? ``in_group(group, node_id)`` answers
+        group membership."""
+        if self.communes and commune not in self.communes:
+            return False
         if self.all or node_id in self.nodes:
             return True
         if set(self.zones) & set(node_zones):

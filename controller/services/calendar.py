@@ -75,7 +75,7 @@ def put_zone(session: Session, commune: str, code: str, name: str, quiet_start: 
     z.name, z.quiet_start, z.quiet_end = name, quiet_start, quiet_end
     audit.record(session, actor, "edit_zone", "zone", f"{commune}/{code}",
                  quiet=f"{quiet_start}-{quiet_end}")
-    effects_of(session).plans(Targets(zones=[code]))
+    effects_of(session).plans(Targets(zones=[code], communes=[commune]))
     return z
 
 
