@@ -402,7 +402,12 @@ def canonical_bytes(document: dict[str, Any]) -> bytes:
     sig = body.get("sig")
     if isinstance(sig, dict):
         body["sig"] = {k: v for k, v in sig.items() if k != "signature"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+    return canonical_json(body)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Any JSON value in the canonical form of :func:`canonical_bytes`."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
                       allow_nan=False).encode()
 
 
@@ -628,6 +633,43 @@ class Plan(Signed):
     items: list[PlanItem] = Field(default=[], max_length=MAX_PLAN_ITEMS)
     quiet_hours: QuietWindow | None = None
     """The node's zone's quiet hours, set at the controller (overrides the node config)."""
+    _items_json: tuple[list[PlanItem], bytes, bytes] | None = PrivateAttr(default=None)
+    """``items`` as JSON made once for every plan that shares them: (the list it was made
+    from, as sent, canonical). A copy with other items (a new list) does not use it."""
+
+    def share_item_json(self, wire: bytes, canonical: bytes) -> None:
+        """The compiler's JSON of ``items`` (``PlanItems``): this plan's bytes are spliced
+        from it. The caller promises it is exactly ``items`` serialised."""
+        self._items_json = (self.items, wire, canonical)
+
+    def _shared_items(self, form: int) -> bytes | None:
+        shared = self._items_json
+        return shared[form] if shared is not None and shared[0] is self.items else None
+
+    def to_bytes(self) -> bytes:
+        if (items := self._shared_items(1)) is None:
+            return super().to_bytes()
+        empty = self.model_copy(update={"items": []})
+        return _splice_items(Payload.to_bytes(empty), items)
+
+    def signed_bytes(self) -> bytes:
+        if self._canonical is not None or (items := self._shared_items(2)) is None:
+            return super().signed_bytes()
+        empty = self.model_copy(update={"items": []})
+        empty._canonical = None
+        return _splice_items(Signed.signed_bytes(empty), items)
+
+
+_EMPTY_ITEMS = b'"items":[]'
+
+
+def _splice_items(document: bytes, items: bytes) -> bytes:
+    """``document`` (a plan with no items, in either form) with its items put back. Only
+    the items can hold free text: before them, ``"items":[]`` occurs nowhere else."""
+    head, found, tail = document.partition(_EMPTY_ITEMS)
+    if not found:
+        raise ValueError("a plan's JSON without its items list")
+    return head + b'"items":' + items + tail
 
 
 class CommandKind(StrEnum):

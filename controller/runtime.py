@@ -22,7 +22,7 @@ from controller.db import Database, migrate
 from controller.domain import Targets
 from controller.live import LiveDesk
 from controller.media_store import MediaStore
-from controller.models import Announcement, Node
+from controller.models import Announcement
 from controller.mqtt_link import MqttLink
 from controller.relay import TICK_S as RELAY_TICK_S
 from controller.relay import RelayRunner
@@ -32,7 +32,7 @@ from controller.services import targets as target_rules
 from controller.services.content import ContentRenderer
 from controller.services.effects import Effects
 from controller.services.operations import OperationDesk
-from controller.services.plans import CompileContext, compile_plan, media_ref
+from controller.services.plans import CompileContext, compile_plans, media_ref
 from controller.services.users import ensure_bootstrap_admin
 from controller.settings import Settings
 from mqtt_contract import (
@@ -326,13 +326,10 @@ class Runtime:
             leadership.hold_compile_lock(s)
             self.plan_log.mark(targets)
             ctx = CompileContext.load(s, self.horizon)
-            nodes = list(s.scalars(select(Node)))
-            if targets is not None:
-                nodes = [n for n in nodes
-                         if any(target_rules.matches(t, n, ctx.groups) for t in targets)]
-            for node in nodes:
-                self.link.publish_plan(node.commune, compile_plan(s, node, ctx))
-            return len(nodes)
+            plans = compile_plans(s, ctx, targets)
+            for commune, plan in plans:
+                self.link.publish_plan(commune, plan)
+            return len(plans)
 
     def _publish_plans_unless_done(self, targets: list[Targets] | None, mark: int) -> None:
         """A deferred publish: skipped when those plans went out again since ``mark``."""

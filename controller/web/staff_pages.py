@@ -128,7 +128,7 @@ def node_plan_page(request: Request, node_id: NodeId, user: PageStaff, session: 
     ctx = CompileContext.load(session, runtime.horizon)
     items = [PlannedItem(i.start_at, i.title or "Bản tin", i.priority.value,
                          i.media.duration_s * i.repeat, i.volume)
-             for i in plan_items(ctx, node)]
+             for i in plan_items(ctx, node).items]
     quiet = ctx.quiet_window(node)
     zones = [name for _, name, _ in views.zone_choices(session, [node])]
     return render(request, "node_plan.html", user, node=node, items=items, zones=zones,
