@@ -1,16 +1,22 @@
-"""Plan compile time: 1,000 nodes × 50 schedules with the real services on SQLite.
+"""Plan compile time: a province's nodes × 50 schedules with the real services on SQLite.
 
 What is timed is what ``Runtime.publish_plans`` does before it touches the network: load
 the compile context (schedules expanded once over the horizon, holidays, zone quiet hours,
 groups), compile every node's plan (which bumps and records its version) and serialise
 it to the bytes that go on the wire, then commit. The schedules mix once / RRULE / cron
 timings, priorities, and targets all / zones / groups / named nodes, like a commune's
-week of announcements.
+week of announcements. Nodes are spread over communes of ``--per-commune`` (100), zones
+of 20 inside them.
 
-Usage: ``python benchmarks/compile.py [--nodes 1000] [--schedules 50] [--runs 5]``.
-The last line of output is a JSON object: ``nodes``, ``schedules``, ``seconds`` (median
-of the runs), ``runs_s`` (each run), ``plan_items`` (items over all plans, a check that
-the mix really lands on the nodes).
+A change in one commune (a schedule for all of it edited, a holiday of its own) recompiles
+that commune only: ``commune_seconds`` times that, from loading the compile context to the
+last plan's bytes, as ``Runtime.publish_plans`` does it for ``Targets(communes=[…])``.
+
+Usage: ``python benchmarks/compile.py [--nodes 1000] [--schedules 50] [--runs 5]
+[--per-commune 100]``. The last line of output is a JSON object: ``nodes``,
+``schedules``, ``seconds`` (median of the runs: the whole province), ``runs_s`` (each
+run), ``plan_items`` (items over all plans, a check that the mix really lands on the
+nodes), ``commune_seconds`` (median of the runs), ``commune_nodes`` (plans it made).
 """
 
 from __future__ import annotations
@@ -26,14 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import select  # noqa: E402
 
 from controller.db import Database, migrate  # noqa: E402
 from controller.domain import Targets  # noqa: E402
 from controller.models import Announcement, Node, NodeGroup, Schedule, Zone  # noqa: E402
-from controller.services.plans import CompileContext, compile_plan  # noqa: E402
+from controller.services.plans import CompileContext, compile_plans  # noqa: E402
 
-COMMUNE = "xa-bench"
 PER_ZONE = 20
 HORIZON = timedelta(hours=48)
 TIMINGS = [
@@ -46,15 +50,23 @@ TIMINGS = [
 PRIORITIES = ["ordinary", "priority", "priority", "ordinary", "emergency"]
 
 
-def seed(db: Database, nodes: int, schedules: int, now: datetime) -> None:
-    """Nodes over zones of ``PER_ZONE``, two groups, and ``schedules`` active schedules."""
+def commune_of(zone: int, zones_per_commune: int) -> str:
+    return f"xa-{(zone - 1) // zones_per_commune + 1:03d}"
+
+
+def seed(db: Database, nodes: int, schedules: int, now: datetime, per_commune: int) -> None:
+    """Nodes over zones of ``PER_ZONE`` in communes of ``per_commune``, two groups, and
+    ``schedules`` active schedules."""
     zones = (nodes + PER_ZONE - 1) // PER_ZONE
+    zones_per_commune = max(1, per_commune // PER_ZONE)
     with db.session() as s:
         for z in range(1, zones + 1):
-            s.add(Zone(commune=COMMUNE, code=f"zone-{z:03d}", name=f"Thôn {z}"))
+            s.add(Zone(commune=commune_of(z, zones_per_commune), code=f"zone-{z:03d}",
+                       name=f"Thôn {z}"))
         for i in range(1, nodes + 1):
-            s.add(Node(commune=COMMUNE, node_id=f"sim-{i:04d}", name=f"Point {i}",
-                       zones=[f"zone-{(i - 1) // PER_ZONE + 1:03d}"]))
+            zone = (i - 1) // PER_ZONE + 1
+            s.add(Node(commune=commune_of(zone, zones_per_commune), node_id=f"sim-{i:04d}",
+                       name=f"Point {i}", zones=[f"zone-{zone:03d}"]))
         s.add(NodeGroup(name="market", node_ids=[f"sim-{i:04d}" for i in range(1, nodes, 7)]))
         s.add(NodeGroup(name="school", node_ids=[f"sim-{i:04d}" for i in range(3, nodes, 11)]))
         for k in range(schedules):
@@ -82,17 +94,24 @@ def seed(db: Database, nodes: int, schedules: int, now: datetime) -> None:
                            sequence=k % 3, status="active", created_by="bench"))
 
 
-def compile_all(db: Database) -> tuple[float, int]:
-    """One full compile, as ``Runtime.publish_plans`` does it; (seconds, items)."""
-    items = 0
+def compile_all(db: Database, targets: list[Targets] | None = None) -> tuple[float, int, int]:
+    """One compile, as ``Runtime.publish_plans`` does it: (seconds, items, plans)."""
+    items = plans = 0
     t0 = time.perf_counter()
     with db.session() as s:
         ctx = CompileContext.load(s, HORIZON)
-        for node in s.scalars(select(Node)):
-            plan = compile_plan(s, node, ctx)
+        for _, plan in compile_plans(s, ctx, targets):
             plan.to_bytes()
             items += len(plan.items)
-    return time.perf_counter() - t0, items
+            plans += 1
+    return time.perf_counter() - t0, items, plans
+
+
+def one_communes_change(nodes: int, per_commune: int) -> list[Targets]:
+    """What a change reaching all of the last commune asks to recompile (a schedule for
+    the whole commune edited, a holiday of its own added)."""
+    zones = (nodes + PER_ZONE - 1) // PER_ZONE
+    return [Targets(all=True, communes=[commune_of(zones, max(1, per_commune // PER_ZONE))])]
 
 
 def main() -> None:
@@ -100,24 +119,34 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--schedules", type=int, default=50)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--per-commune", type=int, default=100)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="loaxa-compile-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
         migrate(url)
         db = Database(url)
         try:
-            seed(db, args.nodes, args.schedules, datetime.now(UTC))
+            seed(db, args.nodes, args.schedules, datetime.now(UTC), args.per_commune)
             compile_all(db)  # warm-up: imports, zoneinfo and rule caches
             runs, items = [], 0
             for n in range(args.runs):
-                seconds, items = compile_all(db)
+                seconds, items, _ = compile_all(db)
                 runs.append(seconds)
                 print(f"run {n + 1}: {seconds:.3f} s, {items} plan items", file=sys.stderr)
+            change = one_communes_change(args.nodes, args.per_commune)
+            commune_runs, commune_nodes = [], 0
+            for n in range(args.runs):
+                seconds, _, commune_nodes = compile_all(db, change)
+                commune_runs.append(seconds)
+                print(f"one commune {n + 1}: {seconds:.3f} s, {commune_nodes} plans",
+                      file=sys.stderr)
         finally:
             db.dispose()
     print(json.dumps({"nodes": args.nodes, "schedules": args.schedules,
                       "seconds": round(statistics.median(runs), 4),
-                      "runs_s": [round(r, 4) for r in runs], "plan_items": items}))
+                      "runs_s": [round(r, 4) for r in runs], "plan_items": items,
+                      "commune_seconds": round(statistics.median(commune_runs), 4),
+                      "commune_nodes": commune_nodes}))
 
 
 if __name__ == "__main__":
