@@ -107,6 +107,12 @@ def test_compose_preview_schedule_approve_and_monitor(live_server, start_node, n
     weekly.locator("input[name=zones][value=thon-1]").check()
     weekly.locator("[name=priority]").select_option("ordinary")
     weekly.locator("button[type=submit]").click()
+    staff.wait_for_function(
+        "() => document.querySelectorAll('#schedule-list tbody tr').length >= 2")
+    # next week holds all three weekly slots whatever today is (this week's Monday may
+    # be past: the schedule starts now)
+    next_monday = at.date() + timedelta(days=7 - at.weekday())
+    staff.goto(live_server.url(f"/schedules?week={next_monday.isoformat()}"))
     staff.wait_for_function("() => document.querySelectorAll('#week .slot').length >= 3")
     assert staff.locator("#schedule-list tbody tr").count() == 2
     assert "Hằng tuần T2, T4, T6 lúc 17:00" in staff.inner_text("#schedule-list")
