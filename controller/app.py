@@ -25,12 +25,14 @@ from controller.api import (
     emergency,
     health,
     live,
+    metrics,
     nodes,
     relay,
     schedules,
 )
 from controller.api.body_limit import DEFAULT_MAX_BODY, BodyLimitMiddleware
 from controller.api.errors import ErrorCode, error_payload, validation_problem
+from controller.metrics import RequestTimer
 from controller.runtime import Runtime
 from controller.settings import Settings
 from controller.signing import Signer
@@ -62,15 +64,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     add_offline_docs(app)
     for module in (health, auth, nodes, announcements, schedules, emergency, calendar,
-                   content, broadcast_log, alerts, live, relay):
+                   content, broadcast_log, alerts, live, relay, metrics):
         app.include_router(module.router)
     # the pages (web/), their static files, and CSRF checks for forms and cookie-auth API
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.CSRFMiddleware)
-    # outermost but the proxy headers: no body is stored past its route's limit
+    # outermost but the timer and the proxy headers: no body is stored past its route's limit
     app.add_middleware(BodyLimitMiddleware, default=DEFAULT_MAX_BODY,
                        by_path=content.BODY_LIMITS)
+    # outside the body limit: its refusals are timed too (label "unmatched")
+    app.add_middleware(RequestTimer)
     if settings.trusted_proxies:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 

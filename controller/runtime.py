@@ -22,6 +22,7 @@ from controller.db import Database, migrate
 from controller.domain import Targets
 from controller.live import LiveDesk
 from controller.media_store import MediaStore
+from controller.metrics import Metrics
 from controller.models import Announcement
 from controller.mqtt_link import MqttLink
 from controller.relay import TICK_S as RELAY_TICK_S
@@ -185,6 +186,8 @@ class Runtime:
         self._compile_lock = threading.Lock()
         self.plan_log = PlanLog()
         self.is_plan_leader = False
+        self.metrics = Metrics(self)
+        """This replica's Prometheus metrics (controller/metrics.py, ``GET /metrics``)."""
         for spec, handler in {STATUS: self._on_status, TELEMETRY: self._on_telemetry,
                               PLAYBACK: self._on_playback, REPLY: self._on_reply,
                               MEDIA_REQUEST: self._on_media_request,
@@ -406,6 +409,7 @@ class Runtime:
 
     def _queue_report(self, item: ingest.Incoming) -> None:
         """To the batch writer; when its queue is full, written here and now."""
+        self.metrics.report_taken(item)
         if not self.ingest.put(item):
             with self.db.session() as s:
                 ingest.write_one(s, item)
@@ -440,6 +444,7 @@ class Runtime:
             if record is not None:
                 self.alert_bus.announce(s, AlertEvent.alert, record)
         if record is not None:
+            self.metrics.alert_stored(alert.kind)
             log.info("alert %s from %s/%s: %s", alert.id, alert.node, alert.camera,
                      alert.kind)
 

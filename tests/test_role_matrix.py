@@ -238,6 +238,7 @@ POLICY: dict[tuple[str, str], Case] = {
     ("GET", "/redoc"): Case(PUBLIC),
     # health and accounts
     ("GET", "/healthz"): Case(PUBLIC),
+    ("GET", "/metrics"): Case(ADMIN),  # Prometheus: an admin account's API token
     ("POST", "/api/auth/token"): Case(PUBLIC, login_form),
     ("GET", "/api/auth/me"): Case(ANY),
     ("POST", "/api/auth/logout"): Case(ANY, ends_sessions=True),
@@ -419,8 +420,9 @@ def app_routes(app: Any) -> Iterator[tuple[str, str, bool]]:
 
 
 def is_page(path: str) -> bool:
-    return not path.startswith("/api/") and path not in ("/healthz", "/openapi.json", "/docs",
-                                                         "/docs/oauth2-redirect", "/redoc")
+    return not path.startswith("/api/") and path not in ("/healthz", "/metrics", "/openapi.json",
+                                                         "/docs", "/docs/oauth2-redirect",
+                                                         "/redoc")
 
 
 def test_every_route_enforces_its_roles(controller, broker):
