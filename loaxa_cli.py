@@ -6,8 +6,9 @@ import logging
 import signal
 import sys
 import threading
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -24,9 +25,45 @@ app.add_typer(broker_app, name="broker")
 LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning, error")]
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+class LogFormat(StrEnum):
+    """How the commands that run a service write their log on stderr."""
+
+    text = "text"
+    """For people at a terminal: time, level, logger, message."""
+    json = "json"
+    """One JSON object per line for a log collector (journald, Loki, Elasticsearch):
+    ``ts`` (ISO 8601, UTC), ``level``, ``logger``, ``msg``, ``exc`` with an exception, and
+    whatever a call passed as ``extra``."""
+
+
+LogFormatOption = Annotated[LogFormat, typer.Option(
+    "--log-format", envvar="LOAXA_LOG_FORMAT", case_sensitive=False,
+    help="text (for people) or json (one object per line, for a log collector)")]
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+JSON_FIELDS = {"levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"}
+"""The record's attributes in a JSON line, under their short names."""
+
+
+def json_formatter() -> logging.Formatter:
+    """python-json-logger, set to the project's field names. uvicorn's ``color_message``
+    (the same text with terminal colours) is left out."""
+    from pythonjsonlogger.core import RESERVED_ATTRS
+    from pythonjsonlogger.json import JsonFormatter
+
+    return JsonFormatter("{levelname}{name}{message}", style="{", rename_fields=JSON_FIELDS,
+                         timestamp="ts", json_ensure_ascii=False,
+                         reserved_attrs=[*RESERVED_ATTRS, "color_message"])
+
+
+def log_handler(log_format: LogFormat, stream: TextIO) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter() if log_format is LogFormat.json
+                         else logging.Formatter(TEXT_FORMAT))
+    return handler
+
+
+def setup_logging(level: str, log_format: LogFormat = LogFormat.text) -> None:
+    logging.basicConfig(level=level.upper(), handlers=[log_handler(log_format, sys.stderr)])
     if level.lower() != "debug":  # a line per job run, every second: noise at info
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -47,7 +84,8 @@ def wait_for_signal() -> threading.Event:
 @controller_app.command("serve")
 def controller_serve(host: Annotated[str | None, typer.Option()] = None,
                      port: Annotated[int | None, typer.Option()] = None,
-                     log_level: LogLevel = "info") -> None:
+                     log_level: LogLevel = "info",
+                     log_format: LogFormatOption = LogFormat.text) -> None:
     """Run the controller API (settings from LOAXA_* environment variables): HTTPS when
     LOAXA_TLS_CERTFILE and LOAXA_TLS_KEYFILE are set; proxy headers only from
     LOAXA_TRUSTED_PROXIES."""
@@ -56,10 +94,12 @@ def controller_serve(host: Annotated[str | None, typer.Option()] = None,
     from controller.app import create_app, server_options
     from controller.settings import Settings
 
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     settings = Settings()
     options = server_options(settings)
     options |= {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if log_format is LogFormat.json:  # uvicorn's loggers too, through the root's handler
+        options["log_config"] = None
     uvicorn.run(create_app(settings), log_level=log_level.lower(), **options)
 
 
@@ -112,12 +152,13 @@ def controller_keys(signing_dir: SigningDir = None) -> None:
 
 @edge_app.command("run")
 def edge_run(config: Annotated[Path, typer.Option("--config", "-c", help="node YAML")],
-             log_level: LogLevel = "info") -> None:
+             log_level: LogLevel = "info",
+             log_format: LogFormatOption = LogFormat.text) -> None:
     """Run the node agent from its config file."""
     from edge.agent import EdgeAgent
     from firmware_config.schema import ConfigError, load_node_config
 
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     try:
         cfg = load_node_config(config)
     except ConfigError as exc:
@@ -147,7 +188,8 @@ def simulate(nodes: Annotated[int, typer.Option("--nodes", "-n", min=1)] = 3,
                  "--processes", "-p", min=1,
                  help="worker processes (default: one per 500 nodes, at most one per core; "
                       "1 = this process)")] = None,
-             log_level: LogLevel = "info") -> None:
+             log_level: LogLevel = "info",
+             log_format: LogFormatOption = LogFormat.text) -> None:
     """Run N simulated nodes (the node's own parts, WAV file sinks) from a provisioned fleet.
 
     Each worker process runs its share of the nodes on one event loop; by default one
@@ -160,7 +202,7 @@ def simulate(nodes: Annotated[int, typer.Option("--nodes", "-n", min=1)] = 3,
         run_swarm,
     )
 
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)  # this process; worker processes log as text
     configs = find_node_configs(fleet)
     if len(configs) < nodes:
         raise fail(f"{fleet} holds {len(configs)} node configs, {nodes} asked: run "
@@ -331,11 +373,12 @@ def broker_run(fleet: Annotated[Path, typer.Option(help="provisioned fleet")] = 
 def demo(workdir: Annotated[Path, typer.Option()] = Path(".run/demo"),
          port: Annotated[int, typer.Option(help="controller HTTP port")] = 8000,
          exit_after_welcome: Annotated[bool, typer.Option(help="stop once played")] = False,
-         log_level: LogLevel = "warning") -> None:
+         log_level: LogLevel = "warning",
+         log_format: LogFormatOption = LogFormat.text) -> None:
     """Broker, controller and three simulated nodes; plays a welcome announcement."""
     from devtools.demo import run_demo
 
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     raise typer.Exit(run_demo(workdir, port, exit_after_welcome))
 
 
