@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -75,8 +76,8 @@ def provisioned(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
 
 def test_every_path_a_service_names_exists_after_provisioning(provisioned: Path) -> None:
     for name, svc in SERVICES.items():
-        if name == "provision":
-            continue
+        if name not in enabled(set()) or svc.get("restart") == "no":
+            continue  # the profiles': test_every_path_of_every_profile_exists_…
         paths = [a for a in svc.get("command", []) if a.startswith("/")]
         paths += [v for k, v in svc.get("environment", {}).items() if v.startswith("/")
                   and k != "LOAXA_DATA_DIR"]
@@ -112,3 +113,205 @@ def test_a_node_container_sees_only_its_own_files(provisioned: Path) -> None:
             assert controller_pw not in f.read_text()
     assert list(mounts_of(SERVICES["mosquitto"]).values()) == ["./.run/compose-fleet/broker"]
     assert "ca" not in " ".join(mounts_of(SERVICES["controller"]).values()).split("/")
+
+
+# ---------------------------------------------------------------- profiles
+
+PROFILES = {"postgres", "replicas", "region"}
+DEFAULT = {"provision", "mosquitto", "controller", "node-1", "node-2", "node-3"}
+"""What `docker compose up` starts without a profile: the demo, as it was before them."""
+REGION = "huyen-demo"
+
+
+def profiles_of(name: str) -> set[str] | None:
+    """The profiles that enable a service; None: always on."""
+    profiles = SERVICES[name].get("profiles")
+    return None if profiles is None else set(profiles)
+
+
+def enabled(profiles: set[str]) -> set[str]:
+    """The services compose runs with these profiles on."""
+    return {n for n in SERVICES if profiles_of(n) is None or profiles_of(n) & profiles}
+
+
+def one_shots_in_order(profiles: set[str]) -> list[str]:
+    """The provisioning services (``restart: "no"``) enabled by ``profiles``, each after
+    what it depends on: the order compose runs them in."""
+    shots = [n for n in enabled(profiles) if SERVICES[n].get("restart") == "no"]
+    ordered: list[str] = []
+    while len(ordered) < len(shots):
+        ready = sorted(n for n in shots if n not in ordered and all(
+            d in ordered or d not in shots for d in SERVICES[n].get("depends_on", {})))
+        assert ready, f"a dependency cycle among {shots}"
+        ordered.append(ready[0])
+    return ordered
+
+
+def run_provisioning(fleet_dir: Path, profiles: set[str]) -> None:
+    for name in one_shots_in_order(profiles):
+        svc = SERVICES[name]
+        mounts = mounts_of(svc)
+        assert mounts.get("/fleet") == "./.run/compose-fleet", name
+        args = [a.replace("/fleet", str(fleet_dir))
+                .replace("/data", str(fleet_dir.parent / "controller-data"))
+                for a in svc["command"][1:]]
+        result = CliRunner().invoke(loaxa_cli.app, args)
+        assert result.exit_code == 0, (name, result.output)
+
+
+@pytest.fixture(scope="module")
+def provisioned_all(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """The fleet as the provisioning services leave it with every profile on."""
+    fleet_dir = tmp_path_factory.mktemp("compose-all") / "fleet"
+    run_provisioning(fleet_dir, PROFILES)
+    return fleet_dir
+
+
+def controllers() -> list[str]:
+    return sorted(n for n, s in SERVICES.items()
+                  if s.get("command", [])[:3] == ["loaxa", "controller", "serve"])
+
+
+def test_without_a_profile_compose_runs_the_demo_as_before() -> None:
+    assert {p for n in SERVICES for p in profiles_of(n) or ()} == PROFILES
+    assert enabled(set()) == DEFAULT
+    assert one_shots_in_order(set()) == ["provision"]
+    assert "--controllers" not in SERVICES["provision"]["command"]  # one account, as before
+    assert SERVICES["controller"]["environment"]["LOAXA_DATABASE_URL"] == (
+        "${LOAXA_DATABASE_URL:-}")  # unset: empty, which is SQLite in /data
+    assert enabled({"postgres"}) == DEFAULT | {"postgres"}
+    assert enabled({"replicas"}) == DEFAULT | {"postgres", "controller-2",
+                                               "provision-replicas"}
+    assert enabled({"region"}) == DEFAULT | {"mosquitto-region", "provision-region"}
+
+
+@pytest.mark.parametrize("profiles", [set(), {"postgres"}, {"replicas"}, {"region"}, PROFILES],
+                         ids=lambda p: "+".join(sorted(p)) or "default")
+def test_depends_on_is_sound_under_every_profile(profiles: set[str]) -> None:
+    """Every dependency exists; one that a profile may leave off is ``required: false``
+    (else compose refuses the project); ``service_healthy`` only on a service with a
+    healthcheck and ``service_completed_successfully`` only on a one-shot."""
+    on = enabled(profiles)
+    for name in on:
+        for dep, how in SERVICES[name].get("depends_on", {}).items():
+            assert dep in SERVICES, (name, dep)
+            if dep not in on:
+                assert how.get("required") is False, f"{name} needs {dep}, off here"
+            condition = how["condition"]
+            if condition == "service_healthy":
+                assert "healthcheck" in SERVICES[dep], (name, dep)
+            elif condition == "service_completed_successfully":
+                assert SERVICES[dep].get("restart") == "no", (name, dep)
+            else:
+                assert condition == "service_started", (name, dep)
+    # what a profile starts waits for what it needs
+    if "replicas" in profiles:
+        needs = SERVICES["controller-2"]["depends_on"]
+        assert needs["postgres"]["condition"] == "service_healthy"
+        assert needs["provision-replicas"]["condition"] == "service_completed_successfully"
+    if profiles & {"postgres", "replicas"}:
+        assert SERVICES["controller"]["depends_on"]["postgres"]["condition"] == (
+            "service_healthy")
+
+
+def test_the_provisioning_steps_take_turns() -> None:
+    """They all write the same fleet folder: never two at once, and the brokers read
+    their accounts only after the last one."""
+    assert one_shots_in_order(PROFILES) == ["provision", "provision-replicas",
+                                            "provision-region"]
+    assert "provision-replicas" in SERVICES["provision-region"]["depends_on"]
+    for broker in ("mosquitto", "mosquitto-region"):
+        deps = SERVICES[broker]["depends_on"]
+        assert "provision-region" in deps, broker
+    assert {"provision-replicas", "provision-region"} <= set(SERVICES["mosquitto"]["depends_on"])
+    replicas = SERVICES["provision-replicas"]["command"]
+    assert replicas[-2:] == ["--controllers", "2"]
+    assert replicas[:-2] == SERVICES["provision"]["command"]  # the same fleet otherwise
+
+
+def test_every_path_of_every_profile_exists_after_its_provisioning(
+        provisioned_all: Path) -> None:
+    for name, svc in SERVICES.items():
+        if svc.get("restart") == "no" or "image" in svc and svc["image"].startswith("postgres"):
+            continue
+        paths = [a for a in svc.get("command", []) if a.startswith("/")]
+        paths += [v for k, v in svc.get("environment", {}).items() if v.startswith("/")
+                  and k != "LOAXA_DATA_DIR"]
+        assert paths, name
+        for path in paths:
+            assert in_container(path, svc, provisioned_all).exists(), (name, path)
+
+
+def test_the_replicas_have_their_own_accounts_and_share_data(provisioned_all: Path) -> None:
+    names = controllers()
+    assert names == ["controller", "controller-2"]
+    envs = [SERVICES[n]["environment"] for n in names]
+    accounts = [(e["LOAXA_MQTT_USERNAME"], e["LOAXA_MQTT_CLIENT_ID"]) for e in envs]
+    assert accounts == [("loaxa-controller", "loaxa-controller-1"),
+                        ("loaxa-controller-2", "loaxa-controller-2")]
+    dynsec = json.loads((provisioned_all / "broker" / "dynamic-security.json").read_text())
+    bound = {c["username"]: c.get("clientid") for c in dynsec["clients"]}
+    for user, client_id in accounts:
+        assert bound[user] == client_id  # the broker binds each account to its client id
+    for env in envs:  # each replica its own password, and only its own
+        user = env["LOAXA_MQTT_USERNAME"]
+        assert env["LOAXA_MQTT_PASSWORD_FILE"] == f"/fleet/secrets/{user}.pass"
+    # one database, one data volume (media store, signing keys, token secret)
+    assert len({e["LOAXA_DATABASE_URL"] for e in envs}) == 1
+    assert all(mounts_of(SERVICES[n])["/data"] == "controller-data" for n in names)
+    assert {e["LOAXA_DATA_DIR"] for e in envs} == {"/data"}
+    host_ports = [p.split(":")[0] for n in names for p in SERVICES[n]["ports"]]
+    assert len(host_ports) == len(set(host_ports))
+
+
+def test_no_service_gets_a_secret_it_does_not_use(provisioned_all: Path) -> None:
+    """Outside the provisioning steps nothing mounts the whole fleet, the CA or the
+    secrets folder; a password file goes only to the service that logs in with it; the
+    signing keys (controller-data) only to controllers; the regional broker only its own
+    folder, which holds no password of the province's accounts."""
+    secrets = provisioned_all / "secrets"
+    for name, svc in SERVICES.items():
+        mounts = mounts_of(svc)
+        if svc.get("restart") == "no":
+            continue
+        for target, source in mounts.items():
+            assert source not in ("./.run/compose-fleet", "./.run/compose-fleet/ca",
+                                  "./.run/compose-fleet/secrets"), (name, source)
+            if source.startswith("./.run/compose-fleet/secrets/"):
+                assert svc["environment"]["LOAXA_MQTT_PASSWORD_FILE"] == target, name
+            if source == "controller-data":
+                assert name in controllers(), name
+        if name == "postgres":
+            assert list(mounts.values()) == ["postgres-data"]
+    region = SERVICES["mosquitto-region"]
+    assert list(mounts_of(region).values()) == [
+        f"./.run/compose-fleet/regions/{REGION}/broker"]
+    folder = provisioned_all / "regions" / REGION / "broker"
+    texts = [p.read_bytes() for p in folder.rglob("*") if p.is_file()]
+    for password_file in secrets.glob("*.pass"):
+        if password_file.stem.startswith("loaxa-bridge-"):
+            continue  # the bridge logs in to the province with it: its conf holds it
+        secret = password_file.read_text().strip().encode()
+        assert not [t for t in texts if secret in t], password_file.name
+    assert not (folder / "ca.key").exists()
+
+
+def test_the_region_bridges_to_the_province_broker_and_takes_the_nodes(
+        provisioned_all: Path, provisioned: Path) -> None:
+    region = SERVICES["mosquitto-region"]
+    conf = in_container(region["command"][-1], region, provisioned_all).read_text()
+    container_port = region["ports"][0].split(":")[1]
+    assert f"listener {container_port} 0.0.0.0" in conf
+    assert "address mosquitto:8883" in conf  # the province broker's service and port
+    province = SERVICES["mosquitto"]["ports"][0].split(":")[1]
+    assert province == "8883"
+    assert "remote_username loaxa-bridge-huyen-demo" in conf
+    dynsec = json.loads((provisioned_all / "broker" / "dynamic-security.json").read_text())
+    assert "loaxa-bridge-huyen-demo" in {c["username"] for c in dynsec["clients"]}
+    for node in ("node-1", "node-2", "node-3"):
+        with_region = yaml.safe_load(
+            (provisioned_all / "nodes" / node / "node.yaml").read_text())["mqtt"]
+        default = yaml.safe_load((provisioned / "nodes" / node / "node.yaml").read_text())["mqtt"]
+        assert (with_region["host"], with_region["port"]) == ("mosquitto-region",
+                                                              int(container_port))
+        assert (default["host"], default["port"]) == ("mosquitto", 8883)
