@@ -242,6 +242,21 @@ def test_every_path_of_every_profile_exists_after_its_provisioning(
             assert in_container(path, svc, provisioned_all).exists(), (name, path)
 
 
+@pytest.mark.parametrize("profiles", [set(), PROFILES], ids=["default", "every-profile"])
+def test_every_bind_mount_source_is_written_by_the_provisioning(
+        profiles: set[str], tmp_path: Path) -> None:
+    """A missing source is not an error to Docker: it creates an empty folder there (a
+    folder where a password file should be), and the service fails later, obscurely."""
+    fleet_dir = tmp_path / "fleet"
+    run_provisioning(fleet_dir, profiles)
+    for name in enabled(profiles):
+        if SERVICES[name].get("restart") == "no":
+            continue
+        for source in mounts_of(SERVICES[name]).values():
+            if source.startswith("./"):
+                assert host_path(source, fleet_dir).exists(), (name, source)
+
+
 def test_the_replicas_have_their_own_accounts_and_share_data(provisioned_all: Path) -> None:
     names = controllers()
     assert names == ["controller", "controller-2"]
