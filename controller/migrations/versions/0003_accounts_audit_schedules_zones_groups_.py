@@ -177,7 +177,7 @@ def downgrade() -> None:
             sa.Column("priority", sa.VARCHAR(length=16), nullable=False, server_default="priority")
         )
         batch_op.add_column(
-            sa.Column("start_at", sa.DATETIME(), nullable=False, server_default=sa.func.now())
+            sa.Column("start_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
         )
         batch_op.create_index(batch_op.f("ix_announcements_start_at"), ["start_at"], unique=False)
         batch_op.drop_column("created_by")
@@ -189,9 +189,9 @@ def downgrade() -> None:
         sa.Column("node_pk", sa.INTEGER(), nullable=False),
         sa.Column("status", sa.VARCHAR(length=16), nullable=False),
         sa.Column("plan_version", sa.BIGINT(), nullable=True),
-        sa.Column("planned_at", sa.DATETIME(), nullable=False),
-        sa.Column("actual_start", sa.DATETIME(), nullable=True),
-        sa.Column("finished_at", sa.DATETIME(), nullable=True),
+        sa.Column("planned_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actual_start", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("duration_s", sa.FLOAT(), nullable=True),
         sa.Column("detail", sa.TEXT(), nullable=False),
         sa.ForeignKeyConstraint(["announcement_id"], ["announcements.id"], ondelete="CASCADE"),
