@@ -21,6 +21,7 @@ from controller.api import (
     auth,
     broadcast_log,
     calendar,
+    communes,
     content,
     emergency,
     health,
@@ -34,6 +35,7 @@ from controller.api.body_limit import DEFAULT_MAX_BODY, BodyLimitMiddleware
 from controller.api.errors import ErrorCode, error_payload, validation_problem
 from controller.metrics import RequestTimer
 from controller.runtime import Runtime
+from controller.scope import CommuneRefused
 from controller.settings import Settings
 from controller.signing import Signer
 from mqtt_contract import SOFTWARE_VERSION
@@ -63,8 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Commune loudspeakers and cameras: announcements, nodes, plans.",
                   docs_url=None, redoc_url=None)
     add_offline_docs(app)
-    for module in (health, auth, nodes, announcements, schedules, emergency, calendar,
-                   content, broadcast_log, alerts, live, relay, metrics):
+    for module in (health, auth, communes, nodes, announcements, schedules, emergency,
+                   calendar, content, broadcast_log, alerts, live, relay, metrics):
         app.include_router(module.router)
     # the pages (web/), their static files, and CSRF checks for forms and cookie-auth API
     app.include_router(web.router)
@@ -169,6 +171,15 @@ def add_error_handlers(app: FastAPI) -> None:
             [{"field": "", "message": "value out of range",
               "text": OUT_OF_RANGE_MESSAGE}]) | {
                 "message": OUT_OF_RANGE_MESSAGE})
+
+    @app.exception_handler(CommuneRefused)
+    async def _other_commune(request: Request, exc: CommuneRefused) -> JSONResponse:
+        """A commune account reaching for another commune (controller/scope.py), caught
+        wherever it surfaced, the commit included: a 403, never a 500."""
+        log.warning("refused %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(status_code=403, content={
+            "detail": {"code": exc.code, "message": exc.message}, "code": exc.code,
+            "message": exc.message})
 
     @app.exception_handler(StatementError)
     async def _statement(request: Request, exc: StatementError) -> JSONResponse:

@@ -11,6 +11,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller import scope
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -68,8 +70,12 @@ class Database:
         session.info.clear()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, commune: str | None = None) -> Iterator[Session]:
+        """One transaction. With ``commune``, it sees and changes that commune's records
+        only (controller/scope.py); without, everything (the runtime, province accounts)."""
         with self._sessions() as session, session.begin():
+            if commune is not None:
+                scope.limit(session, commune)
             yield session
 
     def dispose(self) -> None:

@@ -84,6 +84,17 @@ class Base(DeclarativeBase):
     pass
 
 
+class Commune(Base):
+    """A commune (xã) of the deployment: its code (the MQTT topic segment), its name
+    and its wall clock. Every commune-owned record names one (controller/scope.py)."""
+
+    __tablename__ = "communes"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
+
+
 class Node(Base):
     __tablename__ = "nodes"
     __table_args__ = (UniqueConstraint("commune", "node_id"),)
@@ -121,6 +132,8 @@ class Announcement(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200), default="")
     text: Mapped[str] = mapped_column(Text)
+    commune: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The commune whose staff wrote it; None: a province bulletin."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64), default="")
     status: Mapped[AnnouncementStatus] = mapped_column(StrEnumColumn(AnnouncementStatus),
@@ -148,6 +161,8 @@ class Schedule(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     announcement_id: Mapped[int] = mapped_column(
         ForeignKey("announcements.id", ondelete="CASCADE"), index=True)
+    commune: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The commune whose account made it (its targets stay inside); None: the province."""
     targets: Mapped[Targets] = mapped_column(TargetsColumn, default=Targets)
     kind: Mapped[TimingKind] = mapped_column(StrEnumColumn(TimingKind, 8))
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -189,6 +204,7 @@ class NodeGroup(Base):
     __tablename__ = "node_groups"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    commune: Mapped[str | None] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     node_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
 
@@ -264,6 +280,9 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[Role] = mapped_column(StrEnumColumn(Role))
+    commune: Mapped[str | None] = mapped_column(String(64))
+    """The commune the account works for; None: a province account (sees every commune;
+    administrators are always province accounts)."""
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -378,6 +397,7 @@ class LiveBroadcast(Base):
     """The session id nodes see (``live-{id}`` is its item id in the broadcast log)."""
     title: Mapped[str] = mapped_column(String(500), default="")
     source: Mapped[LiveSource] = mapped_column(StrEnumColumn(LiveSource))
+    commune: Mapped[str | None] = mapped_column(String(64), index=True)
     targets: Mapped[Targets] = mapped_column(TargetsColumn)
     started_by: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -402,6 +422,8 @@ class StreamSource(Base):
     __tablename__ = "stream_sources"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    commune: Mapped[str | None] = mapped_column(String(64))
+    """None: the province's station, which every commune may relay."""
     name: Mapped[str] = mapped_column(String(200))
     url: Mapped[str] = mapped_column(String(2000))
     created_by: Mapped[str] = mapped_column(String(64))
@@ -421,6 +443,7 @@ class RelaySlot(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("stream_sources.id", ondelete="CASCADE"),
                                            index=True)
+    commune: Mapped[str | None] = mapped_column(String(64), index=True)
     title: Mapped[str] = mapped_column(String(200), default="")
     targets: Mapped[Targets] = mapped_column(TargetsColumn, default=Targets)
     kind: Mapped[TimingKind] = mapped_column(StrEnumColumn(TimingKind, 8))
