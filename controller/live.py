@@ -279,9 +279,10 @@ class LiveDesk:
     def open(self, targets: Targets, title: str, source: LiveSource, actor: str,
              url: str = "-", *, realtime: bool = False, chime: bool = True,
              relay_slot_id: int | None = None,
-             stream_source_id: int | None = None) -> Opened:
-        """Open a session and its feed (``url``: ``"-"`` for browser chunks)."""
-        with self.db.session() as s:
+             stream_source_id: int | None = None, commune: str | None = None) -> Opened:
+        """Open a session and its feed (``url``: ``"-"`` for browser chunks). ``commune``:
+        the opener's (its targets stay inside it, controller/scope.py); None: the province."""
+        with self.db.session(commune=commune) as s:
             opened = live_service.open_session(s, self.settings, targets, title, source, actor,
                                                relay_slot_id, stream_source_id)
         self.recordings.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,7 @@ class RelayRunner:
             opened = self.desk.open(airing.targets, airing.title, LiveSource.relay,
                                     RELAY_ACTOR, airing.url, realtime=True, chime=False,
                                     relay_slot_id=airing.slot_id,
-                                    stream_source_id=airing.source_id)
+                                    stream_source_id=airing.source_id, commune=airing.commune)
         except (LiveError, OSError) as exc:
             self._failed(state, str(exc), now)
             return

@@ -28,7 +28,7 @@ from controller.mqtt_link import MqttLink
 from controller.relay import TICK_S as RELAY_TICK_S
 from controller.relay import RelayRunner
 from controller.security import LoginRateLimiter, load_or_create_secret
-from controller.services import alerts, effects, fleet, ingest, leadership, stats
+from controller.services import alerts, communes, effects, fleet, ingest, leadership, stats
 from controller.services import targets as target_rules
 from controller.services.content import ContentRenderer
 from controller.services.effects import Effects
@@ -208,6 +208,7 @@ class Runtime:
         migrate(self.db.url)
         with self.db.session() as s:
             ensure_bootstrap_admin(s, self.settings.admin_username, self.settings.admin_password)
+            communes.ensure_commune(s, self.settings.default_commune, self.settings.timezone)
             if self.settings.fleet_dir:
                 n = fleet.register_fleet(s, self.settings.fleet_dir)
                 log.info("registered %d nodes from %s", n, self.settings.fleet_dir)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from controller.domain import (
     AnnouncementStatus,
@@ -16,7 +24,7 @@ from controller.domain import (
     TimingKind,
 )
 from controller.localtime import zone_name
-from mqtt_contract import CommandKind, Priority
+from mqtt_contract import DEFAULT_TIMEZONE, CommandKind, Priority
 
 TimeOfDay = str
 SEGMENT = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -348,11 +356,17 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
+CommuneCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+                                    description="a commune's code (its topic segment)")]
+
+
 class UserIn(In):
     username: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{2,63}$")
     password: str = Field(min_length=10, max_length=256)
     role: Literal["admin", "staff", "leader", "officer"]
     full_name: str = Field(default="", max_length=200)
+    commune: CommuneCode | None = Field(
+        default=None, description="the commune the account works for; none: the province")
 
 
 class UserOut(BaseModel):
@@ -362,6 +376,30 @@ class UserOut(BaseModel):
     full_name: str
     role: str
     active: bool
+    commune: str | None = None
+
+
+class CommuneIn(In):
+    code: CommuneCode
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str = Field(default=DEFAULT_TIMEZONE, max_length=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone") from None
+        return value
+
+
+class CommuneOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    timezone: str
 
 
 

@@ -89,28 +89,29 @@ def sse(event: str, data: dict, event_id: int | None = None) -> str:
 
 
 async def alert_events(request: Request, runtime: Runtime, last_id: int | None,
-                       max_s: float) -> AsyncIterator[str]:
+                       max_s: float, commune: str | None = None) -> AsyncIterator[str]:
     """New alerts (``alert``) and lifecycle changes (``update``) until the client leaves or
-    ``max_s`` passes (the browser then reconnects, and its session is checked again)."""
+    ``max_s`` passes (the browser then reconnects, and its session is checked again).
+    A commune's officer gets that commune's only (``commune``; None: the province's)."""
     hub = runtime.alerts
     sub = hub.subscribe()
     sent: deque[int] = deque(maxlen=2000)
     deadline = time.monotonic() + max_s
 
     def replay(after_row: int) -> list[dict]:
-        with runtime.db.session() as s:
+        with runtime.db.session(commune=commune) as s:
             rows = service.newer_than(s, after_row)
             names = service.labels(s) if rows else None
             return [service.event_of(r, names) for r in rows]
 
     def poll(after_row: int, received_after: datetime) -> list[dict]:
-        with runtime.db.session() as s:
+        with runtime.db.session(commune=commune) as s:
             rows = service.catch_up(s, after_row, received_after)
             names = service.labels(s) if rows else None
             return [service.event_of(r, names) for r in rows]
 
     def current_row() -> int:
-        with runtime.db.session() as s:
+        with runtime.db.session(commune=commune) as s:
             return service.last_row(s)
 
     try:
@@ -128,6 +129,8 @@ async def alert_events(request: Request, runtime: Runtime, last_id: int | None,
                 break
             try:
                 event = await asyncio.wait_for(sub.queue.get(), timeout=min(POLL_S, left))
+                if commune is not None and event.data.get("commune") != commune:
+                    continue  # another commune's alert: not this desk's
             except TimeoutError:
                 since, checked = checked - CATCH_UP, datetime.now(UTC)
                 for data in await run_in_threadpool(poll, base, since):
@@ -157,7 +160,8 @@ async def stream(request: Request, user: Officer, runtime: RuntimeDep,
     ``Last-Event-ID`` replays the alerts missed meanwhile. The stream ends after ``max_s``;
     the browser's EventSource reconnects, which re-checks the session."""
     return StreamingResponse(
-        alert_events(request, runtime, last_event_id, max_s), media_type="text/event-stream",
+        alert_events(request, runtime, last_event_id, max_s, user.commune),
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
@@ -174,7 +178,7 @@ def get_alert(alert_id: str, user: Officer, session: SessionDep) -> AlertDetail:
 
 def _transition(alert_id: str, action: str, body: TransitionIn, user: CurrentUser,
                 runtime: Runtime) -> AlertView:
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         record = service.get_alert(s, alert_id)
         if record is None:
             raise HTTPException(404, f"alert {alert_id} not found")

@@ -64,7 +64,7 @@ def create(body: AnnouncementIn, user: Staff, runtime: RuntimeDep) -> Announceme
     for a leader's approval. ``play_now`` starts a few seconds ahead, so every node has the
     audio and they all start at the same instant.
     """
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         try:
             a = service.create_announcement(
                 s, text=body.text, items=body.item_dicts(), repeat=body.repeat,
@@ -103,7 +103,7 @@ def list_all(user: UserDep, session: SessionDep, runtime: RuntimeDep,
 @router.get("/{announcement_id}", response_model=AnnouncementOut)
 def get(announcement_id: DbId, user: UserDep, runtime: RuntimeDep) -> AnnouncementOut:
     """The announcement, its schedules, each node's delivery and playback, its history."""
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         return to_out(s, runtime, load(s, announcement_id))
 
 
@@ -113,7 +113,7 @@ def edit(announcement_id: DbId, body: AnnouncementEdit, user: Staff,
     """Edit title or text; new text is rendered again (a recording stays). A staffer's
     edit of a submitted or approved item sends it back for approval (``submitted``); a
     leader's keeps it approved (services/announcements.py)."""
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         a = load(s, announcement_id)
         try:
             service.update_content(s, a, text=body.text, title=body.title, engine=body.engine,
@@ -132,7 +132,7 @@ def edit(announcement_id: DbId, body: AnnouncementEdit, user: Staff,
 def delete(announcement_id: DbId, user: Staff, runtime: RuntimeDep) -> None:
     """Delete one that never aired, with its schedules. Its author may while it is a
     draft or submitted; a leader or admin may any that never aired."""
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         a = load(s, announcement_id)
         try:
             service.delete_announcement(s, a, user.username, user.role)
@@ -142,7 +142,7 @@ def delete(announcement_id: DbId, user: Staff, runtime: RuntimeDep) -> None:
 
 def _transition(announcement_id: DbId, action: ApprovalAction, note: str, user,  # type: ignore[no-untyped-def]
                 runtime: Runtime) -> AnnouncementOut:
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         a = load(s, announcement_id)
         try:
             approval.transition(s, a, action, user.username, note)
@@ -177,7 +177,7 @@ def reject(announcement_id: DbId, body: TransitionIn, user: Leader,
 @router.post("/{announcement_id}/cancel", response_model=AnnouncementOut)
 def cancel(announcement_id: DbId, user: Staff, runtime: RuntimeDep) -> AnnouncementOut:
     """Cancel: every node's plan drops it (a node playing it stops)."""
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         a = load(s, announcement_id)
         try:
             service.cancel_announcement(s, a, user.username)

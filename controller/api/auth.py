@@ -14,7 +14,7 @@ from controller.api.deps import Admin, AnyUser, DbId, RuntimeDep, SessionDep
 from controller.api.errors import ErrorCode, api_error
 from controller.models import ApiToken, User
 from controller.runtime import Runtime
-from controller.schemas import In, TokenOut, UserIn, UserOut
+from controller.schemas import CommuneCode, In, TokenOut, UserIn, UserOut
 from controller.security import Role
 from controller.services import users
 
@@ -136,7 +136,9 @@ def list_users(_: Admin, session: SessionDep) -> list[UserOut]:
 def create_user(body: UserIn, admin: Admin, session: SessionDep) -> UserOut:
     try:
         user = users.create_user(session, body.username, body.password, Role(body.role),
-                                 body.full_name, actor=admin.username)
+                                 body.full_name, actor=admin.username, commune=body.commune)
+    except users.AccountCommuneError as exc:
+        raise api_error(422, ErrorCode.invalid_request, exc.message) from None
     except users.UserError:
         raise api_error(409, ErrorCode.conflict,
                         f"Tài khoản {body.username} đã có.") from None
@@ -150,6 +152,8 @@ Username = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
 class UserPatch(In):
     full_name: str | None = Field(default=None, max_length=200)
     role: Role | None = None
+    commune: CommuneCode | None = Field(
+        default=None, description="the account's commune; null: the province; omitted: kept")
 
 
 class ResetIn(In):
@@ -173,6 +177,8 @@ def _user_change(username: str, change: Callable[[], User]) -> UserOut:
     """The service's refusals as Vietnamese 404/409 answers."""
     try:
         return UserOut.model_validate(change())
+    except users.AccountCommuneError as exc:
+        raise api_error(422, ErrorCode.invalid_request, exc.message) from None
     except users.UserError as exc:
         if str(exc) in USER_REFUSALS:
             raise api_error(409, ErrorCode.conflict, USER_REFUSALS[str(exc)]) from None
@@ -183,8 +189,10 @@ def _user_change(username: str, change: Callable[[], User]) -> UserOut:
 def update_user(username: Username, body: UserPatch, admin: Admin,
                 session: SessionDep) -> UserOut:
     """A new full name or role (applies at once, to open sessions too)."""
+    commune = body.commune if "commune" in body.model_fields_set else users.KEEP
     return _user_change(username, lambda: users.update_user(
-        session, username, admin.username, full_name=body.full_name, role=body.role))
+        session, username, admin.username, full_name=body.full_name, role=body.role,
+        commune=commune))
 
 
 @router.post("/api/users/{username}/lock", response_model=UserOut)

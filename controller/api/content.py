@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from broadcasts.templates import TemplateError, list_templates, render_template
 from broadcasts.uploads import MAX_BYTES, UploadRejected, store_upload
 from controller.api.body_limit import MULTIPART_OVERHEAD
-from controller.api.deps import CurrentUser, RuntimeDep, SessionDep, Staff
+from controller.api.deps import CurrentUser, RuntimeDep, SessionDep, Staff, home_commune
 from controller.api.errors import ErrorCode, api_error, content_refused
 from controller.models import LexiconEntry, Upload
 from controller.runtime import Runtime
@@ -168,7 +168,7 @@ def store(file: StarletteUpload, user: CurrentUser, runtime: Runtime) -> UploadO
             answer = refusal(str(exc))
             raise api_error(answer.status, answer.code, answer.message) from None
     name = Path(file.filename or "").name[:255]
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         row = s.scalar(select(Upload).where(Upload.sha256 == stored.sha256))
         if row is None:
             row = Upload(sha256=stored.sha256, format=stored.format,
@@ -201,7 +201,7 @@ def copy_limited(file: StarletteUpload, dst: Path, limit: int) -> int:
 def preview(body: PreviewIn, user: Staff, runtime: RuntimeDep) -> FileResponse:
     """The assembled, loudness-normalised audio, to listen to before scheduling."""
     items = body.item_dicts() or text_items(body.text or "")
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         try:
             audio, media = runtime.content.render(s, items, repeat=body.repeat,
                                                   engine=body.engine, voice=body.voice)
@@ -220,7 +220,7 @@ def read_aloud(body: ReadingIn, user: Staff, session: SessionDep,
                runtime: RuntimeDep) -> ReadingOut:
     """How the text will be read aloud, shown beside the preview: a wrong reading is
     fixed in the text or the lexicon before it airs. Stores nothing."""
-    spoken = reading(session, runtime.settings.default_commune, body.text)
+    spoken = reading(session, home_commune(user, runtime), body.text)
     return ReadingOut(reading=spoken, has_words=has_words(spoken))
 
 
@@ -228,7 +228,7 @@ def read_aloud(body: ReadingIn, user: Staff, session: SessionDep,
 def get_lexicon(user: Staff, session: SessionDep, runtime: RuntimeDep) -> list[LexiconIn]:
     """The commune's own words and how they are read aloud."""
     rows = session.scalars(select(LexiconEntry).where(
-        LexiconEntry.commune == runtime.settings.default_commune).order_by(LexiconEntry.term))
+        LexiconEntry.commune == home_commune(user, runtime)).order_by(LexiconEntry.term))
     return [LexiconIn(term=r.term, reading=r.reading) for r in rows]
 
 
@@ -236,7 +236,7 @@ def get_lexicon(user: Staff, session: SessionDep, runtime: RuntimeDep) -> list[L
 def put_word(body: LexiconIn, user: Staff, session: SessionDep,
              runtime: RuntimeDep) -> LexiconIn:
     """Add or change a word (a place name, a local abbreviation): no code change needed."""
-    commune = runtime.settings.default_commune
+    commune = home_commune(user, runtime)
     row = session.scalar(select(LexiconEntry).where(LexiconEntry.commune == commune,
                                                     LexiconEntry.term == body.term))
     if row is None:
@@ -250,7 +250,7 @@ def put_word(body: LexiconIn, user: Staff, session: SessionDep,
 @router.delete("/api/lexicon/{term}", status_code=204)
 def delete_word(term: str, user: Staff, session: SessionDep, runtime: RuntimeDep) -> None:
     row = session.scalar(select(LexiconEntry).where(
-        LexiconEntry.commune == runtime.settings.default_commune, LexiconEntry.term == term))
+        LexiconEntry.commune == home_commune(user, runtime), LexiconEntry.term == term))
     if row is None:
         raise HTTPException(404, f"no word {term!r}")
     session.delete(row)

@@ -38,16 +38,7 @@ def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Session]:
-    """The request's transaction; it commits (and its effects go out) when the route
-    returns, before the answer is sent (``scope="function"``): a client that uses what it
-    was just given (a new token, a new id) never finds it not there yet."""
-    with runtime.db.session() as session:
-        yield session
-
-
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # ------------------------------------------------------------------ who is calling
@@ -61,6 +52,8 @@ class CurrentUser:
     """The sign-in session this request came with (None for an API token)."""
     token_id: int | None = None
     """The API token this request came with (None for a session)."""
+    commune: str | None = None
+    """The commune the account works for; None: the province (controller/scope.py)."""
 
 
 def credential_of(request: Request, bearer: HTTPAuthorizationCredentials | None) -> str | None:
@@ -69,27 +62,61 @@ def credential_of(request: Request, bearer: HTTPAuthorizationCredentials | None)
     return bearer.credentials if bearer else request.cookies.get(SESSION_COOKIE)
 
 
-def current_user(request: Request, runtime: RuntimeDep,
-                 bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-                 ) -> CurrentUser:
-    """From ``Authorization: Bearer …`` (API: a session token or an API token) or the
-    session cookie (pages). Checked against the database on every request."""
+def signed_in_user(request: Request, runtime: RuntimeDep,
+                   bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+                   ) -> CurrentUser | None:
+    """Whoever the request's credential names, if it is valid; None otherwise. Resolved
+    once per request (FastAPI caches it): the user and the database session both use it."""
     credential = credential_of(request, bearer)
     if not credential:
-        raise api_error(status.HTTP_401_UNAUTHORIZED, ErrorCode.sign_in_required,
-                        "Cần đăng nhập.", headers={"WWW-Authenticate": "Bearer"})
+        return None
     with runtime.db.session() as s:
         principal = users.resolve(s, runtime.secret_key, credential)
         if principal is None:
-            raise api_error(status.HTTP_401_UNAUTHORIZED, ErrorCode.session_ended,
-                            "Phiên đăng nhập không hợp lệ hoặc đã kết thúc: hãy đăng nhập lại.",
-                            headers={"WWW-Authenticate": "Bearer"})
+            return None
         user = principal.user
         return CurrentUser(user.username, Role(user.role), user.full_name,
-                           session_jti=principal.session_jti, token_id=principal.token_id)
+                           session_jti=principal.session_jti, token_id=principal.token_id,
+                           commune=user.commune)
+
+
+def current_user(request: Request,
+                 bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+                 user: Annotated[CurrentUser | None, Depends(signed_in_user)]) -> CurrentUser:
+    """From ``Authorization: Bearer …`` (API: a session token or an API token) or the
+    session cookie (pages). Checked against the database on every request."""
+    if user is not None:
+        return user
+    if not credential_of(request, bearer):
+        raise api_error(status.HTTP_401_UNAUTHORIZED, ErrorCode.sign_in_required,
+                        "Cần đăng nhập.", headers={"WWW-Authenticate": "Bearer"})
+    raise api_error(status.HTTP_401_UNAUTHORIZED, ErrorCode.session_ended,
+                    "Phiên đăng nhập không hợp lệ hoặc đã kết thúc: hãy đăng nhập lại.",
+                    headers={"WWW-Authenticate": "Bearer"})
 
 
 UserDep = Annotated[CurrentUser, Depends(current_user)]
+
+
+def home_commune(user: CurrentUser, runtime: Runtime) -> str:
+    """The commune whose own words (lexicon) a user reads and edits: their commune's, or
+    for a province account the deployment's default commune."""
+    return user.commune or runtime.settings.default_commune
+
+
+def get_session(runtime: RuntimeDep,
+                user: Annotated[CurrentUser | None, Depends(signed_in_user)]
+                ) -> Iterator[Session]:
+    """The request's transaction, limited to the caller's commune (controller/scope.py;
+    a province account's and a signed-out caller's see everything they are let see by
+    their route). It commits (and its effects go out) when the route returns, before the
+    answer is sent (``scope="function"``): a client that uses what it was just given (a
+    new token, a new id) never finds it not there yet."""
+    with runtime.db.session(commune=user.commune if user else None) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def require(*roles: Role) -> Callable[[CurrentUser], CurrentUser]:

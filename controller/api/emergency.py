@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/emergency", tags=["emergency"])
 def send(body: EmergencyIn, user: Leader, runtime: RuntimeDep) -> EmergencyOut:
     """Play at once on the targets (default: every node), preempting whatever plays and
     ignoring quiet hours; ``repeat`` as asked. A leader (or admin) sends it directly."""
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         if body.announcement_id is not None:
             a = announcements.get_announcement(s, body.announcement_id)
             if a is None:
@@ -41,6 +41,6 @@ def send(body: EmergencyIn, user: Leader, runtime: RuntimeDep) -> EmergencyOut:
 @router.post("/stop", response_model=CommandOut)
 def stop(body: StopIn, user: Leader, runtime: RuntimeDep) -> CommandOut:
     """Stop what plays on the targets and end active emergencies."""
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         command, nodes = emergency.stop_emergencies(s, body.targets, user.username)
     return CommandOut(command_id=command.id, nodes=nodes)

@@ -90,7 +90,7 @@ def start(body: LiveIn, user: Staff, runtime: RuntimeDep, session: SessionDep) -
     """Open a live session on the targets (default: every node); send its sound next."""
     try:
         opened = runtime.live.open(body.targets, body.title, LiveSource.microphone,
-                                   user.username)
+                                   user.username, commune=user.commune)
     except LiveError as exc:
         raise refused(409, exc) from None
     record = session.get(LiveBroadcast, opened.session.id)
@@ -113,6 +113,9 @@ def status(session_id: SessionId, user: Staff, runtime: RuntimeDep,
 def stop(session_id: SessionId, user: Staff, runtime: RuntimeDep,
          session: SessionDep) -> LiveOut:
     """End the session: its sound stops, its nodes let their amplifiers go."""
+    if session.get(LiveBroadcast, session_id) is None:  # none, or another commune's
+        raise refused(404, LiveError("no such live session",
+                                     "Không tìm thấy buổi phát trực tiếp này."))
     try:
         runtime.live.close(session_id, user.username)
     except LiveError as exc:
@@ -123,10 +126,11 @@ def stop(session_id: SessionId, user: Staff, runtime: RuntimeDep,
     return _out(runtime, session, record)
 
 
-def _socket_user(websocket: WebSocket, runtime: Runtime) -> str | None:
+def _socket_user(websocket: WebSocket, runtime: Runtime, session_id: str) -> str | None:
     """The signed-in person behind a WebSocket (session cookie or ``?token=``), if they
-    may speak live, and only from our own pages (the Origin is this host: a cross-site
-    page cannot open the socket with the visitor's cookie)."""
+    may speak live, in a session of their own commune (a province account: any), and
+    only from our own pages (the Origin is this host: a cross-site page cannot open the
+    socket with the visitor's cookie)."""
     origin, host = websocket.headers.get("origin"), websocket.headers.get("host")
     if origin is not None and origin.split("://", 1)[-1] != host:
         return None
@@ -137,14 +141,18 @@ def _socket_user(websocket: WebSocket, runtime: Runtime) -> str | None:
         principal = users.resolve(s, runtime.secret_key, credential)
         if principal is None or Role(principal.user.role) not in LIVE_ROLES:
             return None
-        return principal.user.username
+        user = principal.user
+    with runtime.db.session(commune=user.commune) as s:
+        if s.get(LiveBroadcast, session_id) is None:
+            return None  # another commune's session, or none
+    return user.username
 
 
 @router.websocket("/{session_id}/audio")
 async def audio(websocket: WebSocket, session_id: SessionId) -> None:
     """The session's sound, as binary messages; the session ends when the socket does."""
     runtime: Runtime = websocket.app.state.runtime
-    username = await run_in_threadpool(_socket_user, websocket, runtime)
+    username = await run_in_threadpool(_socket_user, websocket, runtime, session_id)
     feed = runtime.live.feed(session_id)
     if username is None or feed is None or feed.spec.source != LiveSource.microphone:
         await websocket.close(code=4403)

@@ -61,7 +61,7 @@ def command(node_id: NodeId, body: NodeCommandIn, user: Staff, runtime: RuntimeD
     if user.role != "admin":
         raise _error(403, "operation_forbidden",
                      "Tài khoản của bạn không được thực hiện thao tác này.")
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         if node_id not in {n.node_id for n in fleet.list_nodes(s)}:
             raise _error(404, "unknown_node", "Không tìm thấy cụm loa đã chọn.")
         cmd = Command(kind=kind, volume=body.volume)
@@ -83,7 +83,8 @@ def run_operation(body: OperationIn, user: Staff, runtime: RuntimeDep) -> Operat
 def get_operation(operation_id: str, user: Staff, runtime: RuntimeDep) -> OperationOut:
     """An operation's replies so far (kept in this controller's memory, newest 256)."""
     op = runtime.operations.get(operation_id)
-    if op is None:
+    if op is None or (user.commune is not None and any(  # another commune's nodes
+            a.commune != user.commune for a in op.nodes.values())):
         raise _error(404, "unknown_operation", "Không tìm thấy thao tác này (có thể đã quá cũ).")
     return _out(op)
 
@@ -105,7 +106,8 @@ def _start(runtime: Any, user: Any, body: OperationIn) -> Operation:
         return runtime.operations.start(
             runtime.db, user.username, user.role, kind, None if body.all else body.nodes,
             volume=body.volume, node_config=node_config,
-            trial_s=body.trial_s if kind == OperationKind.config else None)
+            trial_s=body.trial_s if kind == OperationKind.config else None,
+            commune=user.commune)
     except OperationError as exc:
         raise _error(exc.status, exc.code, exc.message) from None
 

@@ -56,7 +56,7 @@ def create(body: ScheduleIn, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
         timing = at_times(timing, body.timing.times or [], datetime.now(UTC))
     except TimingError as exc:
         raise refused(422, service.ScheduleError(str(exc), exc.message)) from None
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         a = announcements.get_announcement(s, body.announcement_id)
         if a is None:
             raise api_error(404, ErrorCode.not_found, "Không tìm thấy bản tin này.")
@@ -89,7 +89,7 @@ def get(schedule_id: DbId, user: UserDep, session: SessionDep) -> ScheduleOut:
 @router.post("/{schedule_id}/cancel", response_model=ScheduleOut)
 def cancel(schedule_id: DbId, user: Staff, runtime: RuntimeDep) -> ScheduleOut:
     """Cancel: the item leaves every targeted node's plan (a node playing it stops)."""
-    with runtime.db.session() as s:
+    with runtime.db.session(commune=user.commune) as s:
         sched = service.get_schedule(s, schedule_id)
         if sched is None:
             raise api_error(404, ErrorCode.not_found, "Không tìm thấy lịch phát này.")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from broadcasts import RenderedAudio, normalize_vi, render_announcement
 from broadcasts.tts import SpeechSynthesizer, TtsCache
+from controller import scope
 from controller.media_store import MediaStore
 from controller.models import LexiconEntry, Upload
 
@@ -93,13 +94,14 @@ class ContentRenderer:
     def render(self, session: Session, items: Sequence[dict], *, repeat: int = 1,
                engine: str = "auto", voice: str = "vi") -> tuple[RenderedAudio, dict]:
         """Render and keep the result in the media store; return it and its DB fields."""
-        check_words(session, self.commune, items)
+        commune = scope.commune_of(session) or self.commune  # a commune's own words
+        check_words(session, commune, items)
         pipeline_items = resolve_uploads(session, items, self.store)
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 audio = render_announcement(
                     pipeline_items, Path(tmp), repeat=repeat, engine=engine, voice=voice,
-                    lexicon=lexicon(session, self.commune), cache_dir=self.cache_dir,
+                    lexicon=lexicon(session, commune), cache_dir=self.cache_dir,
                     synthesizer=self.synth)
             except ValueError as exc:
                 raise ContentError(str(exc)) from None

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from controller import scope
 from controller.domain import Targets
+from controller.scope import CommuneRefused
 from mqtt_contract import Command
 
 EFFECTS_KEY = "loaxa.effects"
@@ -33,22 +35,36 @@ class Effects:
     plans_later: bool = False
     """Publish the plans a moment after the commands (an emergency: the command carries
     the item now, the plan is the safety net for nodes that missed it)."""
+    commune: str | None = None
+    """The commune of the session that made the change: everything it implies stays
+    within it (``Targets.communes``), whatever the targets say (controller/scope.py)."""
+
+    def _within(self, targets: Targets) -> Targets:
+        if self.commune is None:
+            return targets
+        if targets.communes and set(targets.communes) != {self.commune}:
+            raise CommuneRefused(f"effects for {targets.communes} from {self.commune}",
+                                 "Tài khoản của xã chỉ phát được tới cụm loa của xã mình.")
+        return targets.model_copy(update={"communes": [self.commune]})
 
     def plans(self, *targets: Targets, later: bool = False) -> Effects:
-        self.plan_targets.extend(targets)
+        self.plan_targets.extend(self._within(t) for t in targets)
         self.plans_later = self.plans_later or later
         return self
 
     def all_plans(self) -> Effects:
+        """Every node's plan; a commune's change: every node of that commune."""
+        if self.commune is not None:
+            return self.plans(Targets.everyone())
         self.every_plan = True
         return self
 
     def send_media(self, announcement_id: int, targets: Targets) -> Effects:
-        self.media.append((announcement_id, targets))
+        self.media.append((announcement_id, self._within(targets)))
         return self
 
     def send_command(self, targets: Targets, command: Command) -> Effects:
-        self.commands.append((targets, command))
+        self.commands.append((self._within(targets), command))
         return self
 
     @property
@@ -61,8 +77,12 @@ class Effects:
 
 
 def effects_of(session: Session) -> Effects:
-    """The effects pending on ``session``'s transaction (created on first use)."""
-    return session.info.setdefault(EFFECTS_KEY, Effects())
+    """The effects pending on ``session``'s transaction (created on first use), within
+    the session's commune when it has one."""
+    effects = session.info.get(EFFECTS_KEY)
+    if effects is None:
+        effects = session.info[EFFECTS_KEY] = Effects(commune=scope.commune_of(session))
+    return effects
 
 
 def take(session: Session) -> Effects | None:

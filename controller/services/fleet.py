@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.models import Node
+from controller.services import communes
 from firmware_config.schema import ConfigError, load_node_config
 from mqtt_contract import Status, Telemetry
 
@@ -17,8 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def get_or_create_node(session: Session, commune: str, node_id: str) -> Node:
+    """A node by its commune and id; a new one (a node provisioned since the controller
+    last read the fleet) is registered, and so is its commune."""
     node = session.scalar(select(Node).where(Node.commune == commune, Node.node_id == node_id))
     if node is None:
+        communes.ensure_commune(session, commune)
         node = Node(commune=commune, node_id=node_id, zones=[], online=False, plan_version=0)
         session.add(node)
         session.flush()

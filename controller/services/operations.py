@@ -157,13 +157,14 @@ class OperationDesk:
     def start(self, db: Database, actor: str, role: Role, kind: OperationKind,
               node_ids: Iterable[str] | None, *, volume: int | None = None,
               node_config: dict[str, Any] | None = None,
-              trial_s: float | None = None) -> Operation:
+              trial_s: float | None = None, commune: str | None = None) -> Operation:
         """Check, audit (once, committed before anything is sent) and send one operation
-        to the nodes ``node_ids`` (every registered node when None)."""
+        to the nodes ``node_ids`` (every registered node when None) of ``commune``'s (the
+        caller's: controller/scope.py; None: the province's)."""
         if not may_run(role, kind):
             raise OperationError(403, "operation_forbidden",
                                  "Tài khoản của bạn không được thực hiện thao tác này.")
-        with db.session() as session:
+        with db.session(commune=commune) as session:
             targets = pick_nodes(session, node_ids)
             op, cmd = self._prepare(actor, kind, targets, volume, node_config, trial_s)
             audit.record(session, actor, f"operation_{kind.value}", "operation", op.id,

@@ -152,6 +152,8 @@ class Airing:
     source_id: int
     title: str
     targets: Targets
+    commune: str | None = None
+    """The slot's commune (its session is that commune's); None: the province's."""
 
 
 def on_air(session: Session, now: datetime) -> list[Airing]:
@@ -166,7 +168,7 @@ def on_air(session: Session, now: datetime) -> list[Airing]:
                 microseconds=1)):
             if start <= now < start + length:
                 airings.append(Airing(slot.id, start, start + length, slot.source.url,
-                                      slot.source_id, slot.title, slot.targets))
+                                      slot.source_id, slot.title, slot.targets, slot.commune))
     return airings
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from controller.models import ApiToken, User, UserSession
+from controller.models import ApiToken, Commune, User, UserSession
 from controller.security import Role, create_token, decode_token, hash_password, verify_password
 from controller.services import audit
 
@@ -28,18 +28,41 @@ def get_user(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 
 
+class AccountCommuneError(UserError):
+    """An account's commune that cannot be: ``message`` says why, in Vietnamese."""
+
+    def __init__(self, detail: str, message: str) -> None:
+        super().__init__(detail)
+        self.message = message
+
+
+def check_commune(session: Session, role: Role, commune: str | None) -> None:
+    """An account's commune must be one of the deployment's, and administrators are
+    province accounts (they manage nodes and accounts of every commune)."""
+    if commune is None:
+        return
+    if role == Role.admin:
+        raise AccountCommuneError("an administrator is a province account (no commune)",
+                                  "Tài khoản quản trị là tài khoản của tỉnh, không thuộc xã.")
+    if session.get(Commune, commune) is None:
+        raise AccountCommuneError(f"no commune {commune!r}", "Không có xã này.")
+
+
 def create_user(session: Session, username: str, password: str, role: Role,
-                full_name: str = "", actor: str | None = None) -> User:
-    """A new active account; audited as ``actor``'s change (the bootstrap admin and test
-    fixtures make accounts with no actor)."""
+                full_name: str = "", actor: str | None = None,
+                commune: str | None = None) -> User:
+    """A new active account, of ``commune`` (None: the province); audited as ``actor``'s
+    change (the bootstrap admin and test fixtures make accounts with no actor)."""
     if get_user(session, username) is not None:
         raise UserError(f"user {username!r} already exists")
+    check_commune(session, role, commune)
     user = User(username=username, password_hash=hash_password(password), role=role.value,
-                full_name=full_name, active=True)
+                full_name=full_name, active=True, commune=commune)
     session.add(user)
     session.flush()
     if actor is not None:
-        audit.record(session, actor, "create_user", "user", user.username, role=user.role)
+        audit.record(session, actor, "create_user", "user", user.username, role=user.role,
+                     commune=commune)
     return user
 
 
@@ -225,14 +248,25 @@ def _end_credentials(session: Session, user: User, by: str) -> tuple[int, int]:
     return ended, revoked
 
 
+KEEP = object()
+"""``update_user(commune=KEEP)``: the account's commune is not changed."""
+
+
 def update_user(session: Session, username: str, actor: str, *, full_name: str | None = None,
-                role: Role | None = None) -> User:
-    """A new name or role. An admin cannot take their own admin role away (the station
-    would be left with nobody to undo it)."""
+                role: Role | None = None, commune: object = KEEP) -> User:
+    """A new name, role or commune (None: the province). An admin cannot take their own
+    admin role away (the station would be left with nobody to undo it)."""
     user = _account(session, username)
     if role is not None and username == actor and role != Role.admin:
         raise UserError("an admin cannot demote themselves")
     changed: dict[str, object] = {}
+    if commune is not KEEP and commune != user.commune:
+        assert commune is None or isinstance(commune, str)
+        check_commune(session, role or Role(user.role), commune)
+        changed["commune_before"], changed["commune"] = user.commune, commune
+        user.commune = commune
+    elif role is not None:
+        check_commune(session, role, user.commune)
     if full_name is not None and full_name != user.full_name:
         changed["full_name"], user.full_name = full_name, full_name
     if role is not None and role != user.role:

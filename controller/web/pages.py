@@ -32,7 +32,8 @@ from controller.api.deps import (
     Day,
     DbId,
     RuntimeDep,
-    current_user,
+    home_commune,
+    signed_in_user,
 )
 from controller.api.deps import SessionDep as DbSession
 from controller.domain import PLAYABLE, AnnouncementStatus
@@ -105,13 +106,15 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 # ------------------------------------------------------------------------- access
 
-def page_user(request: Request, runtime: RuntimeDep) -> CurrentUser:
-    """The session cookie's user (pages never take bearer tokens)."""
-    try:
-        return current_user(request, runtime, None)
-    except HTTPException:
+def page_user(request: Request,
+              user: Annotated[CurrentUser | None, Depends(signed_in_user)]) -> CurrentUser:
+    """The request's user: the session cookie's (a browser), or a bearer token's (a
+    program: no cross-site risk, and the user that limits the page's database session
+    is always this one)."""
+    if user is None:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise LoginRequired(path) from None
+        raise LoginRequired(path)
+    return user
 
 
 def page_require(*roles: Role) -> Callable[[CurrentUser], CurrentUser]:
@@ -179,7 +182,7 @@ def waiting_count(request: Request, user: CurrentUser | None) -> int:
     """Items waiting for approval: the badge on a leader's (or admin's) menu."""
     if user is None or user.role not in (Role.leader, Role.admin):
         return 0
-    with request.app.state.runtime.db.session() as s:
+    with request.app.state.runtime.db.session(commune=user.commune if user else None) as s:
         return approval_service.pending_count(s)
 
 
@@ -245,13 +248,11 @@ def login(request: Request, runtime: RuntimeDep, session: DbSession,
 
 
 @router.post("/logout")
-def logout(request: Request, runtime: RuntimeDep) -> RedirectResponse:
+def logout(request: Request, runtime: RuntimeDep,
+           user: Annotated[CurrentUser | None, Depends(signed_in_user)]) -> RedirectResponse:
     """Anyone (CSRF-checked, so another site cannot sign you out): ends the session on
-    the server (a copy of the cookie is refused from now on) and drops the cookie."""
-    try:
-        user = current_user(request, runtime, None)
-    except HTTPException:
-        user = None  # no session, or one that already ended
+    the server (a copy of the cookie is refused from now on) and drops the cookie. No
+    session, or one that already ended: just the cookie."""
     if user is not None and user.session_jti:
         with runtime.db.session() as s:
             users.end_session(s, user.session_jti, user.username)
@@ -416,7 +417,7 @@ def schedules_page(request: Request, user: PageStaff, session: DbSession,
     nodes = fleet.list_nodes(session)
     announcements = announcement_service.list_announcements(session, limit=100)
     returned = approval_service.returned_notes(session, announcements)
-    commune = runtime.settings.default_commune
+    commune = home_commune(user, runtime)
     readings = {a.id: content_service.reading(session, commune, a.text)
                 for a in announcements if a.status == AnnouncementStatus.submitted}
     return render(request, "schedules.html", user, returned=returned, readings=readings,
@@ -460,7 +461,7 @@ def villages_page(request: Request, user: PageStaff, session: DbSession,
                   groups=calendar_service.list_groups(session),
                   holidays=calendar_service.list_holidays(session), nodes=nodes,
                   lexicon=content_service.lexicon_entries(session,
-                                                          runtime.settings.default_commune),
+                                                          home_commune(user, runtime)),
                   today=localtime.today())
 
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
-from controller.api.deps import DbId, NodeId, RuntimeDep
+from controller.api.deps import DbId, NodeId, RuntimeDep, home_commune
 from controller.api.deps import SessionDep as DbSession
 from controller.domain import PLAYABLE, AnnouncementStatus
 from controller.models import AuditEvent, Node
@@ -79,7 +79,7 @@ def announcement_page(request: Request, announcement_id: DbId, user: PageStaff,
     review = approval.returned_notes(session, [a]).get(a.id)
     refusal = announcement_service.deletion_refusal(session, a, user.username, user.role)
     leader = user.role in (Role.leader, Role.admin)
-    spoken = content_service.reading(session, runtime.settings.default_commune, a.text)
+    spoken = content_service.reading(session, home_commune(user, runtime), a.text)
     return render(request, "announcement.html", user, a=a, review=review, names=names,
                   spoken=spoken,
                   history=history_steps(audit.history(session, "announcement", a.id), names),
