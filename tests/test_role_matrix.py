@@ -248,6 +248,9 @@ POLICY: dict[tuple[str, str], Case] = {
         "name": f"he-thong-{c.n()}", "username": "staff"}})),
     ("DELETE", "/api/tokens/{token_id}"): Case(ADMIN, lambda c, r: Req(
         {"token_id": api_token(c, r)})),
+    ("GET", "/api/communes"): Case(ANY),
+    ("PUT", "/api/communes"): Case(ADMIN, lambda c, r: Req(kwargs={"json": {
+        "code": "xa-demo", "name": "Xã Demo", "timezone": "Asia/Ho_Chi_Minh"}})),
     ("GET", "/api/users"): Case(ADMIN),
     ("POST", "/api/users"): Case(ADMIN, user_body),
     ("PATCH", "/api/users/{username}"): Case(ADMIN, lambda c, r: Req(
@@ -535,3 +538,114 @@ def test_templates_escape_user_content(controller):
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "Họp &lt;b&gt;thôn&lt;/b&gt; &amp; &#34;nhà&#34; văn hoá." in page
+
+
+# ---------------------------------------------------------------------- the commune axis
+
+OTHER = "xa-khac"
+"""A second commune of the deployment, with accounts of its own and no nodes."""
+NEUTRAL = {
+    # lists and pages: a commune account may open them; it must see none of xa-demo's
+    ("GET", "/api/auth/me"), ("GET", "/api/communes"), ("GET", "/api/nodes"),
+    ("GET", "/api/announcements"), ("GET", "/api/schedules"), ("GET", "/api/zones"),
+    ("GET", "/api/groups"), ("GET", "/api/calendar"), ("GET", "/api/log"),
+    ("GET", "/api/reports/daily"), ("GET", "/api/reports/monthly"), ("GET", "/api/alerts"),
+    ("GET", "/api/alerts/stream"), ("GET", "/api/stream-sources"), ("GET", "/api/relay-slots"),
+    ("GET", "/api/templates"), ("GET", "/api/lexicon"), ("GET", "/"), ("GET", "/account"),
+    ("GET", "/dashboard"), ("GET", "/compose"), ("GET", "/emergency"), ("GET", "/live"),
+    ("GET", "/villages"), ("GET", "/schedules"), ("GET", "/nodes"), ("GET", "/log"),
+    ("GET", "/alerts"),
+    # what a commune makes of its own, naming nothing of xa-demo's
+    ("POST", "/api/announcements"), ("POST", "/api/preview"), ("POST", "/api/reading"),
+    ("POST", "/api/uploads"), ("POST", "/api/templates/{template_id}/render"),
+    ("PUT", "/api/lexicon"), ("POST", "/api/calendar"), ("POST", "/api/emergency/stop"),
+    ("POST", "/api/auth/logout"), ("POST", "/api/auth/password"), ("POST", "/account"),
+}
+"""Routes a commune account may call with success (the answer then carries nothing of
+another commune). Every other route, given xa-demo's records or nodes, must refuse."""
+
+
+def foreign_markers(ctx: Ctx) -> list[str]:
+    """What only xa-demo's data contains: its nodes' ids and names, its announcements'
+    text, its alerts' ids."""
+    from controller.models import Node
+
+    with ctx.runtime.db.session() as s:
+        nodes = [(n.node_id, n.name) for n in s.scalars(__import__("sqlalchemy").select(Node))]
+    return ([i for i, _ in nodes] + [name for _, name in nodes if name]
+            + ["Thông báo số"] + [v for k, v in ctx.shared.items() if k == "alert"])
+
+
+def test_no_commune_account_reaches_another_communes_data(controller, broker):
+    """The role matrix's commune axis: the staff, leader and officer of another commune
+    call every route they may call, each given xa-demo's records and nodes (made by the
+    province administrator). A route that names xa-demo's must refuse (4xx); a list or a
+    page may answer, with nothing of xa-demo's in it; none answers 5xx."""
+    from controller.security import Role
+    from controller.services import communes, users
+
+    runtime = controller.runtime
+    with runtime.db.session() as s:
+        communes.ensure_commune(s, OTHER)
+        for role in ("staff", "leader", "officer"):
+            users.create_user(s, f"{role}-khac", f"{role}-password-123", Role(role),
+                              commune=OTHER)
+
+    def token(role: str) -> str:
+        with runtime.db.session() as s:
+            return users.sign_in(s, users.get_user(s, f"{role}-khac"), runtime.secret_key,
+                                 timedelta(hours=1))
+
+    ctx = Ctx(controller)
+    ctx.once("alert", ctx.alert)
+    failures, checked = [], 0
+    for (method, path), case in sorted(POLICY.items()):
+        if case.allowed is None:
+            continue
+        for role in ("staff", "leader", "officer"):
+            if role not in case.allowed:
+                continue
+            ctx.shared["password_of"], ctx.shared["who"] = f"{role}-password-123", role
+            req = case.prepare(ctx, True)
+            markers = foreign_markers(ctx)
+            kwargs = dict(req.kwargs)
+            headers = {"Authorization": f"Bearer {token(role)}"}
+            controller.cookies.clear()
+            if is_page(path):
+                from controller.web.csrf import CSRF_COOKIE, new_token
+
+                headers = {"Authorization": ""}
+                controller.cookies.set("loaxa_session", token(role))
+                if method == "POST":
+                    csrf = new_token(runtime.secret_key)
+                    controller.cookies.set(CSRF_COOKIE, csrf)
+                    kwargs["data"] = {**kwargs.get("data", {}), "csrf_token": csrf}
+            r = controller.request(method, path.format(**req.path), headers=headers,
+                                   follow_redirects=False, **kwargs)
+            checked += 1
+            body = r.text if "event-stream" not in r.headers.get("content-type", "") else (
+                r.text)
+            leaked = [m for m in markers if m in body]
+            who = f"{method} {path} as {role} of {OTHER}"
+            if r.status_code >= 500:
+                failures.append(f"{who}: {r.status_code} {body[:150]}")
+            elif (method, path) in NEUTRAL:
+                if r.status_code < 400 and leaked:
+                    failures.append(f"{who}: {r.status_code} shows {leaked[:3]}")
+            elif r.status_code < 400:
+                failures.append(f"{who}: {r.status_code}, want a refusal {body[:150]}")
+    controller.cookies.clear()
+    assert not failures, "\n".join(failures)
+    assert checked > 150
+    # the markers are real: xa-demo's own officer sees its nodes and its alert
+    with runtime.db.session() as s:
+        users.create_user(s, "officer-demo", "officer-password-123", Role.officer,
+                          commune="xa-demo")
+        own = users.sign_in(s, users.get_user(s, "officer-demo"), runtime.secret_key,
+                            timedelta(hours=1))
+    mine = {"Authorization": f"Bearer {own}"}
+    assert "node-1" in controller.get("/api/nodes", headers=mine).text
+    assert ctx.shared["alert"] in controller.get("/api/alerts", headers=mine).text
+    assert ctx.shared["alert"] not in controller.get(
+        "/api/alerts", headers={"Authorization": f"Bearer {token('officer')}"}).text
+    print(f"\ncommune axis: {checked} calls from {OTHER}")
