@@ -231,14 +231,17 @@ class System:
 
 @contextlib.contextmanager
 def running_system(workdir: Path, nodes: int, per_zone: int,
-                   extra_env: dict[str, str] | None = None) -> Iterator[System]:
-    """Fleet, broker, controller and watcher; the caller starts the nodes (or not)."""
+                   extra_env: dict[str, str] | None = None, communes: int = 1
+                   ) -> Iterator[System]:
+    """Fleet (over ``communes`` communes), broker, controller and watcher; the caller
+    starts the nodes (or not)."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:  # the broker drops to an unprivileged user: it must get through
         workdir.chmod(0o711)
     console.log(f"provisioning {nodes} nodes in {workdir}")
-    templates = write_synthetic_templates(workdir / "templates", nodes, per_zone=per_zone)
+    templates = write_synthetic_templates(workdir / "templates", nodes, per_zone=per_zone,
+                                          communes=communes)
     port = free_port()
     fleet = provision(templates, workdir, settings=FleetSettings(
         port, controller_replicas=RAW_PUBLISHER_REPLICA))
@@ -276,10 +279,11 @@ def running_system(workdir: Path, nodes: int, per_zone: int,
 
 
 # --------------------------------------------------------------------------------------
-def _raw_worker(accounts: list[tuple[str, str, str, Any]], topic: str, port: int,
+def _raw_worker(accounts: list[tuple[str, str, str, Any, str]], port: int,
                 ready: Any, results: Any, stop: Any) -> None:
-    """Bare paho subscribers (one per node account, threaded loop) on ``topic``: what
-    the broker alone costs, with the same accounts and ACL as the nodes."""
+    """Bare paho subscribers (one per node account, threaded loop), each on its commune's
+    command topic: what the broker alone costs, with the same accounts and ACL as the
+    nodes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     latencies: list[tuple[int, float]] = []
     lock = threading.Lock()
@@ -292,10 +296,10 @@ def _raw_worker(accounts: list[tuple[str, str, str, Any]], topic: str, port: int
             latencies.append((int(seq), now - float(sent)))
 
     clients = []
-    for user, client_id, password, tls in accounts:
+    for user, client_id, password, tls, topic in accounts:
         c = new_client(client_id, user, password, persistent=False)
         apply_tls(c, tls)
-        c.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
+        c.on_connect = lambda client, *_, topic=topic: client.subscribe(topic, qos=1)
         c.on_subscribe = lambda *_: subscribed.release()
         c.on_message = on_message
         c.connect_async("127.0.0.1", port, keepalive=60, clean_start=True,
@@ -312,24 +316,28 @@ def _raw_worker(accounts: list[tuple[str, str, str, Any]], topic: str, port: int
     results.put(latencies)
 
 
-def node_accounts(fleet: ProvisionedFleet) -> list[tuple[str, str, str, Any]]:
-    """(username, client id, password, TLS files) of every node, in node order: the raw
-    subscribers log in exactly as the nodes do (TLS, their own bound client ids)."""
-    return [(node, fleet.node_client_id(node), fleet.node_password(node), fleet.node_tls(node))
+def node_accounts(fleet: ProvisionedFleet) -> list[tuple[str, str, str, Any, str]]:
+    """(username, client id, password, TLS files, its commune's command topic) of every
+    node, in node order: the raw subscribers log in exactly as the nodes do (TLS, their
+    own bound client ids)."""
+    from firmware_config.schema import load_node_config
+
+    return [(node, fleet.node_client_id(node), fleet.node_password(node), fleet.node_tls(node),
+             ALL_CMD.topic(load_node_config(fleet.node_configs[node]).commune))
             for node in sorted(fleet.node_configs)]
 
 
 def raw_fanout(fleet: ProvisionedFleet, subscribers: int, processes: int, rounds: int,
                gap_s: float = 1.0) -> list[float]:
-    """The bare broker: one QoS 1 publish on the commune's command topic reaching
+    """The bare broker: one QoS 1 publish on each commune's command topic reaching
     ``subscribers`` clients (the nodes' accounts, before the nodes start), ``rounds``
     times; returns each round's p99 latency (publish → on_message in the subscriber)."""
     ctx = multiprocessing.get_context("spawn")
     ready, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
     accounts = node_accounts(fleet)[:subscribers]
-    topic = ALL_CMD.topic(SIM_COMMUNE)
+    topics = sorted({a[4] for a in accounts})  # one publish per commune, as an emergency
     workers = [ctx.Process(target=_raw_worker, args=(
-        accounts[i::processes], topic, fleet.broker_port, ready, results, stop))
+        accounts[i::processes], fleet.broker_port, ready, results, stop))
         for i in range(processes) if accounts[i::processes]]
     for w in workers:
         w.start()
@@ -345,7 +353,9 @@ def raw_fanout(fleet: ProvisionedFleet, subscribers: int, processes: int, rounds
         pub.loop_start()
         time.sleep(1.0)
         for seq in range(rounds):
-            pub.publish(topic, f"{seq} {time.time():.6f}".encode(), qos=1).wait_for_publish(10)
+            sent = f"{seq} {time.time():.6f}".encode()
+            for info in [pub.publish(topic, sent, qos=1) for topic in topics]:
+                info.wait_for_publish(10)
             time.sleep(gap_s)
         time.sleep(1.0)
         pub.disconnect()

@@ -25,7 +25,10 @@ Between 1 and 2, ``idle_cpu_share``: the share of one core the N nodes use over
 The last line printed is the JSON result: ``nodes``, ``idle_cpu_share``, ``p50_s``,
 ``p99_s``, ``raw_p99_s``, ``ratio_p99`` (= p99_s / raw_p99_s), ``fresh_p99_s``, and details.
 
-Usage: ``python benchmarks/fanout.py --nodes 1000 [--processes 8] [--rounds 5]``
+Usage: ``python benchmarks/fanout.py --nodes 1000 [--processes 8] [--rounds 5]
+[--communes 30]`` (with several communes, the emergency goes to every node of the
+province, its audio and command once per commune topic, and the raw broker gets one
+publish per commune too).
 """
 
 from __future__ import annotations
@@ -112,13 +115,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="held-clip emergencies")
     ap.add_argument("--fresh-rounds", type=int, default=3, help="fresh-clip emergencies")
     ap.add_argument("--idle-s", type=float, default=30.0, help="idle CPU measurement")
+    ap.add_argument("--communes", type=int, default=1,
+                    help="spread the nodes over this many communes (a province)")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     n = args.nodes
     processes = args.processes or default_processes(n)
     settle = 3.0 + n / 250
     with tempfile.TemporaryDirectory(prefix="loaxa-fanout-") as tmp, running_system(
-            args.workdir or Path(tmp), n, per_zone=50) as system:
+            args.workdir or Path(tmp), n, per_zone=50, communes=args.communes) as system:
         raw_processes = max(processes, math.ceil(n / RAW_PER_PROCESS))
         console.log(f"raw broker fan-out to {n} subscribers in {raw_processes} processes")
         raw = raw_fanout(system.fleet, n, raw_processes, rounds=max(args.rounds, 5))
@@ -161,7 +166,8 @@ def main() -> None:
 
     p99, raw_p99 = median(p99s), median(raw)
     result = {
-        "nodes": n, "idle_cpu_share": round(idle, 4), "p50_s": round(median(p50s), 4),
+        "nodes": n, "communes": args.communes, "idle_cpu_share": round(idle, 4),
+        "p50_s": round(median(p50s), 4),
         "p99_s": round(p99, 4),
         "raw_p99_s": round(raw_p99, 4), "ratio_p99": round(p99 / raw_p99, 2),
         "fresh_p99_s": round(median(fresh_p99), 4), "fresh_max_s": round(median(fresh_max), 4),
