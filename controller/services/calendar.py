@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controller.domain import DomainError, Targets
@@ -88,7 +89,12 @@ def put_group(session: Session, name: str, node_ids: list[str], actor: str) -> N
     g = session.scalar(select(NodeGroup).where(NodeGroup.name == name))
     if g is None:
         g = NodeGroup(name=name)
-        session.add(g)
+        try:
+            with session.begin_nested():  # group names are the deployment's, not a commune's
+                session.add(g)
+        except IntegrityError:
+            raise CalendarError(f"group name {name!r} is taken",
+                                "Tên nhóm này đã được dùng; hãy chọn tên khác.") from None
     g.node_ids = sorted(set(node_ids))
     audit.record(session, actor, "edit_group", "group", name, nodes=g.node_ids)
     effects_of(session).all_plans()

@@ -125,10 +125,11 @@ def node_plan_page(request: Request, node_id: NodeId, user: PageStaff, session: 
     if node is None:
         return render(request, "error.html", user, status=404, title="Không tìm thấy",
                       message="Không tìm thấy cụm loa này.")
-    ctx = CompileContext.load(session, runtime.horizon)
-    items = [PlannedItem(i.start_at, i.title or "Bản tin", i.priority.value,
-                         i.media.duration_s * i.repeat, i.volume)
-             for i in plan_items(ctx, node).items]
+    with runtime.db.session() as every:  # the node's real plan holds province bulletins too
+        ctx = CompileContext.load(every, runtime.horizon)
+        items = [PlannedItem(i.start_at, i.title or "Bản tin", i.priority.value,
+                             i.media.duration_s * i.repeat, i.volume)
+                 for i in plan_items(ctx, node).items]
     quiet = ctx.quiet_window(node)
     zones = [name for _, name, _ in views.zone_choices(session, [node])]
     return render(request, "node_plan.html", user, node=node, items=items, zones=zones,

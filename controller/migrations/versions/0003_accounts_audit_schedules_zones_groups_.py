@@ -177,7 +177,8 @@ def downgrade() -> None:
             sa.Column("priority", sa.VARCHAR(length=16), nullable=False, server_default="priority")
         )
         batch_op.add_column(
-            sa.Column("start_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+            sa.Column("start_at", sa.DateTime(timezone=True), nullable=False,
+                      server_default=sa.func.now())
         )
         batch_op.create_index(batch_op.f("ix_announcements_start_at"), ["start_at"], unique=False)
         batch_op.drop_column("created_by")
