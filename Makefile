@@ -18,9 +18,16 @@ export PATH := /usr/sbin:/sbin:$(PATH)
 demo: system-deps $(STAMP)
 	$(BIN)/loaxa demo
 
+# The suite on SQLite, then again on PostgreSQL where one answers on 127.0.0.1:5432 (each
+# test in a database of its own; the camera, audio and node-only tests need no database).
 test: system-deps $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	@if $(BIN)/python tests/postgres_reachable.py; then \
+	  echo "== the same tests with every controller on PostgreSQL"; \
+	  LOAXA_TEST_DATABASE=postgres $(BIN)/python -m pytest --ignore=tests/camera \
+	    --ignore=tests/broadcasts --ignore=tests/edge; \
+	fi
 
 # Refresh the pictures in docs/screenshots/ (the README shows them) from the browser tests.
 screenshots: system-deps $(STAMP)

@@ -25,6 +25,63 @@ ADMIN_PASSWORD = "admin-password-for-tests"
 SHARED = Path(os.environ.get("LOAXA_SHARED_DIR", REPO.parent / "shared")).resolve()
 
 
+POSTGRES_PASS = os.environ.get("LOAXA_TEST_DATABASE") == "postgres"
+"""``make test``'s second pass: every controller in every test on PostgreSQL
+(127.0.0.1:5432), each test in a database of its own cloned from one migrated template."""
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(scope="session")
+def _postgres_template() -> Iterator[str | None]:
+    """The migrated template database of the PostgreSQL pass (None on the SQLite pass)."""
+    if not POSTGRES_PASS:
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+
+    from controller.db import migrate
+
+    name = f"loaxa_template_{os.getpid()}"
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    migrate(f"{PG_SERVER}/{name}")
+    try:
+        yield name
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _database_of_the_pass(request: pytest.FixtureRequest,
+                          monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """On the PostgreSQL pass: ``LOAXA_DATABASE_URL`` names a fresh database for this
+    test (a clone of the template: milliseconds, where migrating would take seconds), so
+    every ``Settings`` of the test, and every controller process it starts, use it."""
+    if not POSTGRES_PASS:
+        yield
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    template = request.getfixturevalue("_postgres_template")
+    name = f"loaxa_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    monkeypatch.setenv("LOAXA_DATABASE_URL", f"{PG_SERVER}/{name}")
+    try:
+        yield
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.1,
              what: str = "condition") -> object:
     """Poll until ``predicate()`` is truthy; fail the test with ``what`` on timeout."""

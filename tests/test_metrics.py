@@ -159,7 +159,9 @@ def unstarted(tmp_path: Path):  # type: ignore[no-untyped-def]
     from controller.runtime import Runtime
     from controller.settings import Settings
 
-    runtimes = [Runtime(Settings(data_dir=tmp_path / f"c{i}")) for i in (1, 2)]
+    runtimes = [Runtime(Settings(data_dir=tmp_path / f"c{i}",  # its own, empty database
+                                 database_url=f"sqlite:///{tmp_path / f'c{i}.sqlite3'}"))
+                for i in (1, 2)]
     yield runtimes
     for runtime in runtimes:
         runtime.db.dispose()
