@@ -363,7 +363,7 @@ CommuneCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
 class UserIn(In):
     username: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{2,63}$")
     password: str = Field(min_length=10, max_length=256)
-    role: Literal["admin", "staff", "leader", "officer"]
+    role: Literal["admin", "staff", "leader", "officer", "upstream"]
     full_name: str = Field(default="", max_length=200)
     commune: CommuneCode | None = Field(
         default=None, description="the commune the account works for; none: the province")

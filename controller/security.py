@@ -28,11 +28,18 @@ class Role(StrEnum):
     staff = "staff"  # biên tập: compose and schedule
     leader = "leader"  # lãnh đạo: approve, emergency
     officer = "officer"  # an ninh: camera alerts
+    upstream = "upstream"  # hệ thống nguồn: the province's system, through its API token
 
 
 ROLE_LABELS = {Role.admin: "Quản trị", Role.staff: "Biên tập", Role.leader: "Lãnh đạo",
-               Role.officer: "An ninh"}
+               Role.officer: "An ninh", Role.upstream: "Hệ thống nguồn"}
 """The roles as people call them (pages, refusals): the one list."""
+PEOPLE = frozenset({Role.admin, Role.staff, Role.leader, Role.officer})
+"""The roles of people: every page and every general API route serves these. A system
+role (``upstream``, the provincial source information system) reaches only the routes
+that name it (``controller/api/upstream.py``)."""
+PROVINCE_ONLY = frozenset({Role.admin, Role.upstream})
+"""Roles whose accounts are always the province's (no commune)."""
 
 
 def hash_password(password: str) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from controller.api.errors import ErrorCode, api_error
 from controller.runtime import Runtime
-from controller.security import ROLE_LABELS, Role
+from controller.security import PEOPLE, ROLE_LABELS, Role
 from controller.services import users
 
 SESSION_COOKIE = "loaxa_session"
@@ -95,7 +95,9 @@ def current_user(request: Request,
                     headers={"WWW-Authenticate": "Bearer"})
 
 
-UserDep = Annotated[CurrentUser, Depends(current_user)]
+CallerDep = Annotated[CurrentUser, Depends(current_user)]
+"""Whoever is signed in, of any role: only :func:`require` reads it; routes say which
+roles they admit."""
 
 
 def home_commune(user: CurrentUser, runtime: Runtime) -> str:
@@ -123,7 +125,7 @@ def require(*roles: Role) -> Callable[[CurrentUser], CurrentUser]:
     """A dependency that lets only these roles through (admin always passes)."""
     allowed = {*roles, Role.admin}
 
-    def check(user: UserDep) -> CurrentUser:
+    def check(user: CallerDep) -> CurrentUser:
         if user.role not in allowed:
             names = ", ".join(ROLE_LABELS[r] for r in Role if r in allowed)
             raise api_error(status.HTTP_403_FORBIDDEN, ErrorCode.forbidden,
@@ -133,8 +135,15 @@ def require(*roles: Role) -> Callable[[CurrentUser], CurrentUser]:
     return check
 
 
+UserDep = Annotated[CurrentUser, Depends(require(*PEOPLE))]
+"""Any person signed in (a system account such as ``upstream`` is refused: 403)."""
 AnyUser = UserDep
 Staff = Annotated[CurrentUser, Depends(require(Role.staff, Role.leader))]
 Leader = Annotated[CurrentUser, Depends(require(Role.leader))]
 Officer = Annotated[CurrentUser, Depends(require(Role.officer, Role.leader))]
 Admin = Annotated[CurrentUser, Depends(require())]
+Upstream = Annotated[CurrentUser, Depends(require(Role.upstream))]
+"""The provincial source information system's account (and admins)."""
+UpstreamReader = Annotated[CurrentUser, Depends(require(Role.upstream, Role.leader))]
+"""Province statistics: the upstream system, leaders and admins (a commune leader's
+answer holds their commune only)."""

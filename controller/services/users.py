@@ -13,7 +13,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from controller.models import ApiToken, Commune, User, UserSession
-from controller.security import Role, create_token, decode_token, hash_password, verify_password
+from controller.security import (
+    PROVINCE_ONLY,
+    ROLE_LABELS,
+    Role,
+    create_token,
+    decode_token,
+    hash_password,
+    verify_password,
+)
 from controller.services import audit
 
 # a real hash to compare against for unknown users, so timing does not reveal them
@@ -37,13 +45,15 @@ class AccountCommuneError(UserError):
 
 
 def check_commune(session: Session, role: Role, commune: str | None) -> None:
-    """An account's commune must be one of the deployment's, and administrators are
-    province accounts (they manage nodes and accounts of every commune)."""
+    """An account's commune must be one of the deployment's, and administrators and the
+    upstream system are province accounts (they manage nodes and accounts, or deliver
+    bulletins and read statistics, of every commune)."""
     if commune is None:
         return
-    if role == Role.admin:
-        raise AccountCommuneError("an administrator is a province account (no commune)",
-                                  "Tài khoản quản trị là tài khoản của tỉnh, không thuộc xã.")
+    if role in PROVINCE_ONLY:
+        raise AccountCommuneError(f"a {role} account is a province account (no commune)",
+                                  f"Tài khoản {ROLE_LABELS[role].lower()} là tài khoản của "
+                                  "tỉnh, không thuộc xã.")
     if session.get(Commune, commune) is None:
         raise AccountCommuneError(f"no commune {commune!r}", "Không có xã này.")
 

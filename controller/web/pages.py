@@ -128,7 +128,9 @@ def page_require(*roles: Role) -> Callable[[CurrentUser], CurrentUser]:
     return check
 
 
-PageUser = Annotated[CurrentUser, Depends(page_user)]
+PageUser = Annotated[CurrentUser, Depends(page_require(Role.staff, Role.leader,
+                                                       Role.officer))]
+"""Any person signed in: the pages are for people (a system account gets the 403 page)."""
 PageStaff = Annotated[CurrentUser, Depends(page_require(Role.staff, Role.leader))]
 PageOfficer = Annotated[CurrentUser, Depends(page_require(Role.officer, Role.leader))]
 PageLeader = Annotated[CurrentUser, Depends(page_require(Role.leader))]
