@@ -30,6 +30,7 @@ from controller.api import (
     nodes,
     relay,
     schedules,
+    upstream,
 )
 from controller.api.body_limit import DEFAULT_MAX_BODY, BodyLimitMiddleware
 from controller.api.errors import ErrorCode, error_payload, validation_problem
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     add_offline_docs(app)
     for module in (health, auth, communes, nodes, announcements, schedules, emergency,
-                   calendar, content, broadcast_log, alerts, live, relay, metrics):
+                   calendar, content, broadcast_log, alerts, live, relay, metrics, upstream):
         app.include_router(module.router)
     # the pages (web/), their static files, and CSRF checks for forms and cookie-auth API
     app.include_router(web.router)
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(web.CSRFMiddleware)
     # outermost but the timer and the proxy headers: no body is stored past its route's limit
     app.add_middleware(BodyLimitMiddleware, default=DEFAULT_MAX_BODY,
-                       by_path=content.BODY_LIMITS)
+                       by_path=content.BODY_LIMITS | upstream.BODY_LIMITS)
     # outside the body limit: its refusals are timed too (label "unmatched")
     app.add_middleware(RequestTimer)
     if settings.trusted_proxies:

@@ -459,3 +459,27 @@ class RelaySlot(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     source: Mapped[StreamSource] = relationship()
+
+
+class UpstreamBulletin(Base):
+    """A bulletin the provincial source information system delivered (Công văn
+    1273/BTTTT-TTCS): its id there, the announcement it became, and what it asked for.
+    One row per (account, external id): a repeated delivery finds it and changes nothing
+    (controller/services/upstream.py)."""
+
+    __tablename__ = "upstream_bulletins"
+    __table_args__ = (UniqueConstraint("account", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    """The upstream account that delivered it (each system has its own ids)."""
+    external_id: Mapped[str] = mapped_column(String(128))
+    announcement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("announcements.id", ondelete="SET NULL"), index=True)
+    """None once staff deleted the announcement (the delivery is still remembered)."""
+    level: Mapped[Priority] = mapped_column(StrEnumColumn(Priority))
+    communes: Mapped[list[str]] = mapped_column(JSON)
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """After this it must not air: schedules of its announcement are held inside."""
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

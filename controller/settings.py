@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +81,12 @@ class Settings(BaseSettings):
     """How often the count of nodes online is recorded (the dashboard's chart)."""
     online_sample_days: int = Field(default=30, ge=1, le=400)
     """How long those counts are kept (older ones are deleted as new ones are written)."""
+
+    upstream_emergency: Literal["draft", "air"] = "draft"
+    """What an ``emergency`` bulletin from the provincial source information system
+    (``POST /api/upstream/bulletins``) becomes: a draft that a leader sends (default),
+    or ``air``: on the air at once on every node of its communes (audited as the
+    upstream account's). Other levels always land as drafts."""
 
     signing_key_dir: Path | None = None
     """The Ed25519 key folder that signs plans and commands (controller/signing.py);
