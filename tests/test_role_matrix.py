@@ -23,8 +23,12 @@ from starlette.routing import Mount
 
 from tests.conftest import login
 
-ROLES = ("staff", "leader", "officer", "admin")
-ANY = frozenset(ROLES)
+ROLES = ("staff", "leader", "officer", "upstream", "admin")
+"""One account of each role (admin last: it is the fixture's own)."""
+ANY = frozenset({"staff", "leader", "officer", "admin"})
+"""Any person: the system role ``upstream`` reaches only its own routes."""
+UPSTREAM = frozenset({"upstream", "admin"})
+UPSTREAM_READERS = frozenset({"upstream", "leader", "admin"})
 STAFF = frozenset({"staff", "leader", "admin"})
 LEADER = frozenset({"leader", "admin"})
 OFFICER = frozenset({"officer", "leader", "admin"})
@@ -226,6 +230,30 @@ def speech(ctx: Ctx, real: bool) -> Req:
     return Req(kwargs={"json": {"text": "Xin chào bà con.", "engine": "espeak-ng"}})
 
 
+def bulletin(ctx: Ctx, real: bool) -> Req:
+    """A new bulletin (its own id) for xa-demo."""
+    return Req(kwargs={"json": {"external_id": f"cv-{ctx.n()}", "title": "Thông báo của tỉnh",
+                                "text": "Tỉnh thông báo lịch tiêm chủng.", "level": "priority",
+                                "communes": ["xa-demo"]}})
+
+
+def callers_bulletin(ctx: Ctx, real: bool) -> Req:
+    """A bulletin the caller's own account delivered (external ids are per account)."""
+    from controller.services import upstream
+    from mqtt_contract import Priority
+
+    if not real:
+        return Req({"external_id": "cv-none"})
+    external_id = f"cv-{ctx.n()}"
+    runtime = ctx.runtime
+    with runtime.db.session() as s:
+        upstream.receive(s, upstream.Delivery(
+            account=ctx.shared["who"], external_id=external_id, title="Tỉnh",
+            level=Priority.priority, communes=["xa-demo"], text="Thông báo số một."),
+            runtime.content, "draft")
+    return Req({"external_id": external_id})
+
+
 def later(ctx: Ctx) -> str:
     return (datetime.now(UTC) + timedelta(days=3, hours=ctx.n())).isoformat()
 
@@ -361,6 +389,11 @@ POLICY: dict[tuple[str, str], Case] = {
         "params": {"day": "2026-01-01", "format": "csv"}})),
     ("GET", "/api/reports/monthly"): Case(STAFF, lambda c, r: Req(kwargs={
         "params": {"month": "2026-01", "format": "xlsx"}})),
+    # the provincial source information system (api/upstream.py)
+    ("POST", "/api/upstream/bulletins"): Case(UPSTREAM, bulletin),
+    ("GET", "/api/upstream/bulletins/{external_id}"): Case(UPSTREAM, callers_bulletin),
+    ("GET", "/api/upstream/stats"): Case(UPSTREAM_READERS, lambda c, r: Req(kwargs={
+        "params": {"day": "2026-01-01", "format": "csv"}})),
     # camera alerts
     ("GET", "/api/alerts"): Case(OFFICER),
     ("GET", "/api/alerts/stream"): Case(OFFICER, lambda c, r: Req(kwargs={
@@ -554,7 +587,7 @@ NEUTRAL = {
     ("GET", "/api/templates"), ("GET", "/api/lexicon"), ("GET", "/"), ("GET", "/account"),
     ("GET", "/dashboard"), ("GET", "/compose"), ("GET", "/emergency"), ("GET", "/live"),
     ("GET", "/villages"), ("GET", "/schedules"), ("GET", "/nodes"), ("GET", "/log"),
-    ("GET", "/alerts"),
+    ("GET", "/alerts"), ("GET", "/api/upstream/stats"),
     # what a commune makes of its own, naming nothing of xa-demo's
     ("POST", "/api/announcements"), ("POST", "/api/preview"), ("POST", "/api/reading"),
     ("POST", "/api/uploads"), ("POST", "/api/templates/{template_id}/render"),
