@@ -119,6 +119,9 @@ STEPS: list[Step] = [
     ("POST", "/api/alerts/{alert_id}/resolve", lambda st: {"json": {"note": "đã nhắc"}}),
     ("POST", "/api/alerts/{second_alert}/false-alarm",
      lambda st: {"json": {"note": "bóng cây"}}),
+    ("POST", "/api/upstream/bulletins", lambda st: {"json": {
+        "external_id": "cv-1273", "title": "Tỉnh thông báo", "text": "Lịch tiêm chủng.",
+        "level": "priority", "communes": ["xa-demo"]}}),
     ("POST", "/api/tokens", lambda st: {"json": {"name": "tich-hop", "username": "bientap2"}}),
     ("DELETE", "/api/tokens/{token_id}", lambda st: {}),
     # last: these end the admin's sessions
