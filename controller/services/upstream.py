@@ -217,19 +217,20 @@ def _hold_schedules_inside_validity(session: Session, _context: Any, _instances:
     if not pending:
         return
     with session.no_autoflush:
-        for s in pending:
-            aid = s.announcement_id or (s.announcement.id if s.announcement else None)
-            if aid is None:
-                continue
-            b = session.scalar(select(UpstreamBulletin).where(
-                UpstreamBulletin.announcement_id == aid))
-            if b is None or not (b.valid_from or b.valid_until):
-                continue
-            if (refusal := _validity_refusal(s, b)) is not None:
-                raise refusal
-            if b.valid_until and s.kind != TimingKind.once and (
-                    s.until is None or s.until > b.valid_until):
-                s.until = b.valid_until
+        of = {s: s.announcement_id or (s.announcement.id if s.announcement else None)
+              for s in pending}
+        ids = {aid for aid in of.values() if aid is not None}
+        held = {b.announcement_id: b for b in session.scalars(select(UpstreamBulletin).where(
+            UpstreamBulletin.announcement_id.in_(ids)))} if ids else {}
+    for s, aid in of.items():
+        b = held.get(aid)
+        if b is None or not (b.valid_from or b.valid_until):
+            continue
+        if (refusal := _validity_refusal(s, b)) is not None:
+            raise refusal
+        if b.valid_until and s.kind != TimingKind.once and (
+                s.until is None or s.until > b.valid_until):
+            s.until = b.valid_until
 
 
 # ------------------------------------------------------------------ statistics
