@@ -105,6 +105,7 @@ STEPS: list[Step] = [
                                                                    "volume": 60}}),
     ("POST", "/api/operations", lambda st: {"json": {"kind": "versions", "nodes": ["node-1"],
                                                       "wait_s": 0}}),
+    ("PUT", "/api/communes", lambda st: {"json": {"code": "xa-moi", "name": "Xã Mới"}}),
     ("PUT", "/api/zones", lambda st: {"json": {"commune": "xa-demo", "code": "thon-1",
                                                "name": "Thôn 1"}}),
     ("PUT", "/api/groups", lambda st: {"json": {"name": "cho", "node_ids": ["node-1"]}}),
