@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,12 +65,18 @@ def apply_status(session: Session, commune: str, status: Status,
     return node
 
 
+def telemetry_values(telemetry: Telemetry) -> dict[str, Any]:
+    """What a heartbeat sets on its node's row: the one owner of that, for the single
+    write (:func:`apply_telemetry`) and the batch one (``services/ingest.py``)."""
+    return {"telemetry": telemetry.model_dump(mode="json"), "last_seen": datetime.now(UTC),
+            "plan_version_acked": telemetry.plan_version}
+
+
 def apply_telemetry(session: Session, commune: str, telemetry: Telemetry,
                     node: Node | None = None) -> Node:
     node = node or get_or_create_node(session, commune, telemetry.node)
-    node.telemetry = telemetry.model_dump(mode="json")
-    node.last_seen = datetime.now(UTC)
-    node.plan_version_acked = telemetry.plan_version
+    for column, value in telemetry_values(telemetry).items():
+        setattr(node, column, value)
     return node
 
 
