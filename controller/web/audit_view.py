@@ -28,6 +28,7 @@ ACTION_LABELS = {
     "sign_out": "Đăng xuất", "create_api_token": "Tạo mã API",
     "revoke_api_token": "Thu hồi mã API",
     "edit_zone": "Sửa thôn/khu", "edit_group": "Sửa nhóm cụm loa",
+    "put_commune": "Khai báo xã", "upstream_bulletin": "Nhận bản tin từ hệ thống nguồn",
     "add_holiday": "Thêm ngày nghỉ", "delete_holiday": "Xoá ngày nghỉ",
     "upload": "Tải lên bản ghi âm", "lexicon": "Sửa cách đọc từ",
     "delete_lexicon": "Xoá cách đọc từ",
