@@ -55,6 +55,14 @@ def test_a_batch_stores_each_report_once_and_keeps_the_newest_of_the_rest(
         assert node is not None
         assert node.plan_version_acked == 7 and node.online is False
         assert node.zones == ["thon-1"]  # a node never seen before was created
+    # heartbeats alone, one of a node never seen: it is registered and both are written
+    with database.session() as s:
+        ingest.write_batch(s, [Incoming("xa-demo", telemetry("node-3", 4)),
+                               Incoming("xa-demo", telemetry("node-2", 9))])
+    with database.session() as s:
+        acked = dict(s.execute(select(Node.node_id, Node.plan_version_acked)).tuples())
+        assert acked == {"node-2": 9, "node-3": 4}
+        assert s.scalar(select(Node.telemetry).where(Node.node_id == "node-3"))["volume"] == 80
 
 
 def test_the_writer_writes_what_gathers_and_everything_left_when_it_stops() -> None:

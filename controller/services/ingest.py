@@ -125,20 +125,27 @@ def _write_telemetry(session: Session, newest: dict[tuple[str, str], Telemetry])
     A node not registered yet is registered first."""
     if not newest:
         return
-    known = _known(session, set(newest))
-    for commune, node_id in sorted(set(newest) - known):
+    rows = {key: {"key_commune": key[0], "key_node": key[1], **fleet.telemetry_values(t)}
+            for key, t in newest.items()}
+    connection = session.connection()
+    updated = connection.execute(_SET_TELEMETRY, list(rows.values())).rowcount
+    if connection.dialect.supports_sane_multi_rowcount and updated == len(rows):
+        return  # every node known: the common case costs no query more
+    missing = set(newest) - _known(session, set(newest))
+    for commune, node_id in sorted(missing):
         fleet.get_or_create_node(session, commune, node_id)
-    session.connection().execute(_SET_TELEMETRY, [
-        {"key_commune": commune, "key_node": node_id, **fleet.telemetry_values(telemetry)}
-        for (commune, node_id), telemetry in newest.items()])
+    if missing:
+        connection.execute(_SET_TELEMETRY, [rows[key] for key in sorted(missing)])
 
 
 def _known(session: Session, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of ``keys`` are registered nodes (columns only: no row is loaded)."""
+    """Which of ``keys`` are registered nodes (columns only, through the (commune, node)
+    index: no row is loaded, no table scanned)."""
     found: set[tuple[str, str]] = set()
+    communes = sorted({commune for commune, _ in keys})
     for chunk in _chunks(sorted({node_id for _, node_id in keys})):
-        found.update(session.execute(select(Node.commune, Node.node_id)
-                                     .where(Node.node_id.in_(chunk))).tuples())
+        found.update(session.execute(select(Node.commune, Node.node_id).where(
+            Node.commune.in_(communes), Node.node_id.in_(chunk))).tuples())
     return found & keys
 
 
@@ -146,8 +153,10 @@ def _nodes(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str]
     """The nodes named, loaded in a few queries; unknown ones are created."""
     found: dict[tuple[str, str], Node] = {}
     ids = sorted({node_id for _, node_id in keys})
-    for chunk in _chunks(ids):
-        for node in session.scalars(select(Node).where(Node.node_id.in_(chunk))):
+    communes = sorted({commune for commune, _ in keys})
+    for chunk in _chunks(ids):  # commune and id: the (commune, node) index, not a scan
+        for node in session.scalars(select(Node).where(Node.commune.in_(communes),
+                                                       Node.node_id.in_(chunk))):
             found[(node.commune, node.node_id)] = node
     for key in sorted(keys - found.keys()):
         found[key] = fleet.get_or_create_node(session, *key)
