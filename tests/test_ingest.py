@@ -60,7 +60,7 @@ def test_a_batch_stores_each_report_once_and_keeps_the_newest_of_the_rest(
         ingest.write_batch(s, [Incoming("xa-demo", telemetry("node-3", 4)),
                                Incoming("xa-demo", telemetry("node-2", 9))])
     with database.session() as s:
-        acked = dict(s.execute(select(Node.node_id, Node.plan_version_acked)).tuples())
+        acked = dict(list(s.execute(select(Node.node_id, Node.plan_version_acked)).tuples()))
         assert acked == {"node-2": 9, "node-3": 4}
         assert s.scalar(select(Node.telemetry).where(Node.node_id == "node-3"))["volume"] == 80
 
