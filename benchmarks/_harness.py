@@ -310,10 +310,12 @@ def _raw_worker(accounts: list[tuple[str, str, str, Any, str]], port: int,
         subscribed.acquire(timeout=60)
     ready.put(len(clients))
     stop.wait()
+    with lock:
+        results.put(list(latencies))  # first: a client that fails to stop loses nothing
     for c in clients:
         c.disconnect()
-        c.loop_stop()
-    results.put(latencies)
+        with contextlib.suppress(AttributeError):  # paho: its loop thread already gone
+            c.loop_stop()
 
 
 def node_accounts(fleet: ProvisionedFleet) -> list[tuple[str, str, str, Any, str]]:
