@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller import web
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 INVALID_MESSAGE = "Yêu cầu không hợp lệ"
 OUT_OF_RANGE_MESSAGE = "Giá trị nằm ngoài phạm vi cho phép."
+BAD_VALUE_MESSAGE = "Nội dung có ký tự không được dùng."
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -186,6 +187,14 @@ def add_error_handlers(app: FastAPI) -> None:
     async def _statement(request: Request, exc: StatementError) -> JSONResponse:
         if isinstance(exc.orig, OverflowError):
             return await _overflow(request, exc.orig)
+        if isinstance(exc, DataError):
+            # a value the database itself refuses (PostgreSQL: a NUL character in text,
+            # which SQLite stores): the caller's input, a 422
+            log.warning("value refused by the database in %s %s: %s", request.method,
+                        request.url.path, exc.orig)
+            return JSONResponse(status_code=422, content=validation_body(
+                [{"field": "", "message": "value refused", "text": BAD_VALUE_MESSAGE}]) | {
+                    "message": BAD_VALUE_MESSAGE})
         raise exc
 
 

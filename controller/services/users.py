@@ -33,6 +33,8 @@ class UserError(ValueError):
 
 
 def get_user(session: Session, username: str) -> User | None:
+    if "\x00" in username:  # no account has one, and PostgreSQL refuses it in a query
+        return None
     return session.scalar(select(User).where(User.username == username))
 
 
