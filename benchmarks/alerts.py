@@ -36,7 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 from _harness import REPO, _spawn, _stop_group, console, progress
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from firmware_config.broker import (
     AclEntry,
@@ -103,13 +103,9 @@ def publisher(fleet: ProvisionedFleet, worker: int, password: str, nodes: list[s
     done.put(sum(1 for info in infos if info.is_published()))
 
 
-def stored(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text("SELECT count(DISTINCT alert_id) FROM alerts")).scalar_one()
-    finally:
-        engine.dispose()
+def stored(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(DISTINCT alert_id) FROM alerts")).scalar_one()
 
 
 @contextlib.contextmanager
@@ -201,16 +197,18 @@ def run(fleet: ProvisionedFleet, args: argparse.Namespace, password: str,
     acked = sum(done.get(timeout=600) for _ in workers)
     sent_s = time.monotonic() - t0
     last, last_change = -1, time.monotonic()
+    engine = create_engine(url)  # one pool for the polls, not an engine each 0.2 s
     with progress() as bar:
         task = bar.add_task("stored", total=args.alerts)
         while True:
-            count = stored(url)
+            count = stored(engine)
             bar.update(task, completed=count)
             if count != last:
                 last, last_change = count, time.monotonic()
             if count >= args.alerts or time.monotonic() - last_change > 30:
                 break
             time.sleep(0.2)
+    engine.dispose()
     stored_s = last_change - t0
     for p in workers:
         p.join(timeout=10)

@@ -81,7 +81,11 @@ def limit(session: Session, commune: str | None) -> None:
 def bind(session: Session, targets: Targets) -> Targets:
     """``targets`` as this session may reach them: a commune session's are within its
     commune (naming another is refused); a province session's are as given."""
-    commune = commune_of(session)
+    return within(commune_of(session), targets)
+
+
+def within(commune: str | None, targets: Targets) -> Targets:
+    """``targets`` bound to ``commune`` (None: the province, as given)."""
     if commune is None:
         return targets
     if targets.communes and set(targets.communes) != {commune}:

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from controller import scope
 from controller.domain import Targets
-from controller.scope import CommuneRefused
 from mqtt_contract import Command
 
 EFFECTS_KEY = "loaxa.effects"
@@ -40,12 +39,7 @@ class Effects:
     within it (``Targets.communes``), whatever the targets say (controller/scope.py)."""
 
     def _within(self, targets: Targets) -> Targets:
-        if self.commune is None:
-            return targets
-        if targets.communes and set(targets.communes) != {self.commune}:
-            raise CommuneRefused(f"effects for {targets.communes} from {self.commune}",
-                                 "Tài khoản của xã chỉ phát được tới cụm loa của xã mình.")
-        return targets.model_copy(update={"communes": [self.commune]})
+        return scope.within(self.commune, targets)
 
     def plans(self, *targets: Targets, later: bool = False) -> Effects:
         self.plan_targets.extend(self._within(t) for t in targets)

@@ -6,16 +6,13 @@ only."""
 from __future__ import annotations
 
 import base64
-import io
-import math
-import struct
-import wave
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from controller import localtime
 from tests.conftest import make_user, wait_for
+from tests.test_audit_once import tone_wav
 
 pytestmark = pytest.mark.slow
 TEXT = "Sở Y tế thông báo: từ ngày 5/3 tiêm phòng sởi cho trẻ em dưới 5 tuổi tại trạm y tế xã."
@@ -44,17 +41,6 @@ def upstream_token(client, username: str = "he-thong-tinh") -> dict[str, str]:  
 def bulletin(external_id: str, **fields: object) -> dict[str, object]:
     return {"external_id": external_id, "title": "Tiêm phòng sởi", "text": TEXT,
             "level": "priority", "communes": ["xa-demo"], **fields}
-
-
-def tone_wav(seconds: float = 1.0, rate: int = 16_000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(i * 0.1)))
-                               for i in range(int(seconds * rate))))
-    return buf.getvalue()
 
 
 def test_a_text_bulletin_lands_as_a_draft_once_however_often_it_is_delivered(controller):
