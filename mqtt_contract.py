@@ -1006,15 +1006,17 @@ def topic_table() -> str:
 P = TypeVar("P", bound=Payload)
 
 
-_NUL = "\\u0000"
-"""A NUL character as JSON writes it (raw control characters are invalid JSON already)."""
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+"""A NUL character as JSON writes it: `\\u0000` after an even run of backslashes (a text
+holding a backslash then "u0000" is written `\\\\u0000` and is fine). Raw control
+characters are invalid JSON already."""
 
 
 def parse(model: type[P], data: bytes | str) -> P:
     """Validate a received payload; raise ContractError with the reason when it is bad.
     Text with a NUL character is bad: no field needs one, and PostgreSQL refuses it, so it
     must be dropped here as malformed, not fail in a handler's database write."""
-    if (_NUL.encode() if isinstance(data, bytes) else _NUL) in data:
+    if _NUL.search(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data):
         raise ContractError(f"invalid {model.__name__}: a NUL character in its text")
     try:
         return model.model_validate_json(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -131,6 +132,22 @@ def test_plan_round_trip_and_chunk_count() -> None:
 def test_bad_payloads_say_what_is_wrong(payload: bytes, where: str) -> None:
     with pytest.raises(ContractError, match=where):
         parse(Plan, payload)
+
+
+@pytest.mark.parametrize("camera,refused", [
+    ("n\x00", True), ("\\\x00", True), ("\\u0000", False), ("\\\\u0000", False),
+])
+def test_a_nul_character_is_malformed_and_a_backslash_before_u0000_is_not(
+        camera: str, refused: bool) -> None:
+    """PostgreSQL refuses NUL in text, so it is dropped at parse; the check reads JSON
+    escapes exactly, so a text that only spells out a NUL is kept."""
+    data = json.dumps({"id": "a1", "node": "n1", "camera": camera, "kind": "motion",
+                       "at": "2026-12-03T10:00:00Z", "confidence": 0.5})
+    if refused:
+        with pytest.raises(ContractError, match="NUL"):
+            parse(contract.Alert, data)
+    else:
+        assert parse(contract.Alert, data).camera == camera
 
 
 @given(st.binary(max_size=200))
