@@ -452,6 +452,10 @@ class RelaySlot(Base):
     until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
     duration_s: Mapped[float] = mapped_column(Float)
+    priority: Mapped[Priority] = mapped_column(StrEnumColumn(Priority),
+                                               default=Priority.priority)
+    """Ordinary (held by its nodes' quiet hours) or priority (airs through them); on air
+    it is ``live`` either way (:mod:`controller.services.relay`)."""
     status: Mapped[ScheduleStatus] = mapped_column(StrEnumColumn(ScheduleStatus),
                                                    default=ScheduleStatus.active)
     approved_by: Mapped[str | None] = mapped_column(String(64))

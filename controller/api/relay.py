@@ -7,7 +7,7 @@ paths): ``ok``, ``failing`` (its last try failed after its last success) or ``un
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter
@@ -15,12 +15,15 @@ from pydantic import BaseModel, Field
 
 from controller.api.deps import Admin, DbId, Leader, SessionDep, Staff
 from controller.api.errors import refused
+from controller.api.schedules import clash
 from controller.domain import Targets, TimingKind
 from controller.models import LiveBroadcast, RelaySlot, StreamSource
 from controller.schemas import In, TimingIn
 from controller.services import relay as service
-from controller.services.relay import MAX_SLOT_S, RelayError, SlotTiming
-from controller.services.timing import TimingError
+from controller.services.relay import MAX_SLOT_S, RelayError, SlotTiming, SourceState
+from controller.services.schedules import ScheduleConflict, ScheduleError
+from controller.services.timing import Timing, TimingError, at_times
+from mqtt_contract import Priority
 
 router = APIRouter(tags=["relay"])
 
@@ -34,7 +37,7 @@ class SourceIn(In):
 class SourceOut(BaseModel):
     id: int
     name: str
-    state: Literal["ok", "failing", "unknown"]
+    state: SourceState
     last_ok_at: datetime | None
     failed_at: datetime | None
 
@@ -45,6 +48,10 @@ class SlotIn(In):
     timing: TimingIn
     duration_s: float = Field(ge=1, le=MAX_SLOT_S)
     title: str = Field(default="", max_length=200)
+    priority: Literal["ordinary", "priority"] = Field(
+        default="priority", description="as a schedule's: ordinary is held by quiet hours "
+                                        "(a slot starting in them is refused), priority "
+                                        "airs through them")
 
 
 class RelayNowIn(In):
@@ -61,6 +68,7 @@ class SlotOut(BaseModel):
     start_at: datetime
     rule: str | None
     duration_s: float
+    priority: Priority
     status: str
     approved: bool
     created_by: str
@@ -78,17 +86,15 @@ class AiredOut(BaseModel):
 
 
 def source_out(s: StreamSource) -> SourceOut:
-    failing = s.last_error_at is not None and (s.last_ok_at is None
-                                                or s.last_error_at > s.last_ok_at)
-    state = "failing" if failing else "ok" if s.last_ok_at else "unknown"
+    state = service.source_state(s)
     return SourceOut(id=s.id, name=s.name, state=state, last_ok_at=s.last_ok_at,
-                     failed_at=s.last_error_at if failing else None)
+                     failed_at=s.last_error_at if state == SourceState.failing else None)
 
 
 def slot_out(s: RelaySlot) -> SlotOut:
     return SlotOut(id=s.id, source_id=s.source_id, title=s.title, targets=s.targets,
                    kind=s.kind, start_at=s.start_at, rule=s.rule, duration_s=s.duration_s,
-                   status=s.status.value, approved=s.approved_by is not None,
+                   priority=s.priority, status=s.status.value, approved=s.approved_by is not None,
                    created_by=s.created_by)
 
 
@@ -121,14 +127,18 @@ def remove_source(source_id: DbId, user: Admin, session: SessionDep) -> SourceOu
         raise refused(404, exc) from None
 
 
-@router.post("/api/stream-sources/{source_id}/relay", response_model=SlotOut, status_code=201)
+@router.post("/api/stream-sources/{source_id}/relay", response_model=SlotOut, status_code=201,
+             responses={409: {"description": "another relay is on those speakers then"}})
 def relay_now(source_id: DbId, body: RelayNowIn, user: Leader, session: SessionDep) -> SlotOut:
-    """Relay a station at once (a leader), for ``duration_s`` or until cancelled."""
+    """Relay a station at once (a leader), for ``duration_s`` or until cancelled; at
+    priority level, so quiet hours do not hold it."""
     try:
         return slot_out(service.start_now(session, source_id, body.targets, body.duration_s,
                                           user.username))
-    except RelayError as exc:
+    except (RelayError, ScheduleError) as exc:
         raise refused(409, exc) from None
+    except ScheduleConflict as exc:
+        raise clash(exc, "lịch tiếp sóng khác") from None
 
 
 @router.get("/api/relay-slots", response_model=list[SlotOut])
@@ -136,18 +146,28 @@ def slots(user: Staff, session: SessionDep) -> list[SlotOut]:
     return [slot_out(s) for s in service.list_slots(session)]
 
 
-@router.post("/api/relay-slots", response_model=SlotOut, status_code=201)
+@router.post("/api/relay-slots", response_model=SlotOut, status_code=201,
+             responses={409: {"description": "overlaps another relay slot; lists them"}})
 def add_slot(body: SlotIn, user: Staff, session: SessionDep) -> SlotOut:
-    """Schedule a relay: once, an RRULE or a cron, like an announcement; a leader's slot
-    is approved at once, staff's waits for a leader."""
+    """Schedule a relay like an announcement: once, at several times of day, an RRULE or
+    a cron; ordinary or priority (an ordinary slot starting in a targeted zone's quiet
+    hours is refused, naming it); a leader's slot is approved at once, staff's waits for
+    a leader. A slot overlapping another relay on a shared speaker is refused (409)."""
     t = body.timing
+    now = datetime.now(UTC)
     try:
+        timing = at_times(Timing(t.kind, t.start_at, t.rule, t.until, t.timezone),
+                          t.times or [], now)
         return slot_out(service.add_slot(
             session, body.source_id, body.targets,
-            SlotTiming(TimingKind(t.kind), t.start_at, t.rule, t.until, t.timezone),
-            body.duration_s, body.title, user.username, user.role))
-    except (RelayError, TimingError) as exc:
+            SlotTiming(TimingKind(timing.kind), timing.start_at, timing.rule, timing.until,
+                       timing.timezone),
+            body.duration_s, body.title, user.username, user.role, Priority(body.priority),
+            now=now))
+    except (RelayError, ScheduleError, TimingError) as exc:
         raise refused(422, exc) from None
+    except ScheduleConflict as exc:
+        raise clash(exc, "lịch tiếp sóng khác") from None
 
 
 @router.post("/api/relay-slots/{slot_id}/approve", response_model=SlotOut)

@@ -29,11 +29,12 @@ def schedule_out(s: Schedule) -> ScheduleOut:
         status=s.status, created_by=s.created_by, next_occurrences=upcoming)
 
 
-def clash(exc: service.ScheduleConflict) -> HTTPException:
-    """409 listing what the schedule clashes with (by title and time, for people)."""
+def clash(exc: service.ScheduleConflict, other: str = "bản tin khác") -> HTTPException:
+    """409 listing what the schedule (or relay slot) clashes with (by title and time, for
+    people)."""
     return HTTPException(409, {
         "code": "schedule_clash", "conflicts": [c.as_dict() for c in exc.clashes],
-        "message": "Trùng giờ với bản tin khác trên cùng cụm loa: "
+        "message": f"Trùng giờ với {other} trên cùng cụm loa: "
                    + "; ".join(f"«{c.title}» lúc {local(c.at):%H:%M %d/%m}"
                                for c in exc.clashes[:5])})
 

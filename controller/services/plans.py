@@ -109,23 +109,15 @@ class CompileContext:
             ref = media_ref(s.announcement)
             for at in occurrences(timing_of(s), now - PAST_GRACE, now + horizon):
                 ctx.occurrences.append(Occurrence(s, at, ref))
-        for ex in session.scalars(select(CalendarException).where(
-                CalendarException.day >= (now - timedelta(days=1)).date())):
-            ctx.holidays.setdefault(ex.commune, set()).add(ex.day)
-        for z in session.scalars(select(Zone)):
-            ctx.quiet[(z.commune, z.code)] = QuietWindow(start=z.quiet_start, end=z.quiet_end)
+        ctx.holidays, ctx.quiet = load_calendar(session, now)
         ctx.groups = target_rules.group_members(session)
         return ctx
 
     def quiet_window(self, node: Compilable) -> QuietWindow:
-        zones = node.zones or []
-        if not zones:
-            return DEFAULT_QUIET_HOURS
-        return self.quiet.get((node.commune, zones[0]), DEFAULT_QUIET_HOURS)
+        return quiet_window_in(self.quiet, node)
 
     def is_holiday(self, node: Compilable, occ: Occurrence) -> bool:
-        day = occ.local.date()
-        return day in self.holidays.get(None, ()) or day in self.holidays.get(node.commune, ())
+        return is_holiday_in(self.holidays, node, occ.local.date())
 
     def by_schedule(self) -> dict[int, list[Occurrence]]:
         """Occurrences grouped by schedule, in load order (built once, on first use)."""
@@ -171,16 +163,49 @@ def node_occurrences(ctx: CompileContext, node: Compilable) -> list[Occurrence]:
     groups = list(ctx.by_schedule().values())
     for position in ctx.schedules_reaching(node):  # one check per schedule, not occurrence
         occs = groups[position]
-        s = occs[0].schedule
-        emergency = s.priority == Priority.emergency
-        ordinary = s.priority == Priority.ordinary
-        for occ in occs:
-            if not emergency and ctx.is_holiday(node, occ):
-                continue
-            if ordinary and quiet.contains(occ.local.time()):
-                continue
-            kept.append(occ)
+        priority = Priority(occs[0].schedule.priority)
+        kept.extend(occ for occ in occs
+                    if not held(priority, occ.local, quiet, ctx.is_holiday(node, occ)))
     return kept
+
+
+Holidays = dict[str | None, set[date]]
+"""Days nothing but an emergency plays, by commune (None: every commune's)."""
+QuietWindows = dict[tuple[str, str], QuietWindow]
+"""Each zone's quiet window, by (commune, zone code)."""
+
+
+def load_calendar(session: Session, now: datetime) -> tuple[Holidays, QuietWindows]:
+    """The holidays from yesterday on and every zone's quiet window: what :func:`held`
+    needs, for the plan compiler and the relay runner alike."""
+    holidays: Holidays = {}
+    for ex in session.scalars(select(CalendarException).where(
+            CalendarException.day >= (now - timedelta(days=1)).date())):
+        holidays.setdefault(ex.commune, set()).add(ex.day)
+    quiet = {(z.commune, z.code): QuietWindow(start=z.quiet_start, end=z.quiet_end)
+             for z in session.scalars(select(Zone))}
+    return holidays, quiet
+
+
+def quiet_window_in(quiet: QuietWindows, node: Compilable) -> QuietWindow:
+    """A node's quiet window is its first zone's (the default where it has none)."""
+    zones = node.zones or []
+    if not zones:
+        return DEFAULT_QUIET_HOURS
+    return quiet.get((node.commune, zones[0]), DEFAULT_QUIET_HOURS)
+
+
+def is_holiday_in(holidays: Holidays, node: Compilable, day: date) -> bool:
+    return day in holidays.get(None, ()) or day in holidays.get(node.commune, ())
+
+
+def held(priority: Priority, local: datetime, quiet: QuietWindow, holiday: bool) -> bool:
+    """The one rule of what waits for a node (Thông tư 39/2020): an emergency never; on
+    a holiday everything else; in quiet hours (``local``: the start on the item's own wall
+    clock) ordinary items. Scheduled items and relay slots both ask it."""
+    if priority == Priority.emergency:
+        return False
+    return holiday or (priority == Priority.ordinary and quiet.contains(local.time()))
 
 
 def sequence(occs: list[Occurrence]) -> list[tuple[Occurrence, datetime]]:

@@ -37,15 +37,21 @@ class ScheduleError(DomainError):
 
 @dataclass
 class Clash:
-    schedule_id: int
-    announcement_id: int
+    """What a new schedule or relay slot would overlap: a schedule (its announcement) or
+    another relay slot (:mod:`controller.services.relay`), by title and time for people."""
+
+    schedule_id: int | None
+    announcement_id: int | None
     title: str
     at: datetime
     nodes: list[str]
+    relay_slot_id: int | None = None
 
     def as_dict(self) -> dict:
-        return {"schedule_id": self.schedule_id, "announcement_id": self.announcement_id,
-                "title": self.title, "at": self.at.isoformat(), "nodes": self.nodes}
+        found = {"schedule_id": self.schedule_id, "announcement_id": self.announcement_id,
+                 "relay_slot_id": self.relay_slot_id}
+        return {**{k: v for k, v in found.items() if v is not None}, "title": self.title,
+                "at": self.at.isoformat(), "nodes": self.nodes}
 
 
 class ScheduleConflict(Exception):
