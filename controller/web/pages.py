@@ -37,7 +37,7 @@ from controller.api.deps import (
 )
 from controller.api.deps import SessionDep as DbSession
 from controller.domain import PLAYABLE, AnnouncementStatus
-from controller.models import CameraAlertRecord
+from controller.models import CameraAlertRecord, StreamSource
 from controller.security import Role
 from controller.services import alerts as alert_service
 from controller.services import announcements as announcement_service
@@ -140,6 +140,7 @@ NAV = [("/dashboard", "Tổng quan", {Role.staff, Role.leader}),
        ("/compose", "Soạn tin", {Role.staff, Role.leader}),
        ("/emergency", "Khẩn cấp", {Role.leader}),
        ("/live", "Phát trực tiếp", {Role.staff, Role.leader}),
+       ("/relay", "Tiếp sóng", {Role.staff, Role.leader}),
        ("/schedules", "Lịch phát", {Role.staff, Role.leader}),
        ("/nodes", "Cụm loa", {Role.staff, Role.leader}),
        ("/villages", "Thôn/khu & lịch", {Role.staff, Role.leader}),
@@ -393,6 +394,30 @@ def live_page(request: Request, user: PageStaff, session: DbSession) -> HTMLResp
     return render(request, "live.html", user, nodes=nodes,
                   zones=views.zone_choices(session, nodes),
                   online=sum(1 for n in nodes if n.online))
+
+
+SLOT_LOG_SHOWN = 5
+"""The latest tries of each slot shown on the relay page (the API has them all)."""
+
+
+@router.get("/relay", response_class=HTMLResponse)
+def relay_page(request: Request, user: PageStaff, session: DbSession) -> HTMLResponse:
+    """Relays (tiếp sóng): stations (admins register them), slots scheduled like
+    announcements (a leader approves), what each slot aired, a leader's relay at once."""
+    nodes = fleet.list_nodes(session)
+    slots = relay_service.list_slots(session)
+    return render(request, "relay.html", user, nodes=nodes,
+                  zones=views.zone_choices(session, nodes),
+                  sources=relay_service.list_sources(session),
+                  source_state=relay_service.source_state,
+                  station_names={s.id: s.name for s in session.scalars(select(StreamSource))},
+                  slots=slots, people=views.people_names(session),
+                  logs={s.id: relay_service.slot_log(session, s.id)[-SLOT_LOG_SHOWN:]
+                        for s in slots},
+                  describe_rule=views.describe_rule, describe_targets=views.target_namer(session),
+                  next_of=views.next_occurrence, end_note=wording.relay_end_note,
+                  today=localtime.today(), is_admin=user.role == Role.admin,
+                  can_approve=user.role in (Role.leader, Role.admin))
 
 
 @router.get("/compose", response_class=HTMLResponse)

@@ -36,3 +36,18 @@ def item_label(item_id: str, titles: dict[int, str]) -> str:
     if said == item_id:  # an item id not built here (a live item, an operator's test)
         return "Phát trực tiếp" if item_id.startswith("live") else "Mục phát khác"
     return said
+
+
+RELAY_ENDS = (("the slot ended", "Hết giờ tiếp sóng"),
+              ("source ended", "Đài ngừng phát hoặc mất kết nối"),
+              ("the source failed", "Đài ngừng phát hoặc mất kết nối"),
+              ("the station stopped", "Đài ngừng phát hoặc mất kết nối"),
+              ("the controller stopped", "Máy chủ dừng"))
+
+
+def relay_end_note(reason: str | None, ended: bool) -> str:
+    """Why one try of a relay slot ended, in words (the stored reason names hosts)."""
+    if not ended:
+        return "Đang tiếp sóng"
+    reason = reason or ""
+    return next((said for start, said in RELAY_ENDS if reason.startswith(start)), "Đã dừng")

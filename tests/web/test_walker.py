@@ -28,7 +28,7 @@ ALLOWED_WORDS = {
     "camera", "loa", "email", "online", "offline", "wifi", "excel", "xlsx", "csv", "json",
     "api", "mqtt", "swagger", "redoc", "google", "espeak", "piper", "vneid", "zalo", "ok",
     "mp3", "wav", "opus", "ogg", "db", "hz", "km", "ms", "kbps", "gps", "cron", "tts",
-    "internet",
+    "internet", "http", "https",
 }
 """Product and format names, units: the words Vietnamese pages use as they are."""
 SYLLABLE = re.compile(r"^(ngh|ng|nh|ch|gh|gi|kh|ph|th|tr|qu|[bcdghklmnprstvx])?"
@@ -121,7 +121,7 @@ def seed_station(server: Any, start_node: Any) -> dict[str, Any]:
 
     import cv2
 
-    from controller.services import alerts, playback, stats
+    from controller.services import alerts, playback, relay, stats
     from mqtt_contract import Alert, Box, PlaybackReport
 
     agent = start_node("node-1")
@@ -172,6 +172,12 @@ def seed_station(server: Any, start_node: Any) -> dict[str, Any]:
                                                                        "volume": 70}))
         ok(api.post("/api/tokens", headers=admin, json={"name": "Bảng tin điện tử",
                                                         "username": "staff"}))
+        station = ok(api.post("/api/stream-sources", headers=admin, json={
+            "name": "Đài tỉnh", "url": "http://127.0.0.1:9/dai-tinh.mp3"}))
+        ok(api.post("/api/relay-slots", headers=staff, json={
+            "source_id": station["id"], "targets": {"zones": ["thon-1"]}, "duration_s": 1800,
+            "title": "Thời sự sáng", "timing": {"kind": "rrule", "rule": "FREQ=DAILY",
+                                                "start_at": later, "times": ["06:00"]}}))
 
         frame = np.full((240, 320, 3), 90, np.uint8)
         jpeg = base64.b64encode(cv2.imencode(".jpg", frame)[1].tobytes()).decode()
@@ -196,6 +202,7 @@ def seed_station(server: Any, start_node: Any) -> dict[str, Any]:
                     node="node-2", item_id="reminder-cong-chinh-a0a8", event="finished",
                     planned_at=at, actual_at=at, duration_s=4))
             stats.record_online(s, 30, now=now - timedelta(hours=3))
+            relay.note_source(s, station["id"], "source ended: 127.0.0.1:9 Connection refused")
         ok(api.post(f"/api/alerts/{ids[0]}/acknowledge", headers=officer,
                     json={"note": "Đang tới"}))
         ok(api.post(f"/api/alerts/{ids[1]}/resolve", headers=officer, json={"note": "Đã dọn"}))

@@ -66,8 +66,8 @@ window.addEventListener("unhandledrejection", (event) => {
 // ------------------------------------------------------------------ schedule form
 const TZ_OFFSET = "+07:00"; // Asia/Ho_Chi_Minh: no daylight saving
 
-function scheduleBody(form) {
-  const f = new FormData(form);
+// the timing of a schedule form: once, weekly or daily, at one or several times of day
+function timingOf(f) {
   const kind = f.get("kind");
   // several times of day in one schedule: the controller turns them into one rule
   const times = [...new Set(f.getAll("time").filter(Boolean))].sort();
@@ -82,13 +82,44 @@ function scheduleBody(form) {
     timing.start_at = `${f.get("date")}T00:00:00${TZ_OFFSET}`;
   }
   if (f.get("until")) timing.until = `${f.get("until")}T23:59:59${TZ_OFFSET}`;
+  return timing;
+}
+
+// whom a form's targets picker (targets_picker.html) names
+function targetsOf(f) {
   const target = f.get("target");
   const targets = target === "all" ? { all: true } : { [target]: f.getAll(target) };
   if (target !== "all" && targets[target].length === 0) throw new Error("Chọn nơi phát.");
-  const body = { announcement_id: Number(f.get("announcement_id")), targets, timing,
-    priority: f.get("priority"), repeat: Number(f.get("repeat") || 1) };
+  return targets;
+}
+
+function scheduleBody(form) {
+  const f = new FormData(form);
+  const body = { announcement_id: Number(f.get("announcement_id")), targets: targetsOf(f),
+    timing: timingOf(f), priority: f.get("priority"), repeat: Number(f.get("repeat") || 1) };
   if (f.get("volume") !== "") body.volume = Number(f.get("volume"));
   return body;
+}
+
+// a relay slot (the relay page): a station, a title and minutes instead of an announcement
+function relayBody(form) {
+  const f = new FormData(form);
+  const minutes = Number(f.get("minutes"));
+  if (!(minutes >= 1 && minutes <= 360)) throw new Error("Thời lượng tiếp sóng từ 1 đến 360 phút.");
+  return { source_id: Number(f.get("source_id")), title: f.get("title") || "",
+    targets: targetsOf(f), timing: timingOf(f), priority: f.get("priority"),
+    duration_s: minutes * 60 };
+}
+
+// show only the picked targets' choices ([data-target]) and the picked kind's ([data-when])
+function syncChoices(form) {
+  const sync = () => {
+    const f = new FormData(form);
+    form.querySelectorAll("[data-when]").forEach((el) => { el.hidden = el.dataset.when !== f.get("kind"); });
+    form.querySelectorAll("[data-target]").forEach((el) => { el.hidden = el.dataset.target !== f.get("target"); });
+  };
+  form.addEventListener("change", sync);
+  sync();
 }
 
 // "+ Thêm giờ": one more time of day in the same schedule (06:00 and 17:00 in one save)
@@ -121,22 +152,17 @@ function setupTimes(form) {
 
 function setupScheduleForm(form) {
   setupTimes(form);
-  const sync = () => {
-    const f = new FormData(form);
-    form.querySelectorAll("[data-when]").forEach((el) => { el.hidden = el.dataset.when !== f.get("kind"); });
-    form.querySelectorAll("[data-target]").forEach((el) => { el.hidden = el.dataset.target !== f.get("target"); });
-  };
-  form.addEventListener("change", sync);
-  sync();
+  syncChoices(form);
+  const relay = form.dataset.relay !== undefined;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const error = form.querySelector("[data-error]");
     error.hidden = true;
     const button = form.querySelector("button[type=submit]");
     try {
-      const body = scheduleBody(form);
-      const schedule = await busy(button, () => api("POST", "/api/schedules", body));
-      toast("Đã lưu lịch phát");
+      const body = relay ? relayBody(form) : scheduleBody(form);
+      const schedule = await busy(button, () => api("POST", relay ? "/api/relay-slots" : "/api/schedules", body));
+      toast(relay ? "Đã lưu lịch tiếp sóng" : "Đã lưu lịch phát");
       form.dispatchEvent(new CustomEvent("scheduled", { detail: schedule, bubbles: true }));
     } catch (e) {
       error.textContent = e.message;
@@ -157,7 +183,7 @@ const DONE = { approve: "Đã duyệt", reject: "Đã trả lại", submit: "Đ�
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-schedule-form]").forEach(setupScheduleForm);
-  if (document.body.dataset.page === "schedules") {
+  if (["schedules", "relay"].includes(document.body.dataset.page)) {
     document.addEventListener("scheduled", () => setTimeout(() => location.reload(), 600));
   }
   document.querySelectorAll("button[data-action]").forEach((button) => {
