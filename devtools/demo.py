@@ -204,8 +204,9 @@ def demo_station(extras: contextlib.ExitStack, base: str, token: str, workdir: P
     extras.callback(feeder.kill)
     _http("POST", f"{base}/api/stream-sources",
           {"name": "Đài thử (demo)", "url": icecast.url("demo.mp3")}, token)
-    print(f"relay: station «Đài thử (demo)» at {icecast.url('demo.mp3')}; a leader relays "
-          f"it with POST /api/stream-sources/1/relay or schedules it (POST /api/relay-slots)")
+    print(f"relay: station «Đài thử (demo)» at {icecast.url('demo.mp3')}; {base}/relay "
+          f"(a leader presses «Tiếp sóng ngay», staff schedule a slot; "
+          f"each node's sink gets a live-*.wav)")
 
 
 def _wait_nodes_online(base: str, count: int, deadline: float, token: str) -> None:
