@@ -36,6 +36,7 @@ from controller.security import Role
 from controller.services import audit, plans
 from controller.services import targets as target_rules
 from controller.services import timing as timing_rules
+from controller.services.calendar import zone_label
 from controller.services.schedules import CLASH_WINDOW, Clash, ScheduleConflict, check_timing
 from mqtt_contract import Priority
 
@@ -161,15 +162,15 @@ def _in_quiet_hours(session: Session, slot: RelaySlot, reached: list[Node],
     occurrence within the clash window that starts inside a reached node's window."""
     _, quiet = plans.load_calendar(session, now)
     zone_names = {(z.commune, z.code): z.name for z in session.scalars(select(Zone))}
-    tz = timing_rules.Timing(slot.kind.value, slot.start_at, slot.rule, slot.until,
-                             slot.timezone).zone()
+    tz = _timing(slot).zone()
     for start, _ in _spans(slot, now, now + CLASH_WINDOW):
         local = start.astimezone(tz)
         for node in reached:
             window = plans.quiet_window_in(quiet, node)
             if plans.held(Priority.ordinary, local, window, holiday=False):
-                zone = (node.zones or [None])[0]
-                where = zone_names.get((node.commune, zone)) or zone or node.name or node.node_id
+                where = (f"cụm loa {node.name or 'chưa đặt tên'}" if not node.zones else
+                         zone_names.get((node.commune, node.zones[0]))
+                         or zone_label(node.zones[0]))
                 return (f"Giờ tiếp sóng {local:%H:%M} ngày {local:%d/%m} rơi vào giờ yên tĩnh "
                         f"của {where} ({window.start:%H:%M}–{window.end:%H:%M}). Hãy chọn "
                         "giờ khác, hoặc mức Ưu tiên để tiếp sóng cả trong giờ yên tĩnh.")
@@ -272,6 +273,7 @@ def _not_held(session: Session, slot: RelaySlot, start: datetime,
     if slot.priority != Priority.ordinary and not any(
             local.date() in days for days in holidays.values()):
         return slot.targets  # nothing can hold it: no nodes to look at, every second
+    # a commune's slot has its commune in its targets (stamped by controller.scope)
     reached = target_rules.addresses(session, slot.targets)
     kept = [n for n in reached if not plans.held(
         slot.priority, local, plans.quiet_window_in(quiet, n),

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from controller.models import Node
 from controller.services import relay as relay_service
-from tests.conftest import make_user
+from tests.conftest import login, make_user
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -83,10 +84,21 @@ def test_a_slot_is_checked_like_a_schedule(controller: Any) -> None:
 
 
 def test_quiet_hours_and_holidays_hold_the_nodes_of_an_airing(controller: Any) -> None:
+    """And a commune's slot narrowed by quiet hours still reaches only its commune (the
+    runner's session is the province's, another commune has a thôn 1 too: the slot's
+    targets carry its commune, stamped by controller.scope)."""
     source = station(controller)
+    with controller.runtime.db.session() as s:
+        s.add(Node(commune="xa-khac", node_id="node-9", zones=["thon-1"]))
+    r = controller.post("/api/users", json={"username": "lanhdao", "role": "leader",
+                                            "password": "lanhdao-password-123",
+                                            "commune": "xa-demo"})
+    assert r.status_code == 201, r.text
+    leader = {"Authorization": "Bearer " + login(controller, "lanhdao",
+                                                 "lanhdao-password-123")}
     start = at_local(1, 7)
-    ordinary = slot(controller, source, start, {"all": True}, priority="ordinary",
-                    duration_s=600)
+    ordinary = slot(controller, source, start, {"zones": ["thon-1", "thon-2"]},
+                    priority="ordinary", duration_s=600, headers=leader)
     assert ordinary.status_code == 201, ordinary.text
     r = controller.put("/api/zones", json={"commune": "xa-demo", "code": "thon-2",
                                            "name": "Thôn 2", "quiet_start": "06:30",
