@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from controller.db import Database
 from controller.live import LiveDesk
 from controller.services import relay as relay_service
+from controller.services.audit import Automatic
 from controller.services.live import SYSTEM_ACTOR, LiveError
 from mqtt_contract import LiveSource
 
@@ -33,7 +34,7 @@ TICK_S = 1.0
 connect), its nodes at the session's latency after that."""
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0
-RELAY_ACTOR = "relay"
+RELAY_ACTOR = Automatic.relay
 """Who opens a slot's sessions in the audit log (the slot names who made it)."""
 
 

@@ -10,6 +10,7 @@ person did, and no route has to remember to write it.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,6 +19,23 @@ from sqlalchemy.orm.attributes import flag_modified
 from controller.models import AuditEvent
 
 AUDIT_KEY = "loaxa.audit"
+
+
+class Automatic(StrEnum):
+    """Actors that are not people: the controller's own steps. No account may take these
+    names (:func:`controller.services.users.create_user`), so a record by one is never
+    mistaken for a person's."""
+
+    system = "system"
+    """A live session that ended by itself (silence, the station gone, the controller
+    stopping)."""
+    relay = "relay"
+    """The relay runner opening a scheduled slot's sessions."""
+
+
+AUTOMATIC_NAMES = {Automatic.system: "Hệ thống (tự động)",
+                   Automatic.relay: "Tiếp sóng theo lịch"}
+"""What the pages call them."""
 
 
 def record(session: Session, actor: str, action: str, entity: str, entity_id: object,

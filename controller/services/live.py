@@ -38,7 +38,7 @@ from mqtt_contract import (
     new_id,
 )
 
-SYSTEM_ACTOR = "system"
+SYSTEM_ACTOR = audit.Automatic.system
 """Who ends a session that ended by itself (its source closed or failed)."""
 
 

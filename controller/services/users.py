@@ -65,7 +65,7 @@ def create_user(session: Session, username: str, password: str, role: Role,
                 commune: str | None = None) -> User:
     """A new active account, of ``commune`` (None: the province); audited as ``actor``'s
     change (the bootstrap admin and test fixtures make accounts with no actor)."""
-    if get_user(session, username) is not None:
+    if get_user(session, username) is not None or username in set(audit.Automatic):
         raise UserError(f"user {username!r} already exists")
     check_commune(session, role, commune)
     user = User(username=username, password_hash=hash_password(password), role=role.value,
@@ -93,8 +93,10 @@ def ensure_bootstrap_admin(session: Session, username: str, password: str | None
 
 
 def full_names(session: Session) -> dict[str, str]:
-    """username → full name (or the username when none is set): pages say who by name."""
-    return {u.username: u.full_name or u.username for u in session.scalars(select(User))}
+    """username → full name (or the username when none is set): pages say who by name;
+    the controller's own steps by what they are (:class:`~controller.services.audit.Automatic`)."""
+    return {**{str(a): name for a, name in audit.AUTOMATIC_NAMES.items()},
+            **{u.username: u.full_name or u.username for u in session.scalars(select(User))}}
 
 
 def list_users(session: Session) -> list[User]:

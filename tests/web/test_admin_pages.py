@@ -188,3 +188,24 @@ def test_every_action_the_services_record_has_a_vietnamese_label():
     # a relay's "create" is no announcement
     assert action_label("create", "stream_source") == "Thêm đài tiếp sóng"
     assert action_label("create", "announcement") == "Tạo bản tin"
+
+
+def test_the_controllers_own_steps_are_named_in_words_and_no_account_takes_their_names(
+        live_server, new_page):
+    """A live session that ended by itself is audited as the system, a slot's session as
+    the relay runner: the audit page said 'system' and 'relay' (English) before."""
+    from controller.services import audit, users
+    from controller.services.live import SYSTEM_ACTOR
+
+    with live_server.runtime.db.session() as s:
+        audit.record(s, SYSTEM_ACTOR, "live_stop", "live", "a" * 32)
+    with live_server.runtime.db.session() as s:
+        audit.record(s, audit.Automatic.relay, "live_start", "live", "b" * 32)
+    for name in audit.Automatic:
+        with live_server.runtime.db.session() as s, pytest.raises(users.UserError):
+            users.create_user(s, name, "mat-khau-dai-12", users.Role.staff, actor="admin")
+    page = new_page()
+    login(page, live_server, "admin", "/admin/audit")
+    lines = page.inner_text("#audit tbody")
+    assert "Hệ thống (tự động)" in lines and "Tiếp sóng theo lịch" in lines
+    assert "system" not in lines and "relay" not in lines
