@@ -122,6 +122,25 @@ class Ctx:
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
+    def recorded(self) -> str:
+        """A live session that ended and left its recording (the chime it sent, at the
+        least); returns the recording (an upload's sha256)."""
+        from controller.models import LiveBroadcast
+        from tests.conftest import wait_for
+
+        r = self.client.post("/api/live", json={"targets": {"nodes": ["node-1"]},
+                                                "title": "Buổi họp đã ghi âm"})
+        assert r.status_code == 201, r.text
+        session_id = r.json()["id"]
+        assert self.client.post(f"/api/live/{session_id}/stop").status_code == 200
+
+        def kept() -> str | None:
+            with self.runtime.db.session() as s:
+                return s.get(LiveBroadcast, session_id).recording_sha256
+
+        wait_for(kept, 20, what="the recording to be kept")
+        return str(kept())
+
     def source(self) -> int:
         r = self.client.post("/api/stream-sources", json={
             "name": f"Đài {self.n()}", "url": "http://127.0.0.1:9/station.mp3"})
@@ -340,6 +359,8 @@ POLICY: dict[tuple[str, str], Case] = {
     # live sessions (the WebSocket's own checks: tests/web/test_live_page.py)
     ("POST", "/api/live"): Case(STAFF, lambda c, r: Req(kwargs={"json": {
         "targets": {"nodes": ["node-1"]}}})),
+    ("GET", "/api/live/recordings"): Case(STAFF, lambda c, r: (
+        c.once("recording", c.recorded) if r else None, Req())[1]),
     ("GET", "/api/live/{session_id}"): Case(STAFF, lambda c, r: Req(
         {"session_id": c.once("live", c.live)})),
     ("POST", "/api/live/{session_id}/stop"): Case(STAFF, lambda c, r: Req(
@@ -598,6 +619,7 @@ NEUTRAL = {
     ("GET", "/dashboard"), ("GET", "/compose"), ("GET", "/emergency"), ("GET", "/live"),
     ("GET", "/relay"), ("GET", "/villages"), ("GET", "/schedules"), ("GET", "/nodes"),
     ("GET", "/log"), ("GET", "/alerts"), ("GET", "/api/upstream/stats"),
+    ("GET", "/api/live/recordings"),
     # what a commune makes of its own, naming nothing of xa-demo's
     ("POST", "/api/announcements"), ("POST", "/api/preview"), ("POST", "/api/reading"),
     ("POST", "/api/uploads"), ("POST", "/api/templates/{template_id}/render"),
@@ -610,13 +632,14 @@ another commune). Every other route, given xa-demo's records or nodes, must refu
 
 def foreign_markers(ctx: Ctx) -> list[str]:
     """What only xa-demo's data contains: its nodes' ids and names, its announcements'
-    text, its alerts' ids."""
+    text, its alerts' ids, its recorded session's title and recording."""
     from controller.models import Node
 
     with ctx.runtime.db.session() as s:
         nodes = [(n.node_id, n.name) for n in s.scalars(__import__("sqlalchemy").select(Node))]
     return ([i for i, _ in nodes] + [name for _, name in nodes if name]
-            + ["Thông báo số"] + [v for k, v in ctx.shared.items() if k == "alert"])
+            + ["Thông báo số", "Buổi họp đã ghi âm"]
+            + [v for k, v in ctx.shared.items() if k in ("alert", "recording")])
 
 
 def test_no_commune_account_reaches_another_communes_data(controller, broker):
@@ -688,6 +711,7 @@ def test_no_commune_account_reaches_another_communes_data(controller, broker):
                             timedelta(hours=1))
     mine = {"Authorization": f"Bearer {own}"}
     assert "node-1" in controller.get("/api/nodes", headers=mine).text
+    assert ctx.shared["recording"] in controller.get("/api/live/recordings").text
     assert ctx.shared["alert"] in controller.get("/api/alerts", headers=mine).text
     assert ctx.shared["alert"] not in controller.get(
         "/api/alerts", headers={"Authorization": f"Bearer {token('officer')}"}).text

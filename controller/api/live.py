@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -83,6 +83,40 @@ def _out(runtime: Runtime, session: SessionDep, record: LiveBroadcast) -> LiveOu
         frames=feed.stats.frames if feed else record.frames,
         bytes=feed.stats.bytes if feed else None, audio=f"/api/live/{record.id}/audio",
         recording=record.recording_sha256, recording_s=record.recording_s)
+
+
+class RecordingOut(BaseModel):
+    """A past session's recording, for composing it into an announcement."""
+
+    title: str
+    """The session's title in words (words of its kind when it had none)."""
+    source: LiveSource
+    """``microphone``: an official spoke live; ``relay``: a station was relayed."""
+    started_at: datetime
+    ended_at: datetime
+    duration_s: float
+    """How long the recording is."""
+    speaker: str | None
+    """Who spoke: the official's full name, or the station's name (None: an account
+    without a full name; ``started_by`` is its username)."""
+    started_by: str
+    upload: str
+    """The recording as an upload: ``{"kind": "recording", "upload": …}`` in an
+    announcement's items."""
+
+
+@router.get("/recordings", response_model=list[RecordingOut])
+def recordings(user: Staff, session: SessionDep,
+               limit: Annotated[int, Query(ge=1, le=200)] = live_service.RECORDINGS_LIMIT,
+               ) -> list[RecordingOut]:
+    """Past live and relay sessions that left a recording, newest first (a commune's
+    accounts see their commune's only): record and rebroadcast."""
+    return [RecordingOut(
+        title=r.title, source=r.record.source, started_at=r.record.started_at,
+        ended_at=r.record.ended_at or r.record.started_at,
+        duration_s=round(r.record.recording_s or 0.0, 1), speaker=r.speaker,
+        started_by=r.record.started_by, upload=r.record.recording_sha256 or "")
+        for r in live_service.recordings(session, limit)]
 
 
 @router.post("", response_model=LiveOut, status_code=201)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from controller import localtime
 from controller.domain import DomainError, Targets
-from controller.models import LiveBroadcast, PlaybackLog, Upload
+from controller.models import LiveBroadcast, PlaybackLog, StreamSource, Upload, User
 from controller.services import audit
 from controller.services import targets as target_rules
 from controller.services.effects import effects_of
@@ -155,3 +155,44 @@ def keep_recording(session: Session, session_id: str, sha256: str, fmt: str,
                            original_name=f"{what} {record.title} {when}".replace("  ", " "),
                            uploaded_by=record.started_by))
     return record
+
+
+RECORDINGS_LIMIT = 50
+"""How many past sessions the recordings list gives at most (newest first)."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A past session that left a recording, as people name it."""
+
+    record: LiveBroadcast
+    title: str
+    """The session's title, or words for one without (never empty)."""
+    speaker: str | None
+    """Who spoke, in words: the official's full name, or the relayed station's name; None
+    for an account that gave no full name (its username, ``started_by``, is all there is)."""
+
+
+def recordings(session: Session, limit: int = RECORDINGS_LIMIT) -> list[Recorded]:
+    """Ended sessions with a recording, newest first, at most ``limit``. Read from
+    ``live_broadcasts``, which a commune's session sees only its own of
+    (``controller/scope.py``); the uploads list has no commune and is not read here."""
+    rows = list(session.scalars(
+        select(LiveBroadcast)
+        .where(LiveBroadcast.recording_sha256.is_not(None), LiveBroadcast.ended_at.is_not(None))
+        .order_by(LiveBroadcast.started_at.desc(), LiveBroadcast.id).limit(limit)))
+    people = {u.username: u.full_name for u in session.scalars(
+        select(User).where(User.username.in_({r.started_by for r in rows})))}
+    stations = {s.id: s.name for s in session.scalars(select(StreamSource).where(
+        StreamSource.id.in_({r.stream_source_id for r in rows if r.stream_source_id})))}
+    out = []
+    for r in rows:
+        relayed = r.source == LiveSource.relay
+        if relayed:
+            speaker = stations.get(r.stream_source_id or 0) or "Đài tiếp sóng"
+        else:
+            speaker = people.get(r.started_by) or None
+        title = r.title.strip() or ("Tiếp sóng không tên" if relayed
+                                    else "Phát trực tiếp không tên")
+        out.append(Recorded(r, title, speaker))
+    return out
