@@ -1,6 +1,21 @@
-// Compose: template → text, optional recording, preview (POST /api/preview), save a draft
+// Compose: template → text, optional recording (a file, or a past live or relay session's
+// recording from GET /api/live/recordings), preview (POST /api/preview), save a draft
 // (POST /api/announcements), schedule it, send it for approval.
 "use strict";
+
+const WHEN = new Intl.DateTimeFormat("vi-VN", { timeZone: "Asia/Ho_Chi_Minh", hour: "2-digit",
+  minute: "2-digit", day: "2-digit", month: "2-digit", year: "numeric" });
+
+// "1 giờ 2 phút 5 giây", "45 giây"
+function durationWords(seconds) {
+  const total = Math.max(1, Math.round(seconds));
+  const h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
+  const parts = [];
+  if (h) parts.push(`${h} giờ`);
+  if (m) parts.push(`${m} phút`);
+  if (s || !parts.length) parts.push(`${s} giây`);
+  return parts.join(" ");
+}
 
 document.addEventListener("DOMContentLoaded", () => {
   const $ = (id) => document.getElementById(id);
@@ -39,9 +54,76 @@ document.addEventListener("DOMContentLoaded", () => {
   // ---- text: a visible counter; over the limit nothing is previewed or saved
   setupCounter($("text"), $("text-count"));
 
+  // ---- recordings of past live and relay sessions: one can be the announcement's
+  // recording, as a file would be (the same state.upload)
+  function markChosen(sha256) {
+    $("recordings-list").querySelectorAll("button[data-use]").forEach((b) => {
+      const chosen = b.dataset.use === sha256;
+      b.setAttribute("aria-pressed", String(chosen));
+      b.classList.toggle("primary", chosen);
+      b.textContent = chosen ? "Đang dùng bản ghi này" : "Dùng bản ghi này";
+    });
+  }
+
+  function recordingItem(r) {
+    const li = document.createElement("li");
+    li.dataset.recording = "";
+    const title = document.createElement("strong");
+    title.textContent = r.title;
+    const kind = document.createElement("span");
+    kind.className = "badge";
+    kind.textContent = r.source === "relay" ? "Tiếp sóng" : "Phát trực tiếp";
+    const about = document.createElement("div");
+    about.className = "muted";
+    const who = document.createElement("span");
+    if (r.speaker) {
+      who.textContent = r.speaker;
+    } else {
+      who.className = "login-name";
+      who.textContent = r.started_by;
+    }
+    about.append(`${WHEN.format(new Date(r.started_at))} · dài ${durationWords(r.duration_s)} · `
+      + (r.source === "relay" ? "đài " : "người nói: "), who);
+    const use = document.createElement("button");
+    use.type = "button";
+    use.dataset.use = r.upload;
+    use.textContent = "Dùng bản ghi này";
+    use.addEventListener("click", () => {
+      if (state.announcement || state.uploading) return;
+      $("recording").value = "";
+      state.refused = null;
+      state.upload = { sha256: r.upload, original_name: r.title, duration_s: r.duration_s };
+      $("upload-info").classList.remove("error");
+      $("upload-info").textContent = `Đã chọn bản ghi «${r.title}» `
+        + `(${r.source === "relay" ? "tiếp sóng" : "phát trực tiếp"}, dài ${durationWords(r.duration_s)})`;
+      markChosen(r.upload);
+      toast(`Bản tin sẽ dùng bản ghi «${r.title}»`);
+    });
+    const head = document.createElement("div");
+    head.className = "row";
+    head.append(title, kind);
+    li.append(head, about, use);
+    return li;
+  }
+
+  async function loadRecordings() {
+    try {
+      const list = await api("GET", "/api/live/recordings");
+      $("recordings-list").replaceChildren(...list.map(recordingItem));
+      $("recordings-state").textContent = list.length ? ""
+        : "Chưa có bản ghi nào. Sau mỗi buổi phát trực tiếp hoặc tiếp sóng, bản ghi của "
+          + "buổi đó sẽ hiện ở đây.";
+      $("recordings-state").hidden = !!list.length;
+    } catch (e) {
+      $("recordings-state").textContent = "Không tải được danh sách bản ghi: tải lại trang để thử lại.";
+    }
+  }
+  loadRecordings();
+
   // ---- recording: a refused file is cleared from the box and said so (it stays said)
   $("recording").addEventListener("change", async () => {
     const file = $("recording").files[0];
+    markChosen(null);
     state.upload = null;
     state.refused = null;
     state.uploading = false;
@@ -156,6 +238,7 @@ document.addEventListener("DOMContentLoaded", () => {
       ["title", "text", "template", "recording", "engine", "repeat"].forEach((id) => {
         $(id).disabled = true;
       });
+      $("recordings-list").querySelectorAll("button[data-use]").forEach((b) => { b.disabled = true; });
       $("saved-title").textContent = `“${a.title || "không tên"}”`;
       $("saved-link").dataset.id = a.id;
       $("saved-link").href = `/announcements/${a.id}`;
