@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from tests.live.recordings import recorded_session
 from tests.live.signals import RATE, locate
 from tests.web.conftest import PHONE, login, screenshot
+from tests.web.test_walker import VISIBLE_WORDS, problems_in
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +42,7 @@ def test_a_live_sessions_recording_is_chosen_on_the_compose_page_and_saved(
     page = new_page(PHONE)
     login(page, live_server, "staff", "/compose")
     expect(page.locator("#recordings-state")).to_contain_text("Chưa có bản ghi nào")
+    assert not problems_in(page.evaluate(VISIBLE_WORDS))
 
     record = recorded_session(runtime, tmp_path, title="Họp dân thôn Đông", actor="staff",
                               seconds=6.0)
@@ -56,6 +58,7 @@ def test_a_live_sessions_recording_is_chosen_on_the_compose_page_and_saved(
 
     assert started.astimezone(localtime.zone()).strftime("%H:%M") in text, text
     assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert not problems_in(page.evaluate(VISIBLE_WORDS))
 
     item.get_by_role("button", name="Dùng bản ghi này").click()
     expect(page.locator("#upload-info")).to_contain_text("Đã chọn bản ghi «Họp dân thôn Đông»")

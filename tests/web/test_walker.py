@@ -12,8 +12,10 @@ username is what one types to sign in, not prose: pages mark it ``class="login-n
 from __future__ import annotations
 
 import re
+import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -116,13 +118,17 @@ def page_paths(app: Any, ids: dict[str, Any]) -> list[str]:
 
 def seed_station(server: Any, start_node: Any) -> dict[str, Any]:
     """A station in use: a node online (playing its plan), announcements in every state,
-    schedules, camera alerts handled and not, plays in the log, accounts, audit records."""
+    schedules, camera alerts handled and not, plays in the log, accounts, audit records,
+    recordings of a live session and of a relay."""
     import base64
 
     import cv2
 
-    from controller.services import alerts, playback, relay, stats
-    from mqtt_contract import Alert, Box, PlaybackReport
+    from controller.domain import Targets
+    from controller.models import LiveBroadcast
+    from controller.services import alerts, live, playback, relay, stats
+    from mqtt_contract import Alert, Box, LiveSource, PlaybackReport
+    from tests.live.recordings import recorded_session
 
     agent = start_node("node-1")
     wait_for(lambda: agent.store.load_plan() is not None, 15, what="node-1's plan")
@@ -206,6 +212,17 @@ def seed_station(server: Any, start_node: Any) -> dict[str, Any]:
         ok(api.post(f"/api/alerts/{ids[0]}/acknowledge", headers=officer,
                     json={"note": "Đang tới"}))
         ok(api.post(f"/api/alerts/{ids[1]}/resolve", headers=officer, json={"note": "Đã dọn"}))
+        # recordings of a live session and of a relay (the compose page lists them)
+        recorded = recorded_session(server.runtime, Path(tempfile.mkdtemp()),
+                                    title="Họp dân thôn Đông", actor="staff", nodes=("node-2",))
+        with server.runtime.db.session() as s:
+            relayed = LiveBroadcast(id=uuid.uuid4().hex, title="", source=LiveSource.relay,
+                                    targets=Targets.of(nodes=["node-2"]), started_by="relay",
+                                    commune="xa-demo", ended_at=datetime.now(UTC),
+                                    stream_source_id=station["id"])
+            s.add(relayed)
+            s.flush()
+            live.keep_recording(s, relayed.id, recorded.recording_sha256, "ogg", 65.0, 100)
         # an emergency on the air while the pages are walked (what plays, by title)
         ok(api.post("/api/emergency", headers=leader, json={
             "title": "Báo bão", "text": "Bão số ba sắp đổ bộ, bà con chằng chống nhà cửa.",
@@ -255,6 +272,13 @@ def test_every_page_as_every_role_speaks_vietnamese_and_names_things(live_server
     leader = new_page()
     login(leader, live_server, "leader", "/nodes")
     assert "Báo bão" in leader.inner_text("#nodes tr[data-node='node-1']"), "what plays, by title"
+    for size, size_name in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        composer = new_page(size)  # the recordings the compose page fetches, once listed
+        login(composer, live_server, "staff", "/compose")
+        composer.locator("#recordings-list li").nth(1).wait_for()
+        findings += [f"/compose recordings ({size_name}): {p}"
+                     for p in problems_in(composer.evaluate(VISIBLE_WORDS))]
+        assert "Đài tỉnh" in composer.inner_text("#recordings-list")
     print(f"\nwalked {walked} pages ({len(paths)} paths × {len(ROLES)} roles × 2 sizes)")
     unique = sorted(set(findings))
     assert not unique, f"{len(unique)} findings:\n" + "\n".join(unique)
