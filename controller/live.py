@@ -186,6 +186,9 @@ class LiveFeed:
         if self.proc.stdin:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
+        else:  # a station's URL: ffmpeg would read it on (a live stream never ends)
+            with contextlib.suppress(OSError):
+                self.proc.terminate()
         try:
             self.proc.wait(timeout=3)
         except subprocess.TimeoutExpired:
