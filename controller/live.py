@@ -212,8 +212,7 @@ class LiveFeed:
             # the chime's frames are "captured" on the grid from the start, sent at once
             now = start + (at // size + 1) * PACKET_MS / 1000
             if (frame := self.encoder.packet(pcm[at:at + size], now)) is not None:
-                self._send(frame, pcm[max(0, at + size - size * self.encoder.per_frame):
-                                      at + size])
+                self._send(frame, b"")  # not recorded: a rebroadcast adds its own chime
         return len(pcm) / 2 / self.spec.sample_rate
 
     def _send(self, frame: bytes, pcm: bytes) -> None:
@@ -222,7 +221,7 @@ class LiveFeed:
         self.stats.frames += 1
         self.stats.bytes += len(frame)
         self.stats.last_frame_at = time.time()
-        if self._record:
+        if self._record and pcm:
             self._record.write(pcm)
 
     def _read(self) -> None:

@@ -315,12 +315,16 @@ class LexiconEntry(Base):
 
 
 class Upload(Base):
-    """An uploaded recording, stored by content (never under the name the user sent)."""
+    """An uploaded recording, stored by content (never under the name the user sent).
+    It is its commune's (a province upload, NULL, every commune may use): one file in the
+    media store, one row per commune that has it."""
 
     __tablename__ = "uploads"
+    __table_args__ = (UniqueConstraint("sha256", "commune", name="uq_uploads_sha256_commune"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    commune: Mapped[str | None] = mapped_column(String(64))
     format: Mapped[str] = mapped_column(String(16))
     duration_s: Mapped[float] = mapped_column(Float)
     size: Mapped[int] = mapped_column(Integer)

@@ -44,6 +44,7 @@ from controller.models import (
     RelaySlot,
     Schedule,
     StreamSource,
+    Upload,
     Zone,
 )
 
@@ -51,9 +52,9 @@ OWN = (Node, Zone, NodeGroup, Announcement, Schedule, LexiconEntry,
        CameraAlertRecord, PlaybackLog, LiveBroadcast, RelaySlot)
 """Each row belongs to one commune (or, for what a province account made, to the
 province: NULL), and only that commune's sessions see it."""
-SHARED = (CalendarException, StreamSource)
+SHARED = (CalendarException, StreamSource, Upload)
 """Rows of one commune, or of the province (NULL) that every commune sees and uses:
-national holidays, the VOV and provincial stations."""
+national holidays, the VOV and provincial stations, a province's recordings."""
 TARGETED = (Schedule, RelaySlot, LiveBroadcast)
 COMMUNE_KEY = "loaxa.commune"
 """``Session.info`` key of the session's commune (absent: the province)."""

@@ -17,7 +17,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, select, text
 
 from controller.db import MIGRATIONS, Database
-from controller.models import Announcement, Base, Commune, NodeGroup, Schedule, User
+from controller.models import Announcement, Base, Commune, NodeGroup, Schedule, Upload, User
 from tests.test_database import postgres_url
 
 
@@ -81,6 +81,9 @@ def test_a_one_commune_database_keeps_every_row_when_communes_come(url: str) -> 
                  "created_at) VALUES ('staff', 'Cán bộ', 'staff', 'x', true, :now)",
         "calendar_exceptions": "INSERT INTO calendar_exceptions (day, commune, name) "
                                "VALUES (:day, NULL, 'Tết')",
+        "uploads": "INSERT INTO uploads (sha256, format, duration_s, size, original_name, "
+                   "uploaded_by, created_at) VALUES ('" + "ab" * 32 + "', 'mp3', 3.5, 900, "
+                   "'hop.mp3', 'staff', :now)",
     }
     try:
         with engine.begin() as conn:
@@ -106,6 +109,7 @@ def test_a_one_commune_database_keeps_every_row_when_communes_come(url: str) -> 
             assert s.scalars(select(Schedule)).one().commune == "xa-cu"
             assert s.scalars(select(NodeGroup)).one().commune == "xa-cu"
             assert s.scalars(select(User)).one().commune is None  # still sees everything
+            assert s.scalars(select(Upload)).one().commune == "xa-cu"  # 0014
         with db.session(commune="xa-cu") as s:  # its commune's accounts now see its rows
             assert s.scalars(select(Schedule)).one().announcement.text == "Họp thôn."
     finally:

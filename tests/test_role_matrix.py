@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -123,23 +124,16 @@ class Ctx:
         return r.json()["id"]
 
     def recorded(self) -> str:
-        """A live session that ended and left its recording (the chime it sent, at the
-        least); returns the recording (an upload's sha256)."""
-        from controller.models import LiveBroadcast
-        from tests.conftest import wait_for
+        """A live session of xa-demo that ended and left its recording (of its sound: the
+        chime is not recorded); returns the recording (an upload's sha256)."""
+        import tempfile
 
-        r = self.client.post("/api/live", json={"targets": {"nodes": ["node-1"]},
-                                                "title": "Buổi họp đã ghi âm"})
-        assert r.status_code == 201, r.text
-        session_id = r.json()["id"]
-        assert self.client.post(f"/api/live/{session_id}/stop").status_code == 200
+        from tests.live.recordings import recorded_session
 
-        def kept() -> str | None:
-            with self.runtime.db.session() as s:
-                return s.get(LiveBroadcast, session_id).recording_sha256
-
-        wait_for(kept, 20, what="the recording to be kept")
-        return str(kept())
+        with tempfile.TemporaryDirectory() as folder:
+            record = recorded_session(self.runtime, Path(folder), title="Buổi họp đã ghi âm",
+                                      actor="admin", seconds=3.5)
+        return str(record.recording_sha256)
 
     def source(self) -> int:
         r = self.client.post("/api/stream-sources", json={

@@ -148,10 +148,13 @@ def keep_recording(session: Session, session_id: str, sha256: str, fmt: str,
     if record is None:
         return None
     record.recording_sha256, record.recording_s = sha256, duration_s
-    if session.scalar(select(Upload).where(Upload.sha256 == sha256)) is None:
+    if session.scalar(select(Upload).where(Upload.sha256 == sha256,
+                                           Upload.commune.is_(None) if record.commune is None
+                                           else Upload.commune == record.commune)) is None:
         what = "Tiếp sóng" if record.source == LiveSource.relay else "Phát trực tiếp"
         when = record.started_at.astimezone(localtime.zone()).strftime("%H:%M %d/%m/%Y")
-        session.add(Upload(sha256=sha256, format=fmt, duration_s=duration_s, size=size,
+        session.add(Upload(sha256=sha256, commune=record.commune, format=fmt,
+                           duration_s=duration_s, size=size,
                            original_name=f"{what} {record.title} {when}".replace("  ", " "),
                            uploaded_by=record.started_by))
     return record

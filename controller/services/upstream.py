@@ -129,7 +129,8 @@ def recording_items(sha256: str) -> list[dict[str, Any]]:
 def keep_upload(session: Session, sha256: str, fmt: str, duration_s: float, size: int,
                 name: str, actor: str) -> None:
     """The stored audio's row (once per content, as an upload from the page is)."""
-    if session.scalar(select(Upload.id).where(Upload.sha256 == sha256)) is None:
+    if session.scalar(select(Upload.id).where(Upload.sha256 == sha256,
+                                              Upload.commune.is_(None))) is None:
         session.add(Upload(sha256=sha256, format=fmt, duration_s=duration_s, size=size,
                            original_name=name[:255], uploaded_by=actor))
         session.flush()

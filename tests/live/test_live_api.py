@@ -96,3 +96,7 @@ def test_past_sessions_recordings_are_listed_for_their_commune_only(
         "title": "Phát lại họp thôn", "items": [
             {"kind": "chime"}, {"kind": "recording", "upload": mine["upload"]}]})
     assert made.status_code == 201, made.text
+    theirs = controller.post("/api/announcements", headers=other, json={
+        "title": "Của xã khác", "items": [{"kind": "recording", "upload": mine["upload"]}]})
+    assert theirs.status_code == 422, "another commune's recording is not theirs to air"
+    assert theirs.json()["code"] == "content_invalid"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from controller.domain import Targets
+from controller.live import chime_pcm
 from controller.models import LiveBroadcast
 from controller.services import audit
 from mqtt_contract import LiveSource, PlaybackEvent, PlaybackReport, parse
@@ -113,6 +114,10 @@ def recorded_and_reported(controller: Any, session_id: str, signal: np.ndarray) 
     recorded = np.frombuffer(pcm, "<i2").astype(np.float32) / 32767
     _, score = locate(signal, recorded)
     assert score > 0.6, f"the recording does not hold the source ({score:.2f})"
+    chime = np.frombuffer(chime_pcm(RATE), "<i2").astype(np.float32) / 32767
+    _, chimed = locate(chime[:RATE], recorded[:3 * RATE])
+    assert chimed < 0.3, f"the recording starts with the chime ({chimed:.2f}): a " \
+                         "rebroadcast adds its own, and would play two"
     day = datetime.now(UTC).astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()
     report = controller.get("/api/reports/daily", params={"day": day}).json()
     row = next(r for r in report["per_item"] if r["item"] == item_id_of(session_id))
