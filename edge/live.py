@@ -65,6 +65,18 @@ class LiveStats:
                 f"{self.bad} refused")
 
 
+def skip_due(pcm: bytes, late_s: float, sample_rate: int) -> bytes:
+    """``pcm`` (16-bit mono) as a device starting ``late_s`` after its first sample was
+    due must play it: without the samples already due. A device plays what it is given
+    from the moment it is first written, so a node whose loop was busy for 30 ms at the
+    session's first frame would otherwise be heard 30 ms behind its neighbours for the
+    whole session (Snapcast's way: play at the shared time, skip what is past)."""
+    skip = int(late_s * sample_rate) * 2
+    if skip <= 0:
+        return pcm
+    return pcm[skip:]
+
+
 @dataclass
 class _Session:
     spec: LiveSession
@@ -86,6 +98,8 @@ class _Session:
     """Wall-clock time the next frame is due at; None until the session is anchored."""
     timer: Timer | None = None
     first_play: float | None = None
+    fresh: bool = False
+    """The stream was just opened: its first sound starts the device's clock."""
     concealed_run: int = 0
     closing: bool = False
     """Asked to end: what is buffered still plays (the last words), then it ends."""
@@ -231,6 +245,7 @@ class LivePlayer:
             return False
         s.occupant = occupant
         s.stream = open_live_stream(self.output, item_id_of(s.spec.id), s.spec.sample_rate)
+        s.fresh = True
         return True
 
     def _tick(self) -> None:
@@ -253,12 +268,17 @@ class LivePlayer:
         if pcm is None:  # not here by its play time: conceal it now
             self._decode_upto(s, s.expected)
             pcm = s.ready.pop(s.expected)
-        s.stream.write(gap + pcm if gap else pcm)
+        duration = len(pcm) / 2 / s.spec.sample_rate
+        heard = pcm
+        if s.fresh:  # the first sound starts the device: not one sample late
+            heard = skip_due(pcm, time.time() - s.next_play, s.spec.sample_rate)
+            s.fresh = not heard
+        if heard:
+            s.stream.write(gap + heard if gap else heard)
         if s.first_play is None:  # "started" once the first sound is heard, sent when idle
             s.first_play = time.time()
             self.loop.call_when_idle(self.report, item_id_of(s.spec.id),
                                      PlaybackEvent.started, s.next_play, s.first_play, None, "")
-        duration = len(pcm) / 2 / s.spec.sample_rate
         s.stats.played_s += duration
         s.expected += 1
         s.next_play += duration
