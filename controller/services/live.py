@@ -179,7 +179,7 @@ class Recorded:
 def recordings(session: Session, limit: int = RECORDINGS_LIMIT) -> list[Recorded]:
     """Ended sessions with a recording, newest first, at most ``limit``. Read from
     ``live_broadcasts``, which a commune's session sees only its own of
-    (``controller/scope.py``); the uploads list has no commune and is not read here."""
+    (``controller/scope.py``)."""
     rows = list(session.scalars(
         select(LiveBroadcast)
         .where(LiveBroadcast.recording_sha256.is_not(None), LiveBroadcast.ended_at.is_not(None))
