@@ -150,24 +150,30 @@ function setupTimes(form) {
   renumber();
 }
 
-function setupScheduleForm(form) {
-  setupTimes(form);
-  syncChoices(form);
-  const relay = form.dataset.relay !== undefined;
+// a form whose submit runs `work(its submit button)`; what goes wrong is said in its [data-error]
+function onSubmit(form, work) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const error = form.querySelector("[data-error]");
     error.hidden = true;
-    const button = form.querySelector("button[type=submit]");
     try {
-      const body = relay ? relayBody(form) : scheduleBody(form);
-      const schedule = await busy(button, () => api("POST", relay ? "/api/relay-slots" : "/api/schedules", body));
-      toast(relay ? "Đã lưu lịch tiếp sóng" : "Đã lưu lịch phát");
-      form.dispatchEvent(new CustomEvent("scheduled", { detail: schedule, bubbles: true }));
+      await work(form.querySelector("button[type=submit]"));
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;
     }
+  });
+}
+
+function setupScheduleForm(form) {
+  setupTimes(form);
+  syncChoices(form);
+  const relay = form.dataset.relay !== undefined;
+  onSubmit(form, async (button) => {
+    const body = relay ? relayBody(form) : scheduleBody(form);
+    const schedule = await busy(button, () => api("POST", relay ? "/api/relay-slots" : "/api/schedules", body));
+    toast(relay ? "Đã lưu lịch tiếp sóng" : "Đã lưu lịch phát");
+    form.dispatchEvent(new CustomEvent("scheduled", { detail: schedule, bubbles: true }));
   });
 }
 

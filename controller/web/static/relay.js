@@ -12,19 +12,11 @@ const RELAY_ACTIONS = {
 
 function reloadSoon() { setTimeout(() => location.reload(), 600); }
 
+// app.js's onSubmit: the form's fields to `work`, the page reloaded with what was saved
 function formSubmit(form, work) {
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const error = form.querySelector("[data-error]");
-    error.hidden = true;
-    const button = form.querySelector("button[type=submit]");
-    try {
-      await busy(button, () => work(new FormData(form)));
-      reloadSoon();
-    } catch (e) {
-      error.textContent = e.message;
-      error.hidden = false;
-    }
+  onSubmit(form, async (button) => {
+    await busy(button, () => work(new FormData(form)));
+    reloadSoon();
   });
 }
 
