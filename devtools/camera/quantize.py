@@ -1,10 +1,13 @@
 """``loaxa model quantize``: an INT8 copy of a user-supplied YOLO ONNX helmet model.
 
 The fp32 model (78 MB of weights for YOLOv12m) makes onnxruntime hold ≈ 250–300 MB; the INT8
-copy is 20 MB and, with ``helmet.lean_memory``, takes a camera worker process from 210 to
-≈ 162 MB; its accuracy depends on the onnxruntime/onnx versions (Without Helmet F1 0.743 when
-first measured, 0.639 re-quantised with onnxruntime 1.32.0; ``docs/camera.md``, "Memory on a
-Pi").
+copy is 20 MB and, with ``helmet.lean_memory``, takes a camera worker process from ≈ 270 to
+≈ 190 MB here.  Weights are quantised to 7 bits (``--reduce-range``, the default): with full
+8-bit weights the copy loses a sixth of its Without Helmet F1 on an x86 CPU without VNNI
+(0.636 against fp32's 0.757 on this AVX2-only machine; the same command had scored
+0.743–0.749 on earlier machines, the first of them with VNNI, the likely reason the figures
+moved between sessions); with 7-bit weights the pair sums cannot saturate and the copy scores
+0.753 here (``docs/camera.md``, "Memory on a Pi").
 
 Static quantisation (the default) calibrates activation ranges on frames of street videos —
 whole frames and square crops, letterboxed exactly as the detector does — so pass
@@ -239,9 +242,17 @@ def quantize_model(
     exclude: Sequence[str] = (),
     keep_ops: Sequence[str] = (),
     op_types: Sequence[str] | None = None,
+    reduce_range: bool = True,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> QuantizeResult:
-    """Write an INT8 copy of ``source`` to ``output`` (static unless ``dynamic``)."""
+    """Write an INT8 copy of ``source`` to ``output`` (static unless ``dynamic``).
+
+    ``reduce_range`` (the default) quantises weights to 7 bits: an x86 CPU without VNNI
+    (AVX2 only, like this project's CI machines) multiplies uint8 activations by int8
+    weights with ``vpmaddubsw``, whose 16-bit pair sums saturate on full 8-bit weights;
+    with 7-bit weights they cannot.  Measured on such a CPU: Without Helmet F1 0.636 full
+    range, 0.753 reduced (fp32 0.757); on a VNNI CPU full range had scored 0.743–0.749.
+    """
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -280,6 +291,7 @@ def quantize_model(
                 str(prepared),
                 str(output),
                 per_channel=per_channel,
+                reduce_range=reduce_range,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=excluded,
             )
@@ -298,6 +310,7 @@ def quantize_model(
                 reader,
                 quant_format=QuantFormat.QDQ if fmt is Format.qdq else QuantFormat.QOperator,
                 per_channel=per_channel,
+                reduce_range=reduce_range,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=excluded,
@@ -312,7 +325,8 @@ def quantize_model(
     written = onnx.load(str(output))
     entry = written.metadata_props.add()
     entry.key = "loaxa_quantized"
-    entry.value = "dynamic" if dynamic else f"static {fmt.value} {method.value} {used} frames"
+    kind = "dynamic" if dynamic else f"static {fmt.value} {method.value} {used} frames"
+    entry.value = f"{kind}{', 7-bit weights' if reduce_range else ''}"
     onnx.save(written, str(output))
     return QuantizeResult(
         output=output,
@@ -358,6 +372,12 @@ def quantize_command(
         list[str] | None,
         typer.Option(help="Op type to keep fp32, e.g. MatMul, Softmax (attention; repeatable)."),
     ] = None,
+    reduce_range: Annotated[
+        bool,
+        typer.Option(
+            help="7-bit weights: exact on x86 CPUs without VNNI, where 8-bit ones saturate."
+        ),
+    ] = True,
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT.")] = False,
 ) -> None:
     """Write an INT8 copy of a helmet model; point helmet.model in the node config at it."""
@@ -394,6 +414,7 @@ def quantize_command(
                 keep_tail=keep_tail,
                 exclude=exclude or [],
                 keep_ops=keep_op or [],
+                reduce_range=reduce_range,
                 progress=update,
             )
     except (ValueError, FileNotFoundError) as exc:
