@@ -12,12 +12,14 @@ import math
 import struct
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydub import AudioSegment
-from scipy.signal import resample_poly
 
-from broadcasts.tts.base import Synthesis
+if TYPE_CHECKING:  # loaded where used: a node decoding a clip needs neither (broadcasts/__init__)
+    from pydub import AudioSegment
+
+    from broadcasts.tts.base import Synthesis
 
 SAMPLE_RATE = 24_000
 
@@ -60,6 +62,8 @@ def parse_wav(data: bytes) -> tuple[np.ndarray, int]:
 def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
     if source_rate == target_rate or samples.size == 0:
         return samples.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
     factor = math.gcd(source_rate, target_rate)
     out = resample_poly(samples, target_rate // factor, source_rate // factor)
     return out.astype(np.float32)
@@ -100,6 +104,8 @@ def to_pcm16(samples: np.ndarray) -> bytes:
 
 def to_segment(samples: np.ndarray, rate: int = SAMPLE_RATE) -> AudioSegment:
     """pydub segment (16-bit mono) for assembly."""
+    from pydub import AudioSegment
+
     return AudioSegment(data=to_pcm16(samples), sample_width=2, frame_rate=rate, channels=1)
 
 

@@ -110,7 +110,7 @@ class _DecodingOutput:
         if clip := self.ready(media, volume, work_dir):
             return clip
         wav = work_dir / f"{media.stem}-v{volume}.wav"
-        from broadcasts import decode_to_wav  # the content pipeline's: loaded when first used
+        from broadcasts.encode import decode_to_wav  # loaded when first used, without rendering
 
         return PreparedClip(wav, decode_to_wav(media, wav, volume=volume))
 
