@@ -116,3 +116,9 @@ def normalize_command(
     table = load_lexicon(lexicon)
     for line in sys.stdin:
         typer.echo(normalize_vi(line.rstrip("\r\n"), table))
+
+
+if __name__ == "__main__":
+    # ``python -m broadcasts.cli [OPTIONS] TEXT``: the tts command alone, light to start; an
+    # edge node renders its reminders this way, in a child process (edge/camera/host.py)
+    typer.run(tts_command)

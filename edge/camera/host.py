@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -38,8 +42,18 @@ def to_contract_alert(node: str, event: Any) -> Alert:
                  snapshot_jpeg_b64=snapshot, before_jpeg_b64=before)
 
 
+#: Longest a reminder's rendering may take (espeak-ng and ffmpeg; a few seconds on a Pi).
+RENDER_TIMEOUT_S = 120.0
+
+
 class ReminderClips:
-    """Reminder audio per text, rendered once on the node by the content pipeline."""
+    """Reminder audio per text, rendered once on the node by the content pipeline.
+
+    Rendering runs in a child process (``python -m broadcasts.cli``): it loads scipy, pydub
+    and the TTS engines, ≈ 90 MB resident that the agent would otherwise keep for as long
+    as it runs (measured by ``benchmarks/camera.py``: 267 → 190 MB with the INT8 model).
+    A rendered text is kept on disk under a name derived from it, so a restart reuses it.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -54,16 +68,15 @@ class ReminderClips:
             return self._refs[key]
 
     def _render(self, text: str) -> tuple[MediaRef, Path]:
-        from broadcasts import render_text
-
         self.directory.mkdir(parents=True, exist_ok=True)
-        audio = render_text(text, self.directory, chime=False, engine="espeak-ng")
-        ref = MediaRef(sha256=audio.sha256, size=audio.size, codec=audio.codec,
-                       duration_s=audio.duration_s)
-        return ref, audio.path
+        name = hashlib.sha256(text.encode()).hexdigest()[:24]
+        speech = self.directory / f"speech-{name}.mp3"
+        if not speech.exists():
+            render_in_child(text, speech)
+        return self._load(speech)
 
     def _load(self, clip: Path) -> tuple[MediaRef, Path]:
-        from broadcasts import decode_to_wav
+        from broadcasts.encode import decode_to_wav
         from edge.audio_output import wav_duration
 
         data = clip.read_bytes()
@@ -74,6 +87,25 @@ class ReminderClips:
         wav_data = wav.read_bytes()
         return MediaRef(sha256=hashlib.sha256(wav_data).hexdigest(), size=len(wav_data),
                         codec="wav", duration_s=wav_duration(wav)), wav
+
+
+def render_in_child(text: str, target: Path) -> None:
+    """Speak ``text`` to ``target`` (MP3, no chime, espeak-ng: a node is offline-first) with
+    the content pipeline's own command, in a child process that gives its memory back."""
+    spec = importlib.util.find_spec("broadcasts")  # locates the package without importing it
+    env = dict(os.environ)
+    if spec is not None and spec.origin:
+        root = str(Path(spec.origin).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "broadcasts.cli", "--no-chime", "--engine", "espeak-ng",
+               "-o", str(target), "--", text]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env,
+                              timeout=RENDER_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"reminder rendering took over {RENDER_TIMEOUT_S:.0f} s") from exc
+    if done.returncode != 0 or not target.exists():
+        raise RuntimeError(f"reminder rendering failed: {done.stderr.strip()[-300:]}")
 
 
 class CameraHost:
@@ -97,6 +129,18 @@ class CameraHost:
             self.workers.append(worker)
         if self.workers:
             log.info("%d camera workers running", len(self.workers))
+            threading.Thread(target=self._prepare_reminders, name="camera-reminders",
+                             daemon=True).start()
+
+    def _prepare_reminders(self) -> None:
+        """Render the cameras' reminders once at start (kept on disk for later starts), so
+        the first reminder plays when it is due, not after its rendering."""
+        for cam in self.cameras:
+            for kind, reminder in cam.reminders.items() if cam.enabled else ():
+                try:
+                    self.clips.get(reminder.text, reminder.clip)
+                except Exception:
+                    log.exception("cannot prepare the %s reminder for %s", kind, cam.id)
 
     def stop(self) -> None:
         for worker in self.workers:
