@@ -7,12 +7,15 @@
   ``thai_campus_motorbike_test3.mp4`` (decoded beforehand), as fast as it goes; frames are
   time-stamped as a 15 fps capture, so the helmet model runs on motion at its configured cap
   (5 Hz).  ``fps_model_every_frame`` lifts the cap: the model on every frame with motion.
-* ``cpu_share_at_15fps``: a child process runs one ``CameraWorker`` on the clip (looped at
-  its own 29.97 fps, capped to 15 fps) with the helmet check for ``--seconds``; CPU time
-  (user + system, all threads, decoding included) / wall time, as a share of one core.
+* ``cpu_share_at_15fps``: a child process runs a whole node agent (``EdgeAgent``: store,
+  scheduler and player with a file sink, the MQTT link to a port nobody answers, as with
+  the 4G down) with one camera on the clip (looped at its own 29.97 fps, capped to 15 fps)
+  running motion, the dumping check on a zone and the helmet check, for ``--seconds``; CPU
+  time (user + system, all threads, decoding included) / wall time, as a share of one core.
 * ``rss_mb``: that child's resident memory at the end (VmRSS; ``rss_peak_mb`` is VmHWM):
-  Python + OpenCV + onnxruntime with the model loaded + one worker running.
-  ``rss_load_mb`` is the same process after the model is loaded, before the worker starts.
+  what issue 14 asks to keep at ≤ 150 MB. ``rss_load_mb`` is the same process once the
+  camera has delivered its first frame (model loaded); ``rss_mb_motion_only`` the same
+  node without the helmet check (motion and dumping: no model).
   ``rss_anon_mb`` / ``rss_file_mb`` split ``rss_mb`` into private memory and pages of mapped
   files (the libraries' code and data): the second depends on the kernel's page cache
   (docs/camera.md, "Memory on a Pi": large folios on this machine's ext4 add ≈ 40 MB).
@@ -29,9 +32,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +46,7 @@ import cv2
 if TYPE_CHECKING:
     from edge.camera.helmet import HelmetDetector
     from firmware_config.camera import CameraConfig
+    from firmware_config.schema import NodeConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LOAXA_SHARED_DIR", REPO.parent / "shared"))
@@ -95,48 +101,78 @@ def proc_status(key: str) -> float:
     return float("nan")
 
 
-def child(seconds: float, helmet: bool, model: Path, lean: bool) -> None:
-    """Run one worker in this (fresh) process and print cpu share and memory as JSON."""
-    import onnxruntime  # noqa: F401  (the agent process holds it too)
+def free_port() -> int:
+    """A local port nothing listens on: the node's broker link is refused and retried, as
+    on a node whose 4G is down (the cameras and the player run regardless)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
-    from edge.camera import CameraPipeline, CameraWorker
-    from firmware_config.camera import CameraConfig
 
-    checks = ["helmet"] if helmet else []
-    cfg = CameraConfig(
+def node_config(storage: Path, helmet: bool, model: Path, lean: bool) -> NodeConfig:
+    """One node with the player (file sink) and one camera: motion, the dumping check on a
+    zone covering the lower half of the view, and the helmet check unless ``helmet`` is off."""
+    from firmware_config.camera import CameraConfig, ZoneConfig
+    from firmware_config.schema import NodeConfig
+
+    zone = ZoneConfig(
+        name="bai-dat-trong", polygon=[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]], dumping=True
+    )
+    camera = CameraConfig(
         id="bench",
         source=str(CLIP),
         fps=15,
-        checks=checks,
+        checks=["helmet", "dumping"] if helmet else ["dumping"],
+        zones=[zone],
         helmet={"model": model, "lean_memory": lean},
     )
-    pipeline = CameraPipeline(cfg, detector=detector_for(cfg), load_model=False)
-    worker = CameraWorker(cfg, lambda a: None, lambda c, k: False, pipeline=pipeline)
-    rss_load = proc_status("VmRSS")  # model loaded, worker not started
-    t0, c0 = time.monotonic(), os.times()
-    worker.start()
-    time.sleep(seconds)
-    stats = worker.stats()
-    t1, c1 = time.monotonic(), os.times()
-    processed = stats.frames / (t1 - t0)
-    cpu = (c1.user - c0.user) + (c1.system - c0.system)
-    print(
-        json.dumps(
-            {
-                "cpu_share": cpu / (t1 - t0),
-                "frames": stats.frames,
-                "fps": round(processed, 2),
-                "model_runs": stats.model_runs,
-                "rss_load_mb": rss_load,
-                "rss_mb": proc_status("VmRSS"),
-                "rss_anon_mb": proc_status("RssAnon"),
-                "rss_file_mb": proc_status("RssFile") + proc_status("RssShmem"),
-                "rss_peak_mb": proc_status("VmHWM"),
-                "error": stats.last_error,
-            }
-        )
+    return NodeConfig(
+        node_id="bench",
+        commune="bench",
+        storage_dir=storage,
+        audio={"output": "file", "file_dir": storage / "sink"},
+        mqtt={"host": "127.0.0.1", "port": free_port(), "tls": False},
+        cameras=[camera],
     )
-    worker.stop()
+
+
+def child(seconds: float, helmet: bool, model: Path, lean: bool) -> None:
+    """Run one whole node agent in this (fresh) process; print cpu share and memory as JSON."""
+    from edge.agent import EdgeAgent
+
+    with tempfile.TemporaryDirectory(prefix="loaxa-bench-") as tmp:
+        agent = EdgeAgent(node_config(Path(tmp), helmet, model, lean))
+        agent.start()
+        assert agent.cameras is not None
+        deadline = time.monotonic() + 120
+        while not agent.cameras.workers or agent.cameras.workers[0].stats().frames == 0:
+            if time.monotonic() > deadline:
+                raise SystemExit("the camera delivered no frame in 120 s")
+            time.sleep(0.05)
+        worker = agent.cameras.workers[0]
+        rss_load = proc_status("VmRSS")  # agent running, model loaded, first frame done
+        t0, c0, f0 = time.monotonic(), os.times(), worker.stats().frames
+        time.sleep(seconds)
+        stats = worker.stats()
+        t1, c1 = time.monotonic(), os.times()
+        cpu = (c1.user - c0.user) + (c1.system - c0.system)
+        print(
+            json.dumps(
+                {
+                    "cpu_share": cpu / (t1 - t0),
+                    "frames": stats.frames,
+                    "fps": round((stats.frames - f0) / (t1 - t0), 2),
+                    "model_runs": stats.model_runs,
+                    "rss_load_mb": rss_load,
+                    "rss_mb": proc_status("VmRSS"),
+                    "rss_anon_mb": proc_status("RssAnon"),
+                    "rss_file_mb": proc_status("RssFile") + proc_status("RssShmem"),
+                    "rss_peak_mb": proc_status("VmHWM"),
+                    "error": stats.last_error,
+                }
+            )
+        )
+        agent.stop(graceful=False)
 
 
 def run_child(seconds: float, helmet: bool, model: Path, lean: bool) -> dict:
@@ -161,6 +197,9 @@ def main() -> None:
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--motion-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    for needed in (CLIP, args.model):
+        if not needed.is_file():
+            raise SystemExit(f"missing {needed} (set LOAXA_SHARED_DIR to the shared folder)")
     if args.child:
         child(args.seconds, not args.motion_only, args.model, args.lean)
         return
