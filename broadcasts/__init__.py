@@ -3,7 +3,7 @@ loudness-normalised, low-bitrate audio. Used by the controller and by edge nodes
 
 The names below are loaded when first used (PEP 562), not when the package is imported: a
 node that only decodes a clip for its speaker (``broadcasts.encode``) must not pull in
-rendering's scipy, pydub and gTTS, ≈ 90 MB resident that a Pi never gives back."""
+rendering's scipy, pydub and gTTS, ≈ 85 MB resident that a Pi never gives back."""
 
 from __future__ import annotations
 

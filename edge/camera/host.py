@@ -51,7 +51,7 @@ class ReminderClips:
 
     Rendering runs in a child process (``python -m broadcasts.cli``): it loads scipy, pydub
     and the TTS engines, ≈ 90 MB resident that the agent would otherwise keep for as long
-    as it runs (measured by ``benchmarks/camera.py``: 267 → 190 MB with the INT8 model).
+    as it runs (``benchmarks/camera.py``, whole agent, INT8 model: 255 → 186 MB).
     A rendered text is kept on disk under a name derived from it, so a restart reuses it.
     """
 

@@ -5,6 +5,7 @@ camera's reminder is rendered in a child process (edge/camera/host.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ def test_a_node_renders_and_plays_a_reminder_without_loading_rendering(tmp_path:
                                                                         text: str) -> None:
     done = subprocess.run([sys.executable, "-c", NODE_WORK, str(tmp_path), text],
                           capture_output=True, text=True, cwd=REPO, timeout=180,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["heavy"] == [], f"the node process loaded {got['heavy']}"
