@@ -8,23 +8,9 @@ rendering's scipy, pydub and gTTS, ≈ 85 MB resident that a Pi never gives back
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from broadcasts.assemble import RenderedAudio, render_announcement, render_text
-    from broadcasts.encode import decode_to_wav
-    from broadcasts.items import (
-        ChimeItem,
-        Item,
-        OutroItem,
-        RecordingItem,
-        SilenceItem,
-        SpeechItem,
-        parse_items,
-    )
-    from broadcasts.loudness import measure_lufs
-    from broadcasts.normalize import normalize_vi
-
+#: Each exported name and the module that defines it.
 _WHERE = {
     "RenderedAudio": "assemble",
     "render_announcement": "assemble",
@@ -41,21 +27,7 @@ _WHERE = {
     "normalize_vi": "normalize",
 }
 
-__all__ = [
-    "ChimeItem",
-    "Item",
-    "OutroItem",
-    "RecordingItem",
-    "RenderedAudio",
-    "SilenceItem",
-    "SpeechItem",
-    "decode_to_wav",
-    "measure_lufs",
-    "normalize_vi",
-    "parse_items",
-    "render_announcement",
-    "render_text",
-]
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:
